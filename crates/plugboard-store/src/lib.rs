@@ -1,1 +1,201 @@
-//! placeholder
+//! Plugboard's storage: repository trait [`Store`] with a SQLite ([`SqliteStore`]) and a PostgreSQL ([`PgStore`])
+//! implementation. Both run the same SQL text (sqlx accepts `$N` placeholders on both), generated from one body by a
+//! macro, so the two backends cannot drift apart. Migrations are embedded, one folder per dialect.
+
+mod ids;
+mod model;
+mod records;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use ids::{new_id, now_ms};
+pub use model::*;
+pub use records::*;
+pub use sql::{PgStore, SqliteStore};
+
+/// Errors that name outcomes; the database's own error is kept for the log, never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// True for errors the caller caused (bad reference, duplicate), false for infrastructure failures.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Invalid(_)
+        )
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The repository. Every method is one transaction at most; multi-row writes are atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// Cheap round-trip used by `/readyz`.
+    async fn ping(&self) -> Result<()>;
+    /// Applies pending migrations; returns how many were applied.
+    async fn migrate(&self) -> Result<usize>;
+
+    // --- identity ---
+    async fn create_user(&self, email: &str, name: &str) -> Result<User>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>>;
+    /// Creates the workspace and makes `owner_id` its OWNER, atomically.
+    async fn create_workspace(&self, name: &str, owner_id: &str) -> Result<Workspace>;
+    async fn get_workspace(&self, id: &str) -> Result<Option<Workspace>>;
+    /// Adds a member or changes an existing member's role.
+    async fn add_member(&self, workspace_id: &str, user_id: &str, role: Role)
+        -> Result<Membership>;
+    async fn member_role(&self, workspace_id: &str, user_id: &str) -> Result<Option<Role>>;
+    async fn create_crew(&self, workspace_id: &str, name: &str) -> Result<Crew>;
+    async fn get_crew(&self, id: &str) -> Result<Option<Crew>>;
+    async fn create_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        token_hash: &[u8],
+    ) -> Result<TokenRecord>;
+    /// Revokes a token; `NotFound` when no token has this id. Revoking twice is not an error.
+    async fn revoke_token(&self, id: &str) -> Result<TokenRecord>;
+    /// The owner of an unrevoked token with this hash.
+    async fn token_owner(&self, token_hash: &[u8]) -> Result<Option<TokenOwner>>;
+    /// How many tokens were ever revoked: grows with every revocation, so a change means "drop caches".
+    async fn revocation_count(&self) -> Result<i64>;
+
+    // --- vault ---
+    async fn data_keys(&self) -> Result<Vec<DataKeyRow>>;
+    /// Inserts a wrapped data key; when `active`, it becomes the only active key in the same transaction.
+    async fn insert_data_key(&self, id: &str, wrapped: &[u8], active: bool) -> Result<()>;
+    async fn active_data_key_id(&self) -> Result<Option<String>>;
+    /// Up to `limit` secrets sealed under any key other than `key_id`.
+    async fn secrets_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<SecretRow>>;
+    /// Compare-and-set: replaces a secret's ciphertext only if it still holds `old`. Returns whether it did.
+    async fn rewrap_secret(
+        &self,
+        old: &SecretRow,
+        new_key_id: &str,
+        new_ciphertext: &[u8],
+    ) -> Result<bool>;
+    /// Deletes data keys that are neither active nor used by any secret; returns how many.
+    async fn delete_unused_data_keys(&self) -> Result<u64>;
+    async fn count_secrets(&self) -> Result<i64>;
+
+    // --- integrations ---
+    /// Inserts the integration, its secrets, its OAuth state (if any), the audit entry and the idempotency record
+    /// (if any) in one transaction.
+    async fn create_integration(&self, new: NewIntegration) -> Result<Integration>;
+    async fn get_integration(&self, id: &str) -> Result<Option<Integration>>;
+    async fn list_integrations(
+        &self,
+        workspace_id: &str,
+        crew_id: Option<&str>,
+    ) -> Result<Vec<Integration>>;
+    /// Applies a patch (and replaces secrets when given: old entries destroyed) with its audit entry, atomically.
+    async fn update_integration(
+        &self,
+        id: &str,
+        patch: IntegrationPatch,
+    ) -> Result<Option<Integration>>;
+    /// Deletes the integration and (by cascade) its vault entries and OAuth states, with its audit entry.
+    async fn delete_integration(&self, id: &str, audit: NewAudit) -> Result<bool>;
+    async fn integration_secrets(&self, integration_id: &str) -> Result<Vec<SecretRow>>;
+    async fn idempotency_get(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>>;
+
+    // --- OAuth states ---
+    /// Marks an unused, unexpired state as used and returns it; `None` for unknown, expired or already used.
+    async fn consume_oauth_state(
+        &self,
+        state_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<OAuthStateRow>>;
+
+    // --- audit ---
+    async fn append_audit(&self, entry: NewAudit) -> Result<()>;
+    async fn list_audit(
+        &self,
+        workspace_id: &str,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditRow>>;
+}
+
+/// Opens the store a `sqlite://…` or `postgres://…` URL names (without migrating).
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::Invalid(
+            "database URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}
+
+impl SqliteStore {
+    /// WAL journal, foreign keys on, a 5 s busy timeout, `synchronous=NORMAL` (safe in WAL mode: a crash can lose
+    /// the last transactions but never corrupts). The file and its folder are created when missing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(parent) = opts.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Invalid(format!(
+                        "cannot create the database folder {}: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        Ok(PgStore { pool })
+    }
+}
