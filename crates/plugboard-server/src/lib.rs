@@ -1,1 +1,15 @@
-//! placeholder
+//! Plugboard's HTTP service: axum routes over the store, the vault, the catalog and the egress guard.
+//! Data flows one way: request → extractor (principal, validated path and body) → service function →
+//! store / vault / egress → response. Handlers hold no SQL.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod openapi;
+pub mod prepared;
+pub mod routes;
+pub mod vault;
+
+pub use app::{router, App, AppState, Application, StartupError};
+pub use config::{Config, ConfigArgs, LogFormat};

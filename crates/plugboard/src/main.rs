@@ -1,1 +1,395 @@
-fn main() {}
+//! `plugboard`: the service and its operator commands. Each operator command prints exactly one JSON object on
+//! stdout and exits 0, or prints a clear message on stderr and exits non-zero. Logs always go to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use plugboard_server::auth::generate_token;
+use plugboard_server::vault::{resolve_master_key, rotate};
+use plugboard_server::{App, Application, Config, ConfigArgs, LogFormat};
+use plugboard_store::{Role, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "plugboard",
+    version,
+    about = "MCP connector catalog and credential vault"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Operator commands on users, workspaces, members, crews and tokens.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Catalog tools.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Vault tools.
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    Crew {
+        #[command(subcommand)]
+        command: CrewCommand,
+    },
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user: prints {"id"}.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace owned by a user: prints {"id"}.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Add a member (or change a member's role): prints {"workspace_id","user_id","role"}.
+    Add {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CrewCommand {
+    /// Create a crew in a workspace: prints {"id"}.
+    Create {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token: prints {"id","token"}; the token is shown this once only.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke an API token: prints {"id","revoked":true}.
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Validate manifest files or folders: prints {"valid","invalid":[{"file","error"}]}; exit 0 only if all valid.
+    Lint {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Make a new data key active and re-encrypt every secret under it: prints {"key_id","rewrapped"}.
+    Rotate,
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.config.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("plugboard: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    init_logging(config.log_format, if serving { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plugboard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, cli.command.unwrap_or(Command::Serve))) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("plugboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(value: serde_json::Value) {
+    println!("{value}");
+}
+
+async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn Store>> {
+    let store = plugboard_store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                config.redacted_database_url()
+            )
+        })?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+fn check_text(what: &str, value: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        bail!("{what} must not be empty");
+    }
+    if v.chars().count() > max {
+        bail!("{what} must be at most {max} characters");
+    }
+    if v.chars().any(char::is_control) {
+        bail!("{what} must not contain control characters");
+    }
+    Ok(v.to_string())
+}
+
+fn check_email(email: &str) -> Result<String> {
+    let e = check_text("--email", email, 254)?;
+    match e.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace) =>
+        {
+            Ok(e)
+        }
+        _ => bail!("--email `{e}` is not an email address (expected name@example.com)"),
+    }
+}
+
+async fn run(config: Config, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve => {
+            tracing::info!(settings = %config.summary(), "starting plugboard");
+            let state = App::build(config).await?;
+            let app = Application::bind(state).await?;
+            app.run_until(shutdown_signal())
+                .await
+                .context("server error")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = plugboard_store::connect(&config.database_url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the database {}",
+                        config.redacted_database_url()
+                    )
+                })?;
+            let applied = store.migrate().await.context("database migration failed")?;
+            print(json!({ "applied": applied }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog {
+            command: CatalogCommand::Lint { paths },
+        } => {
+            let report = plugboard_catalog::lint_paths(&paths);
+            print(serde_json::to_value(&report)?);
+            Ok(if report.invalid.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Vault {
+            command: VaultCommand::Rotate,
+        } => {
+            let master = resolve_master_key(&config)?;
+            let store = open_store(&config).await?;
+            let (key_id, rewrapped) = rotate(store, &master).await?;
+            print(json!({ "key_id": key_id, "rewrapped": rewrapped }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { command } => {
+            let store = open_store(&config).await?;
+            admin(store.as_ref(), command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::User {
+            command: UserCommand::Create { email, name },
+        } => {
+            let email = check_email(&email)?;
+            let name = match name {
+                Some(n) => check_text("--name", &n, 200)?,
+                None => email.split('@').next().unwrap_or_default().to_string(),
+            };
+            let user = store.create_user(&email, &name).await?;
+            print(json!({ "id": user.id }));
+        }
+        AdminCommand::Workspace {
+            command: WorkspaceCommand::Create { name, owner },
+        } => {
+            let name = check_text("--name", &name, 200)?;
+            let ws = store
+                .create_workspace(&name, owner.trim())
+                .await
+                .map_err(|e| match e {
+                    plugboard_store::StoreError::NotFound(_) => {
+                        anyhow::anyhow!("no user with id `{}`", owner.trim())
+                    }
+                    other => other.into(),
+                })?;
+            print(json!({ "id": ws.id }));
+        }
+        AdminCommand::Member {
+            command:
+                MemberCommand::Add {
+                    workspace,
+                    user,
+                    role,
+                },
+        } => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let m = store
+                .add_member(workspace.trim(), user.trim(), role)
+                .await?;
+            print(
+                json!({ "workspace_id": m.workspace_id, "user_id": m.user_id, "role": m.role.as_str() }),
+            );
+        }
+        AdminCommand::Crew {
+            command: CrewCommand::Create { workspace, name },
+        } => {
+            let name = check_text("--name", &name, 200)?;
+            let crew = store.create_crew(workspace.trim(), &name).await?;
+            print(json!({ "id": crew.id }));
+        }
+        AdminCommand::Token {
+            command: TokenCommand::Create { user, name },
+        } => {
+            let name = match name {
+                Some(n) => check_text("--name", &n, 200)?,
+                None => "api".to_string(),
+            };
+            let (token, hash) = generate_token();
+            let rec = store
+                .create_token(user.trim(), &name, &hash)
+                .await
+                .map_err(|e| match e {
+                    plugboard_store::StoreError::NotFound(_) => {
+                        anyhow::anyhow!("no user with id `{}`", user.trim())
+                    }
+                    other => other.into(),
+                })?;
+            print(json!({ "id": rec.id, "token": token }));
+        }
+        AdminCommand::Token {
+            command: TokenCommand::Revoke { id },
+        } => {
+            let rec = store.revoke_token(id.trim()).await.map_err(|e| match e {
+                plugboard_store::StoreError::NotFound(_) => {
+                    anyhow::anyhow!("no token with id `{}`", id.trim())
+                }
+                other => other.into(),
+            })?;
+            print(json!({ "id": rec.id, "revoked": true }));
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,255 @@
+//! Configuration: every setting from an environment variable (flags mirror them), validated at start with a
+//! message that says how to fix a bad value.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use url::Url;
+
+/// The raw settings as clap reads them (flags and environment variables).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Address to bind.
+    #[arg(
+        long,
+        env = "PLUGBOARD_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: String,
+    /// Where the default SQLite file and the dev key file live.
+    #[arg(
+        long,
+        env = "PLUGBOARD_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default `sqlite://$PLUGBOARD_DATA_DIR/plugboard.db`.
+    #[arg(
+        long,
+        env = "PLUGBOARD_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<String>,
+    /// A folder of manifests that replaces the built-in catalog.
+    #[arg(long, env = "PLUGBOARD_CATALOG_DIR", global = true)]
+    pub catalog_dir: Option<PathBuf>,
+    /// Base64 of 32 random bytes; wraps the vault's data keys.
+    #[arg(
+        long,
+        env = "PLUGBOARD_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub master_key: Option<String>,
+    /// The externally visible base URL (OAuth redirect URIs are built from it).
+    #[arg(long, env = "PLUGBOARD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Comma-separated CIDRs the egress guard lets through although private or loopback.
+    #[arg(
+        long,
+        env = "PLUGBOARD_EGRESS_ALLOW_CIDRS",
+        default_value = "",
+        global = true
+    )]
+    pub egress_allow_cidrs: String,
+    /// Bound on one verify probe, end to end, in milliseconds.
+    #[arg(
+        long,
+        env = "PLUGBOARD_PROBE_TIMEOUT_MS",
+        default_value = "10000",
+        global = true
+    )]
+    pub probe_timeout_ms: String,
+    /// `pretty` or `json`.
+    #[arg(
+        long,
+        env = "PLUGBOARD_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Validated settings.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub catalog_dir: Option<PathBuf>,
+    pub master_key: Option<SecretString>,
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub egress_allow_cidrs: Vec<IpNet>,
+    pub probe_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+/// A configuration value that cannot be used, with how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigArgs {
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = self.listen.trim().parse().map_err(|_| {
+            ConfigError(format!(
+                "PLUGBOARD_LISTEN `{}` is not an address: use host:port with an IP, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+                self.listen
+            ))
+        })?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError(
+                "PLUGBOARD_DATA_DIR must not be empty (default ./data)".into(),
+            ));
+        }
+        let database_url = match self.database_url.filter(|s| !s.trim().is_empty()) {
+            Some(url) => {
+                let url = url.trim().to_string();
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    return Err(ConfigError(
+                        "PLUGBOARD_DATABASE_URL must start with sqlite:// or postgres:// \
+                         (e.g. postgres://user:pass@localhost:5432/plugboard)"
+                            .into(),
+                    ));
+                }
+                url
+            }
+            None => format!("sqlite://{}", self.data_dir.join("plugboard.db").display()),
+        };
+        let public_url = match self.public_url.filter(|s| !s.trim().is_empty()) {
+            Some(raw) => {
+                let parsed = Url::parse(raw.trim()).map_err(|e| {
+                    ConfigError(format!(
+                        "PLUGBOARD_PUBLIC_URL is not a URL ({e}): use the externally visible base, e.g. https://plugboard.example.com"
+                    ))
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https")
+                    || parsed.host_str().is_none()
+                    || parsed.query().is_some()
+                    || parsed.fragment().is_some()
+                    || !parsed.username().is_empty()
+                    || parsed.password().is_some()
+                {
+                    return Err(ConfigError(
+                        "PLUGBOARD_PUBLIC_URL must be an http(s) base URL without credentials, query or fragment, \
+                         e.g. https://plugboard.example.com"
+                            .into(),
+                    ));
+                }
+                parsed.as_str().trim_end_matches('/').to_string()
+            }
+            None => format!("http://{listen}"),
+        };
+        let egress_allow_cidrs = plugboard_egress::parse_allow_cidrs(&self.egress_allow_cidrs)
+            .map_err(|e| {
+                ConfigError(format!(
+                    "PLUGBOARD_EGRESS_ALLOW_CIDRS: {e} (e.g. 10.0.0.0/8,127.0.0.1/32)"
+                ))
+            })?;
+        let probe_timeout_ms: u64 = self.probe_timeout_ms.trim().parse().ok().filter(|ms| (1..=600_000).contains(ms)).ok_or_else(|| {
+            ConfigError(format!(
+                "PLUGBOARD_PROBE_TIMEOUT_MS `{}` must be a whole number of milliseconds from 1 to 600000 (default 10000)",
+                self.probe_timeout_ms
+            ))
+        })?;
+        let log_format = match self.log_format.trim().to_ascii_lowercase().as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError(format!(
+                    "PLUGBOARD_LOG_FORMAT `{other}` must be `pretty` or `json`"
+                )))
+            }
+        };
+        Ok(Config {
+            listen,
+            data_dir: self.data_dir,
+            database_url,
+            catalog_dir: self.catalog_dir.filter(|p| !p.as_os_str().is_empty()),
+            master_key: self
+                .master_key
+                .filter(|s| !s.trim().is_empty())
+                .map(SecretString::from),
+            public_url,
+            egress_allow_cidrs,
+            probe_timeout: Duration::from_millis(probe_timeout_ms),
+            log_format,
+        })
+    }
+}
+
+impl Config {
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// The database URL with any password replaced, for logs.
+    pub fn redacted_database_url(&self) -> String {
+        match Url::parse(&self.database_url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("********"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "<unparseable>".into(),
+        }
+    }
+
+    /// One line of the effective settings, without any secret.
+    pub fn summary(&self) -> String {
+        format!(
+            "listen={} data_dir={} database={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} log_format={:?}",
+            self.listen,
+            self.data_dir.display(),
+            self.redacted_database_url(),
+            self.catalog_dir.as_ref().map_or("built-in".to_string(), |p| p.display().to_string()),
+            if self.master_key.is_some() { "set" } else { "unset" },
+            self.public_url,
+            self.egress_allow_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            self.probe_timeout.as_millis(),
+            self.log_format,
+        )
+    }
+
+    /// The OAuth redirect URI.
+    pub fn oauth_redirect_uri(&self) -> String {
+        format!("{}/api/v1/connectors/oauth/callback", self.public_url)
+    }
+
+    /// Settings for tests: SQLite under `data_dir`, loopback listener on an ephemeral port.
+    pub fn for_tests(data_dir: PathBuf, database_url: String) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url,
+            catalog_dir: None,
+            master_key: None,
+            public_url: "http://127.0.0.1:8080".into(),
+            egress_allow_cidrs: Vec::new(),
+            probe_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}

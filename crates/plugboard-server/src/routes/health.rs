@@ -1,0 +1,37 @@
+//! Liveness, readiness and the OpenAPI document (no authentication).
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "process up")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The database is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "database reachable"),
+    (status = 503, description = "database unreachable", body = crate::openapi::ErrorBody)))]
+pub async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    app.store.ping().await.map_err(ApiError::unavailable)?;
+    Ok(Json(
+        serde_json::json!({ "status": "ready", "database": app.store.backend() }),
+    ))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi(State(app): State<AppState>) -> Response {
+    let mut res = app.openapi.clone().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
