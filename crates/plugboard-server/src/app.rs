@@ -200,7 +200,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/api/openapi.json", get(routes::health::openapi))
         .merge(routes::connectors::router())
+        .merge(routes::verify::router())
+        .merge(routes::install::router())
         .merge(routes::integrations::router())
+        .merge(routes::audit::router())
         .fallback(|| async { ApiError::not_found("endpoint").into_response() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

@@ -9,6 +9,8 @@ pub mod error;
 pub mod openapi;
 pub mod prepared;
 pub mod routes;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vault;
 
 pub use app::{router, App, AppState, Application, StartupError};

@@ -1,8 +1,11 @@
 //! HTTP handlers, one module per resource, plus the small extractors they share.
 
+pub mod audit;
 pub mod connectors;
 pub mod health;
+pub mod install;
 pub mod integrations;
+pub mod verify;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, RawQuery};

@@ -1,0 +1,208 @@
+//! In-process test harness: a fresh database (SQLite file or PostgreSQL schema), the real router, and helpers to
+//! make users, workspaces and tokens and to send requests with `router.oneshot`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use bytes::Bytes;
+use plugboard_catalog::Catalog;
+use plugboard_store::testing::TestDb;
+use plugboard_store::{Role, User, Workspace};
+use secrecy::{ExposeSecret, SecretString};
+use tower::ServiceExt;
+
+use crate::auth::generate_token;
+use crate::{App, AppState, Config};
+
+pub use plugboard_store::test_on_both_backends;
+pub use plugboard_store::testing::{Backend, TestDb as Db};
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub state: AppState,
+    pub router: Router,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// Asserts the status and, for errors, the contract's error body shape.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        if status >= 400 {
+            let v = self.json();
+            assert!(
+                v["error"].is_string() && v["code"].is_string(),
+                "error body: {v}"
+            );
+        }
+        self
+    }
+}
+
+/// A master key generated for one test (base64), so no key file is written.
+pub fn test_master_key() -> SecretString {
+    plugboard_vault::MasterKey::generate().to_base64()
+}
+
+impl TestApp {
+    /// The built-in catalog.
+    pub async fn new(db: TestDb) -> TestApp {
+        Self::build(db, None, |_| {}).await
+    }
+
+    pub async fn with_catalog(db: TestDb, catalog: Catalog) -> TestApp {
+        Self::build(db, Some(catalog), |_| {}).await
+    }
+
+    pub async fn build(
+        db: TestDb,
+        catalog: Option<Catalog>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let data_dir = db.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let mut config = Config::for_tests(data_dir, db.url.clone());
+        config.master_key = Some(test_master_key());
+        configure(&mut config);
+        let catalog = match catalog {
+            Some(c) => c,
+            None => Catalog::builtin().expect("built-in catalog"),
+        };
+        let state = App::with_parts(config, db.store.clone(), catalog)
+            .await
+            .expect("app state");
+        let router = crate::router(state.clone());
+        TestApp { db, state, router }
+    }
+
+    pub fn master_key(&self) -> String {
+        self.state
+            .config
+            .master_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_string())
+            .unwrap_or_default()
+    }
+
+    /// A new user with a token.
+    pub async fn user(&self, email: &str) -> (User, String) {
+        let user = self.db.store.create_user(email, email).await.expect("user");
+        let (token, hash) = generate_token();
+        self.db
+            .store
+            .create_token(&user.id, "test", &hash)
+            .await
+            .expect("token");
+        (user, token)
+    }
+
+    /// A workspace owned by a new user; returns the workspace and the owner's token.
+    pub async fn workspace(&self) -> (Workspace, String) {
+        let (owner, token) = self
+            .user(&format!("owner-{}@example.com", plugboard_store::new_id()))
+            .await;
+        let ws = self
+            .db
+            .store
+            .create_workspace("Test workspace", &owner.id)
+            .await
+            .expect("workspace");
+        (ws, token)
+    }
+
+    /// A new member of `ws` with `role`; returns their token.
+    pub async fn member(&self, ws: &Workspace, role: Role) -> String {
+        let (user, token) = self
+            .user(&format!(
+                "{}-{}@example.com",
+                role.as_str().to_lowercase(),
+                plugboard_store::new_id()
+            ))
+            .await;
+        self.db
+            .store
+            .add_member(&ws.id, &user.id, role)
+            .await
+            .expect("member");
+        token
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.raw(method, uri, token, &[], body).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> TestResponse {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .expect("request");
+        let res = self.router.clone().oneshot(req).await.expect("response");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::GET, uri, token, None).await
+    }
+
+    pub async fn post(
+        &self,
+        uri: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> TestResponse {
+        self.request(Method::POST, uri, token, Some(body)).await
+    }
+}
