@@ -59,10 +59,9 @@
 //!   text, password and number fields; select and bool fields take no validation (choices and
 //!   the type already constrain them). A submitted value may not contain NUL and is at most
 //!   [`MAX_VALUE_BYTES`].
-//! * **`validation.pattern` matches the whole value** (compiled as `\A(?:pattern)\z`, like
-//!   HTML's `pattern`). Because of that, a pattern anchored at one end only with nothing open at
-//!   the other (`^xoxb-`, which would accept only the literal `xoxb-`) is a load error that
-//!   suggests `^xoxb-.*`; anchoring both ends, neither, or one end plus `.*` is fine.
+//! * **`validation.pattern` is a search, as in JSON Schema** (the most common meaning in form and
+//!   manifest formats, so foreign catalogs keep their meaning): `^xoxb-` accepts every value that
+//!   starts with `xoxb-`; anchor both ends (`^[a-z]+$`) to constrain the whole value.
 //! * **`pkce`** defaults to `false`; `scopes` to `[]`; a scope may not contain the separator.
 //! * **OAuth params.** `authorize_params` may not set [`RESERVED_AUTHORIZE_PARAMS`] and
 //!   `token_params` may not set [`RESERVED_TOKEN_PARAMS`]: the flow sets those itself (a

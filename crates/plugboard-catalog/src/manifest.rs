@@ -166,7 +166,8 @@ pub struct Validation {
     pub max: Option<f64>,
 }
 
-/// A compiled `validation.pattern`: the author's text, compiled anchored as a whole-value match.
+/// A compiled `validation.pattern`: the author's text, matched like JSON Schema's `pattern` (a search: anchor
+/// with `^`/`$` to match the whole value).
 #[derive(Debug, Clone)]
 pub struct Pattern {
     source: String,
@@ -178,7 +179,7 @@ impl Pattern {
     pub const MAX_SOURCE_BYTES: usize = 1024;
     const SIZE_LIMIT: usize = 1 << 20;
 
-    /// Compiles `source` as `\A(?:source)\z`, with a compiled-size limit.
+    /// Compiles `source` unanchored, with a compiled-size limit.
     pub fn new(source: &str) -> Result<Pattern, String> {
         if source.len() > Self::MAX_SOURCE_BYTES {
             return Err(format!(
@@ -186,25 +187,7 @@ impl Pattern {
                 Self::MAX_SOURCE_BYTES
             ));
         }
-        // The pattern must match the whole value, so an author who anchors one end only, with
-        // nothing open at the other, almost certainly meant a prefix (or suffix) search:
-        // `^xoxb-` would accept nothing but `xoxb-` itself. Say so at load time instead of
-        // rejecting every real value later. (`^xoxb-.*` and `^a$` are fine.)
-        let starts = source.starts_with('^');
-        let ends = source.ends_with('$') && !source.ends_with("\\$");
-        let open_tail = source.ends_with(".*") || source.ends_with(".+");
-        let open_head = source.starts_with(".*") || source.starts_with(".+");
-        if starts && !ends && !open_tail {
-            return Err(format!(
-                "the pattern is matched against the whole value, so `{source}` only accepts exactly what it spells out; for a prefix write `{source}.*`, or anchor both ends"
-            ));
-        }
-        if ends && !starts && !open_head {
-            return Err(format!(
-                "the pattern is matched against the whole value, so `{source}` only accepts exactly what it spells out; for a suffix write `.*{source}`, or anchor both ends"
-            ));
-        }
-        let regex = regex::RegexBuilder::new(&format!(r"\A(?:{source})\z"))
+        let regex = regex::RegexBuilder::new(source)
             .size_limit(Self::SIZE_LIMIT)
             .dfa_size_limit(Self::SIZE_LIMIT)
             .build()
@@ -223,12 +206,12 @@ impl Pattern {
         &self.source
     }
 
-    /// True when the whole of `value` matches.
+    /// True when the pattern matches somewhere in `value` (JSON Schema semantics).
     pub fn is_match(&self, value: &str) -> bool {
         self.regex.is_match(value)
     }
 
-    /// The anchored regex.
+    /// The compiled regex.
     pub fn regex(&self) -> &regex::Regex {
         &self.regex
     }

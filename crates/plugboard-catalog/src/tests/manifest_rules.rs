@@ -406,7 +406,7 @@ fn a_default_must_satisfy_the_fields_own_rules() {
 }
 
 #[test]
-fn a_validation_pattern_must_compile_and_is_a_whole_value_match() {
+fn a_validation_pattern_must_compile_and_anchors_mean_what_they_say() {
     rejects(
         &with_fields("  - {key: a, type: text, validation: {pattern: \"([a-z\"}}"),
         &["fields[1].validation.pattern", "does not compile"],
@@ -423,7 +423,7 @@ fn a_validation_pattern_must_compile_and_is_a_whole_value_match() {
         &["fields[1].validation.pattern", "too complex"],
     );
     let m = manifest(&with_fields(
-        "  - {key: a, type: text, validation: {pattern: \"ghp_[a-z]+|x\"}}",
+        "  - {key: a, type: text, validation: {pattern: \"^(ghp_[a-z]+|x)$\"}}",
     ));
     let p = m
         .field("a")
@@ -434,7 +434,7 @@ fn a_validation_pattern_must_compile_and_is_a_whole_value_match() {
         .pattern
         .as_ref()
         .unwrap();
-    assert_eq!(p.as_str(), "ghp_[a-z]+|x");
+    assert_eq!(p.as_str(), "^(ghp_[a-z]+|x)$");
     assert!(p.is_match("ghp_abc"));
     assert!(p.is_match("x"));
     assert!(!p.is_match("ghp_abc!"));
@@ -1078,30 +1078,25 @@ fn odd_but_valid_yaml_shapes_give_errors_not_panics() {
 }
 
 #[test]
-fn a_pattern_anchored_at_one_end_only_is_rejected_with_a_hint() {
-    rejects(
-        &with_fields("  - {key: a, type: text, validation: {pattern: \"^xoxb-\"}}"),
-        &["fields[1].validation.pattern", "whole value", "`^xoxb-.*`"],
-    );
-    rejects(
-        &with_fields("  - {key: a, type: text, validation: {pattern: \"^[a-z]+\"}}"),
-        &["fields[1].validation.pattern", "anchor both ends"],
-    );
-    rejects(
-        &with_fields("  - {key: a, type: text, validation: {pattern: \"\\\\.com$\"}}"),
-        &["fields[1].validation.pattern", "`.*\\.com$`"],
-    );
+fn a_pattern_is_a_search_as_in_json_schema() {
     for good in [
+        "^xoxb-",
+        "^[a-z]+",
+        "\\\\.com$",
         "^xoxb-.*$",
-        "^xoxb-.*",
-        "xoxb-.*",
-        ".*\\\\.com$",
         "price\\\\$",
         "^$",
-        "^[a-z]+$",
     ] {
         manifest(&with_fields(&format!(
             "  - {{key: a, type: text, validation: {{pattern: \"{good}\"}}}}"
         )));
     }
+    let p = plugboard_catalog_pattern("^xoxb-");
+    assert!(p.is_match("xoxb-123-abc"));
+    assert!(!p.is_match("xoxp-123"));
+    assert!(!p.is_match(" xoxb-1"));
+}
+
+fn plugboard_catalog_pattern(source: &str) -> crate::Pattern {
+    crate::Pattern::new(source).unwrap()
 }

@@ -9,7 +9,7 @@ const FORM: &str = r#"id: form
 name: Form
 auth_mode: pat
 fields:
-  - {key: token, label: Token, type: password, required: true, validation: {pattern: "ghp_[A-Za-z0-9]+", min_length: 6, max_length: 40}}
+  - {key: token, label: Token, type: password, required: true, validation: {pattern: "^ghp_[A-Za-z0-9]+$", min_length: 6, max_length: 40}}
   - {key: port, type: number, default: "5432", validation: {min: 1, max: 65535}}
   - {key: ssl, type: bool, default: "false"}
   - {key: region, type: select, choices: [eu, us]}
@@ -202,7 +202,7 @@ fn lengths_are_counted_in_characters() {
     let m = manifest(
         &FORM
             .replace("min_length: 6, max_length: 40", "max_length: 3")
-            .replace("ghp_[A-Za-z0-9]+", ".+"),
+            .replace("^ghp_[A-Za-z0-9]+$", ".+"),
     );
     // Three characters, nine bytes.
     assert!(m
