@@ -1,0 +1,433 @@
+//! The binary as an operator uses it: operator commands print one JSON object (or fail with a message on stderr),
+//! and `serve` answers on the configured database, seeing tokens created and revoked by other processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use plugboard_store::testing::{Backend, TestDb};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_plugboard");
+
+struct Env {
+    dir: tempfile::TempDir,
+    database_url: Option<String>,
+    master_key: Option<String>,
+}
+
+impl Env {
+    fn sqlite() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: None,
+            master_key: None,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("PLUGBOARD_DATABASE_URL")
+            .env_remove("PLUGBOARD_MASTER_KEY")
+            .env_remove("PLUGBOARD_CATALOG_DIR")
+            .env_remove("RUST_LOG")
+            .env("PLUGBOARD_DATA_DIR", self.dir.path())
+            .stdin(Stdio::null());
+        if let Some(url) = &self.database_url {
+            cmd.env("PLUGBOARD_DATABASE_URL", url);
+        }
+        if let Some(k) = &self.master_key {
+            cmd.env("PLUGBOARD_MASTER_KEY", k);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed and print exactly one JSON object.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        assert!(v.is_object());
+        v
+    }
+
+    /// Runs a command that must fail with a message on stderr and nothing on stdout.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            out.stdout.is_empty(),
+            "stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!err.trim().is_empty());
+        err
+    }
+
+    fn user_workspace_token(&self) -> (String, String, String, String) {
+        let user = self.json(&[
+            "admin",
+            "user",
+            "create",
+            "--email",
+            "ada@example.com",
+            "--name",
+            "Ada",
+        ]);
+        let user = user["id"].as_str().unwrap().to_string();
+        let ws = self.json(&[
+            "admin",
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--owner",
+            &user,
+        ]);
+        let ws = ws["id"].as_str().unwrap().to_string();
+        let tok = self.json(&[
+            "admin", "token", "create", "--user", &user, "--name", "laptop",
+        ]);
+        (
+            user,
+            ws,
+            tok["id"].as_str().unwrap().to_string(),
+            tok["token"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `plugboard serve` on an ephemeral port and waits for its `listening` log line.
+fn serve(env: &Env) -> Server {
+    let mut child = env
+        .command(&["serve"])
+        .env("PLUGBOARD_LISTEN", "127.0.0.1:0")
+        .env("PLUGBOARD_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["fields"]["message"] == "listening" {
+                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not start");
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+async fn get(url: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn operator_commands_print_one_json_object_each() {
+    let env = Env::sqlite();
+    assert_eq!(env.json(&["migrate"])["applied"], 2);
+    assert_eq!(env.json(&["migrate"])["applied"], 0);
+    let (user, ws, token_id, token) = env.user_workspace_token();
+    assert!(token.starts_with("pb_") && token.len() >= 46, "{token}");
+    let bob = env.json(&["admin", "user", "create", "--email", "bob@example.com"]);
+    let bob = bob["id"].as_str().unwrap();
+    let m = env.json(&[
+        "admin",
+        "member",
+        "add",
+        "--workspace",
+        &ws,
+        "--user",
+        bob,
+        "--role",
+        "MANAGER",
+    ]);
+    assert_eq!(
+        m,
+        serde_json::json!({"workspace_id": ws, "user_id": bob, "role": "MANAGER"})
+    );
+    let crew = env.json(&[
+        "admin",
+        "crew",
+        "create",
+        "--workspace",
+        &ws,
+        "--name",
+        "Ops",
+    ]);
+    assert!(crew["id"].is_string());
+    let revoked = env.json(&["admin", "token", "revoke", "--id", &token_id]);
+    assert_eq!(
+        revoked,
+        serde_json::json!({"id": token_id, "revoked": true})
+    );
+    let _ = user;
+}
+
+#[test]
+fn operator_commands_fail_with_a_message_and_no_json() {
+    let env = Env::sqlite();
+    let (user, ws, _, _) = env.user_workspace_token();
+    assert!(env
+        .fails(&["admin", "user", "create", "--email", "ada@example.com"])
+        .contains("already exists"));
+    assert!(env
+        .fails(&["admin", "user", "create", "--email", "not-an-email"])
+        .contains("email"));
+    assert!(env
+        .fails(&[
+            "admin",
+            "workspace",
+            "create",
+            "--name",
+            "X",
+            "--owner",
+            "nobody"
+        ])
+        .contains("nobody"));
+    assert!(env
+        .fails(&[
+            "admin",
+            "member",
+            "add",
+            "--workspace",
+            &ws,
+            "--user",
+            &user,
+            "--role",
+            "KING"
+        ])
+        .contains("VIEWER"));
+    assert!(env
+        .fails(&[
+            "admin",
+            "member",
+            "add",
+            "--workspace",
+            "nope",
+            "--user",
+            &user,
+            "--role",
+            "VIEWER"
+        ])
+        .contains("workspace"));
+    assert!(env
+        .fails(&[
+            "admin",
+            "crew",
+            "create",
+            "--workspace",
+            "nope",
+            "--name",
+            "x"
+        ])
+        .contains("workspace"));
+    assert!(env
+        .fails(&["admin", "token", "create", "--user", "nobody"])
+        .contains("nobody"));
+    assert!(env
+        .fails(&["admin", "token", "revoke", "--id", "nope"])
+        .contains("nope"));
+}
+
+#[test]
+fn bad_configuration_fails_at_start_saying_how_to_fix_it() {
+    let env = Env::sqlite();
+    let cases = [
+        ("PLUGBOARD_LISTEN", "nowhere", "host:port"),
+        (
+            "PLUGBOARD_DATABASE_URL",
+            "mysql://x",
+            "sqlite:// or postgres://",
+        ),
+        ("PLUGBOARD_PUBLIC_URL", "ftp://x", "http(s)"),
+        (
+            "PLUGBOARD_EGRESS_ALLOW_CIDRS",
+            "10.0.0.0/99",
+            "PLUGBOARD_EGRESS_ALLOW_CIDRS",
+        ),
+        ("PLUGBOARD_PROBE_TIMEOUT_MS", "soon", "milliseconds"),
+        ("PLUGBOARD_LOG_FORMAT", "xml", "pretty"),
+        ("PLUGBOARD_MASTER_KEY", "c2hvcnQ=", "32"),
+    ];
+    for (var, value, hint) in cases {
+        let out = env.command(&["serve"]).env(var, value).output().unwrap();
+        assert!(!out.status.success(), "{var}={value} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(hint), "{var}={value}: {err}");
+        assert!(!err.contains("c2hvcnQ="), "the key must not be echoed");
+    }
+}
+
+#[test]
+fn catalog_lint_reports_every_bad_file_and_exits_accordingly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "id: a\nname: A\nauth_mode: none\nmcp: {transport: stdio, command: npx}\n",
+    )
+    .unwrap();
+    let env = Env::sqlite();
+    let v = env.json(&["catalog", "lint", dir.path().to_str().unwrap()]);
+    assert_eq!(v, serde_json::json!({"valid": 1, "invalid": []}));
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "id: b\nname: B\nauth_mode: none\nbogus: 1\nmcp: {transport: stdio, command: x}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("c.json"), "{").unwrap();
+    let out = env.run(&["catalog", "lint", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], 1);
+    let invalid = v["invalid"].as_array().unwrap();
+    assert_eq!(invalid.len(), 2);
+    assert!(
+        invalid[0]["error"].as_str().unwrap().contains("bogus"),
+        "{v}"
+    );
+    let builtin = env.json(&[
+        "catalog",
+        "lint",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../catalog"),
+    ]);
+    assert!(builtin["valid"].as_u64().unwrap() >= 12);
+}
+
+async fn serve_sees_tokens_from_other_processes(env: Env) {
+    let (_, _, token_id, token) = env.user_workspace_token();
+    let server = serve(&env);
+    let res = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let list = get(&format!("{}/api/v1/connectors", server.base), &token).await;
+    assert_eq!(list.status(), 200);
+    let items: Value = list.json().await.unwrap();
+    assert!(items.as_array().unwrap().len() >= 12);
+    // A token made after start works on the next request.
+    let user = env.json(&["admin", "user", "create", "--email", "late@example.com"]);
+    let late = env.json(&[
+        "admin",
+        "token",
+        "create",
+        "--user",
+        user["id"].as_str().unwrap(),
+    ]);
+    let late_token = late["token"].as_str().unwrap();
+    assert_eq!(
+        get(&format!("{}/api/v1/connectors", server.base), late_token)
+            .await
+            .status(),
+        200
+    );
+    // A revoked one fails within one second.
+    env.json(&["admin", "token", "revoke", "--id", &token_id]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        get(&format!("{}/api/v1/connectors", server.base), &token)
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn serve_on_sqlite_sees_tokens_created_and_revoked_by_the_cli() {
+    serve_sees_tokens_from_other_processes(Env::sqlite()).await;
+}
+
+#[tokio::test]
+async fn serve_on_postgres_sees_tokens_created_and_revoked_by_the_cli() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        eprintln!("PLUGBOARD_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+        return;
+    };
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        database_url: Some(db.url.clone()),
+        master_key: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+    };
+    serve_sees_tokens_from_other_processes(env).await;
+}
+
+#[tokio::test]
+async fn postgres_without_a_master_key_refuses_to_start() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        database_url: Some(db.url.clone()),
+        master_key: None,
+    };
+    let err = env.fails(&["serve"]);
+    assert!(
+        err.contains("PLUGBOARD_MASTER_KEY") && err.contains("openssl rand -base64 32"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_wrong_master_key_fails_at_start_not_at_first_decrypt() {
+    let env = Env::sqlite();
+    {
+        let server = serve(&env);
+        drop(server);
+    }
+    let key_file = env.dir.path().join("master.key");
+    let meta = std::fs::metadata(&key_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let other = Env {
+        dir: tempfile::tempdir().unwrap(),
+        database_url: Some(format!(
+            "sqlite://{}",
+            env.dir.path().join("plugboard.db").display()
+        )),
+        master_key: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+    };
+    let err = other.fails(&["serve"]);
+    assert!(err.contains("master key does not open"), "{err}");
+}
