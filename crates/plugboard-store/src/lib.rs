@@ -144,6 +144,14 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         before: Option<i64>,
     ) -> Result<Vec<AuditRow>>;
+    /// Up to `limit` entries of a workspace strictly older than the cursor `(created_at, id)` (newest first, ties
+    /// broken by id descending), so a page boundary never skips entries written in the same millisecond.
+    async fn list_audit_page(
+        &self,
+        workspace_id: &str,
+        limit: i64,
+        before: Option<(i64, &str)>,
+    ) -> Result<Vec<AuditRow>>;
 }
 
 /// Opens the store a `sqlite://…` or `postgres://…` URL names (without migrating).

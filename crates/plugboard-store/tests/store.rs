@@ -18,6 +18,7 @@ plugboard_store::test_on_both_backends! {
     an_idempotency_record_is_kept_with_the_integration => idempotency;
     rewrap_is_a_compare_and_set_and_unused_keys_can_be_deleted => rewrap_cas;
     the_audit_log_lists_newest_first_per_workspace => audit_listing;
+    audit_pages_follow_a_cursor_without_skipping_entries_of_the_same_millisecond => audit_pages;
 }
 
 async fn setup(db: &TestDb) -> (User, Workspace) {
@@ -408,4 +409,51 @@ async fn audit_listing(db: TestDb) {
         rows.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
         ["a2", "a1"]
     );
+}
+
+async fn audit_pages(db: TestDb) {
+    let (_, ws) = setup(&db).await;
+    // Many entries, several per millisecond: walking the pages must see each exactly once, newest first.
+    for i in 0..25 {
+        db.store
+            .append_audit(audit(&ws.id, &format!("a{i}")))
+            .await
+            .unwrap();
+    }
+    db.store.append_audit(audit("other", "x")).await.unwrap();
+    let mut seen: Vec<AuditRow> = Vec::new();
+    let mut cursor: Option<(i64, String)> = None;
+    loop {
+        let page = db
+            .store
+            .list_audit_page(&ws.id, 4, cursor.as_ref().map(|(t, id)| (*t, id.as_str())))
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 4);
+        let last = page.last().unwrap();
+        cursor = Some((last.created_at, last.id.clone()));
+        seen.extend(page);
+    }
+    assert_eq!(seen.len(), 25);
+    let mut ids: Vec<&str> = seen.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 25, "every entry exactly once");
+    assert!(seen
+        .windows(2)
+        .all(|w| (w[0].created_at, &w[0].id) > (w[1].created_at, &w[1].id)));
+    assert!(seen
+        .iter()
+        .all(|r| r.workspace_id.as_deref() == Some(ws.id.as_str())));
+    // A bare time cursor: strictly older than that millisecond.
+    let newest = seen[0].created_at;
+    let older = db
+        .store
+        .list_audit_page(&ws.id, 100, Some((newest, "")))
+        .await
+        .unwrap();
+    assert!(older.iter().all(|r| r.created_at < newest));
 }
