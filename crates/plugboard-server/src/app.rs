@@ -39,6 +39,7 @@ pub struct App {
     pub vault: Vault,
     pub egress: plugboard_egress::Guard,
     pub openapi: Bytes,
+    pub verify_limits: crate::limits::VerifyLimits,
 }
 
 pub type AppState = Arc<App>;
@@ -127,6 +128,7 @@ impl App {
             vault,
             egress,
             openapi,
+            verify_limits: crate::limits::VerifyLimits::default(),
         }))
     }
 }

@@ -6,8 +6,10 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod prepared;
+pub mod probe;
 pub mod routes;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -39,8 +39,9 @@ impl Modify for BearerAuth {
         crate::routes::health::openapi,
         crate::routes::connectors::list,
         crate::routes::connectors::get_one,
+        crate::routes::verify::verify,
     ),
-    components(schemas(ErrorBody, crate::prepared::ConnectorSummary)),
+    components(schemas(ErrorBody, crate::prepared::ConnectorSummary, crate::routes::verify::VerifyRequest, crate::routes::verify::VerifyResponse)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
