@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Plugboard benchmarks, each side by side with its baseline measured in the same run on the same machine.
+# Run on demand (never part of the test suite):   bench/run.sh            (full run, ~5 minutes)
+#                                                 QUICK=1 bench/run.sh    (shorter runs, fewer sizes)
+# Installs what it needs (Debian's nginx and wrk), builds release binaries, prints a markdown report and writes it to
+# BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DUR=${DUR:-10}          # seconds per load run
+CONN=${CONN:-64}        # connections for throughput runs
+SIZES=${SIZES:-"100 1000 10000"}
+GROWTH=${GROWTH:-"100 1000 10000"}
+if [ "${QUICK:-0}" = 1 ]; then DUR=3; SIZES="100 1000"; GROWTH="100 1000"; fi
+SECTIONS=${SECTIONS:-"catalog install verify"}
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+PB_PORT=18080
+NGINX_PORT=18081
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk; then
+    echo "installing nginx and wrk (Debian packages)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "building release binaries" >&2
+cargo build --release -q -p plugboard
+cargo build --release -q -p plugboard-store --example install_baseline
+PB=$ROOT/target/release/plugboard
+BASELINE=$ROOT/target/release/examples/install_baseline
+
+WORK=$(mktemp -d /tmp/plugboard-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- nginx: the static baseline and the loopback provider for verify ----
+mkdir -p "$WORK/www" "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    gzip off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $WORK/www;
+        default_type application/json;
+        location = /user { return 200 '{"login":"bench"}'; }
+    }
+}
+EOF
+"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+
+# ---- helpers ----
+# wrk's latency line to milliseconds
+to_ms() { awk -v v="$1" 'BEGIN { n=v; sub(/[a-z]+$/,"",n); u=v; sub(/^[0-9.]+/,"",u);
+    if (u=="us") n/=1000; else if (u=="s") n*=1000; else if (u=="m") n*=60000; printf "%.3f", n }'; }
+# run wrk; print "rps p50_ms p99_ms"
+wrk_run() {
+    local out
+    out=$(wrk --latency "$@" 2>&1)
+    local rps p50 p99
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    if [ -z "$rps" ] || [ -z "$p50" ]; then echo "wrk failed: $out" >&2; echo "0 0 0"; return; fi
+    if echo "$out" | grep -q "Non-2xx"; then echo "warning: non-2xx answers: $(echo "$out" | grep Non-2xx)" >&2; fi
+    echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b==0) print "n/a"; else printf "%.2f", a/b }'; }
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+
+# start plugboard on a catalog folder and a data dir; sets PB_PID and prints start-to-ready ms
+start_pb() {
+    local catalog=$1 data=$2
+    local t0 t1
+    t0=$(date +%s%N)
+    PLUGBOARD_LISTEN=127.0.0.1:$PB_PORT PLUGBOARD_DATA_DIR="$data" PLUGBOARD_CATALOG_DIR="$catalog" \
+        PLUGBOARD_EGRESS_ALLOW_CIDRS=127.0.0.1/32 RUST_LOG=warn "$PB" serve 2>"$data.log" &
+    PB_PID=$!
+    PIDS+=("$PB_PID")
+    until curl -sf "http://127.0.0.1:$PB_PORT/readyz" >/dev/null 2>&1; do
+        kill -0 "$PB_PID" 2>/dev/null || { echo "plugboard failed to start:" >&2; cat "$data.log" >&2; exit 1; }
+        sleep 0.005
+    done
+    t1=$(date +%s%N)
+    echo $(( (t1 - t0) / 1000000 ))
+}
+stop_pb() { kill "$PB_PID" 2>/dev/null || true; wait "$PB_PID" 2>/dev/null || true; }
+
+# identity via the operator commands, on the same data dir
+make_identity() {
+    local data=$1
+    local u w t
+    u=$(PLUGBOARD_DATA_DIR="$data" "$PB" admin user create --email "bench-$RANDOM$RANDOM@example.com" | json_field id)
+    w=$(PLUGBOARD_DATA_DIR="$data" "$PB" admin workspace create --name bench --owner "$u" | json_field id)
+    t=$(PLUGBOARD_DATA_DIR="$data" "$PB" admin token create --user "$u" | json_field token)
+    echo "$u $w $t"
+}
+
+REPORT="$WORK/report.md"
+{
+    echo "# Plugboard benchmarks"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB memory, $(uname -sr)"
+    echo "- load generator: $(wrk -v 2>&1 | head -n1 | cut -c1-40); baseline server: $("$NGINX" -v 2>&1 | cut -d' ' -f3)"
+    echo "- load: \`wrk --latency -t2 -c$CONN -d${DUR}s\` for throughput runs, against plugboard (release build) and nginx on the same machine, no compression on either side"
+    echo
+} > "$REPORT"
+
+python3 bench/gen_catalog.py "$WORK/cat-100" 100 "http://127.0.0.1:$NGINX_PORT/user"
+for n in $SIZES; do [ "$n" = 100 ] || python3 bench/gen_catalog.py "$WORK/cat-$n" "$n" "http://127.0.0.1:$NGINX_PORT/user"; done
+
+if want catalog; then
+# ---- 1, 2, 5, 6: catalog list and get, start time, memory, growth with the catalog size ----
+{
+    echo "## Catalog list and get against nginx serving the byte-identical body"
+    echo
+    echo "| manifests | endpoint | plugboard req/s | nginx req/s | ratio | plugboard p50 / p99 ms | nginx p50 / p99 ms | p99 ratio |"
+    echo "|---:|---|---:|---:|---:|---|---|---:|"
+} >> "$REPORT"
+START_ROWS=""
+for n in $SIZES; do
+    data="$WORK/data-list-$n"
+    mkdir -p "$data"
+    read -r _ _ TOKEN <<<"$(make_identity "$data")"
+    ready_ms=$(start_pb "$WORK/cat-$n" "$data")
+    H="Authorization: Bearer $TOKEN"
+    curl -sf -H "$H" "http://127.0.0.1:$PB_PORT/api/v1/connectors" -o "$WORK/www/list.json"
+    curl -sf -H "$H" "http://127.0.0.1:$PB_PORT/api/v1/connectors/bench-pat" -o "$WORK/www/item.json"
+    for ep in list item; do
+        if [ $ep = list ]; then path=/api/v1/connectors; else path=/api/v1/connectors/bench-pat; fi
+        read -r prps p50 p99 <<<"$(wrk_run -t2 -c"$CONN" -d"${DUR}"s -H "$H" "http://127.0.0.1:$PB_PORT$path")"
+        read -r nrps n50 n99 <<<"$(wrk_run -t2 -c"$CONN" -d"${DUR}"s -H "$H" "http://127.0.0.1:$NGINX_PORT/$ep.json")"
+        echo "| $n | $( [ $ep = list ] && echo "GET /connectors ($(stat -c %s "$WORK/www/list.json") B)" || echo "GET /connectors/{id}") | $prps | $nrps | $(ratio "$prps" "$nrps") | $p50 / $p99 | $n50 / $n99 | $(ratio "$p99" "$n99") |" >> "$REPORT"
+    done
+    rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$PB_PID/status")
+    START_ROWS="$START_ROWS| $n | $ready_ms | $((rss_kb / 1024)) |\n"
+    stop_pb
+done
+{
+    echo
+    echo "## Start and size"
+    echo
+    echo "Time from \`plugboard serve\` to \`/readyz\` answering 200 (including migrations and loading the catalog), and resident memory after the list and get runs above."
+    echo
+    echo "| manifests | start to ready ms | resident MiB |"
+    echo "|---:|---:|---:|"
+    printf "%b" "$START_ROWS"
+    echo
+} >> "$REPORT"
+
+fi
+
+if want install; then
+# ---- 3, 6: installs against the raw store baseline, growing with existing integrations ----
+cat > "$WORK/install.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"name":"bench","fields":{"token":"ghp_benchmark_token_0123456789abcdef"}}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+cat > "$WORK/seed.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"name":"seed","fields":{"token":"ghp_benchmark_token_0123456789abcdef"}}'
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+local limit = tonumber(os.getenv("SEED_PER_THREAD") or "0")
+response = function(status, headers, body)
+    n = n + 1
+    if n >= limit then wrk.thread:stop() end
+end
+EOF
+{
+    echo "## Installs (pat, vault on) against a raw store baseline"
+    echo
+    echo "The baseline writes the same rows (integration, one secret, the audit entry, one transaction, same pool, WAL and \`synchronous=NORMAL\`) directly with sqlx in one process, $CONN concurrent writers. Plugboard: \`wrk -c$CONN\` POSTs to the install endpoint."
+    echo
+    echo "| backend | existing integrations | plugboard installs/s | baseline installs/s | ratio | plugboard p50 / p99 ms |"
+    echo "|---|---:|---:|---:|---:|---|"
+} >> "$REPORT"
+# PLUGBOARD_DATABASE_URL (exported) selects the backend; unset is SQLite in the data dir
+bench_installs() (
+    backend=$1
+    data="$WORK/data-install-$backend"
+    mkdir -p "$data"
+    read -r _ WS TOKEN <<<"$(make_identity "$data")"
+    start_pb "$WORK/cat-100" "$data" >/dev/null
+    trap stop_pb EXIT
+    H="Authorization: Bearer $TOKEN"
+    URL="http://127.0.0.1:$PB_PORT/api/v1/connectors/bench-pat/install?workspace_id=$WS"
+    have=0
+    for g in $GROWTH; do
+        add=$((g - have))
+        if [ $add -gt 0 ]; then
+            SEED_PER_THREAD=$(( (add + 1) / 2 )) wrk -t2 -c2 -d600s -s "$WORK/seed.lua" -H "$H" "$URL" >/dev/null 2>&1
+        fi
+        have=$g
+        read -r prps p50 p99 <<<"$(wrk_run -t2 -c"$CONN" -d"${DUR}"s -s "$WORK/install.lua" -H "$H" "$URL")"
+        burl=${PLUGBOARD_DATABASE_URL:-"sqlite://$WORK/baseline-$g.db"}
+        base=$("$BASELINE" "$burl" "$DUR" "$CONN" "$g" | json_field per_sec)
+        echo "| $backend | $g | $prps | $(printf %.1f "$base") | $(ratio "$prps" "$base") | $p50 / $p99 |" >> "$REPORT"
+    done
+)
+bench_installs sqlite
+if command -v psql >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    PGDB="plugboard_bench_$$"
+    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $PGDB" >/dev/null
+    (
+        export PLUGBOARD_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$PGDB"
+        PLUGBOARD_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+        export PLUGBOARD_MASTER_KEY
+        bench_installs postgres
+    )
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null || true
+else
+    echo "| postgres | - | not run: no PostgreSQL at 127.0.0.1:5432 | | | |" >> "$REPORT"
+fi
+echo >> "$REPORT"
+
+fi
+
+if want verify; then
+# ---- 4: verify overhead against calling the loopback provider directly ----
+data="$WORK/data-verify"
+mkdir -p "$data"
+read -r U _ TOKEN <<<"$(make_identity "$data")"
+# verify is rate limited per workspace (30 a minute): spread the probes over many workspaces
+WS_COUNT=$(( DUR * 2000 / 30 / 60 + 50 ))
+: > "$WORK/workspaces.txt"
+for _ in $(seq 1 "$WS_COUNT"); do
+    PLUGBOARD_DATA_DIR="$data" "$PB" admin workspace create --name v --owner "$U" | json_field id >> "$WORK/workspaces.txt"
+done
+cat > "$WORK/verify.lua" <<EOF
+local ids = {}
+for line in io.lines("$WORK/workspaces.txt") do ids[#ids + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.body = '{"fields":{"token":"ghp_benchmark_token_0123456789abcdef"}}'
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+    i = i + 1
+    local ws = ids[(i % #ids) + 1]
+    return wrk.format(nil, "/api/v1/connectors/bench-pat/verify?workspace_id=" .. ws)
+end
+EOF
+start_pb "$WORK/cat-100" "$data" >/dev/null
+H="Authorization: Bearer $TOKEN"
+read -r vrps v50 v99 <<<"$(wrk_run -t1 -c1 -d"${DUR}"s -s "$WORK/verify.lua" -H "$H" "http://127.0.0.1:$PB_PORT")"
+read -r drps d50 d99 <<<"$(wrk_run -t1 -c1 -d"${DUR}"s -H "$H" "http://127.0.0.1:$NGINX_PORT/user")"
+stop_pb
+{
+    echo "## Verify overhead"
+    echo
+    echo "One connection, sequential requests: \`POST …/verify\` (auth, role check, field validation, egress guard, one HTTP call to the provider, audit write) against the same request sent straight to the provider (nginx on loopback)."
+    echo
+    echo "| | p50 ms | p99 ms | req/s |"
+    echo "|---|---:|---:|---:|"
+    echo "| verify through plugboard | $v50 | $v99 | $vrps |"
+    echo "| provider directly | $d50 | $d99 | $drps |"
+    echo "| added by plugboard | $(awk -v a="$v50" -v b="$d50" 'BEGIN{printf "%.3f", a-b}') | $(awk -v a="$v99" -v b="$d99" 'BEGIN{printf "%.3f", a-b}') | |"
+    echo
+    true
+} >> "$REPORT"
+fi
+{
+    echo
+    echo "Targets: list and get ≥ 0.8 of nginx's throughput with p99 ≤ 2× nginx's; installs ≥ 0.5 of the baseline; verify adds < 1 ms at p50; ready within 300 ms; under 64 MiB resident."
+    echo
+    echo "Rerun: \`bench/run.sh\` (or \`QUICK=1 bench/run.sh\`); knobs: \`DUR\`, \`CONN\`, \`SIZES\`, \`GROWTH\`, \`SECTIONS\` (\`catalog install verify\`)."
+} >> "$REPORT"
+
+cat "$REPORT"
+cp "$REPORT" "$ROOT/BENCHMARKS.md"
+echo "written to BENCHMARKS.md" >&2

@@ -1,0 +1,101 @@
+//! Benchmark baseline for installs: the same rows an install writes (integration, one sealed secret, the audit
+//! entry, in one transaction, same pool and durability settings), made directly through the store with sqlx in one
+//! process — no HTTP, no authentication, no validation, no encryption.
+//!
+//! `cargo run --release -p plugboard-store --example install_baseline -- <database-url> <seconds> <concurrency> [existing]`
+//! prints `{"installs": N, "seconds": S, "per_sec": R}`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plugboard_store::{new_id, NewAudit, NewIntegration, NewSecret, Store};
+
+fn integration(ws: &str, user: &str, key: &str) -> NewIntegration {
+    let id = new_id();
+    NewIntegration {
+        id: id.clone(),
+        workspace_id: ws.to_string(),
+        crew_id: None,
+        connector_id: Some("github".into()),
+        name: "GitHub".into(),
+        auth_mode: "pat".into(),
+        status: "active".into(),
+        mcp: r#"{"transport":"streamable-http","endpoint":"https://api.githubcopilot.com/mcp/","headers":{"Authorization":"Bearer ${field.token}"}}"#.into(),
+        created_by: user.to_string(),
+        secrets: vec![NewSecret { name: "field.token".into(), key_id: key.to_string(), ciphertext: vec![7u8; 69] }],
+        oauth_state: None,
+        audit: NewAudit {
+            workspace_id: Some(ws.to_string()),
+            actor_id: Some(user.to_string()),
+            action: "integration.install".into(),
+            target: Some(id),
+            detail: serde_json::json!({"connector_id": "github"}),
+        },
+        idempotency: None,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "sqlite://bench-baseline.db".into());
+    let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let concurrency: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(64);
+    let existing: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let store: Arc<dyn Store> = plugboard_store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let user = store
+        .create_user(&format!("{}@bench.example", new_id()), "bench")
+        .await
+        .expect("user");
+    let ws = store
+        .create_workspace("bench", &user.id)
+        .await
+        .expect("workspace");
+    let key = format!("dk_{}", &new_id()[..16]);
+    store
+        .insert_data_key(&key, &[0u8; 61], false)
+        .await
+        .expect("key");
+    for _ in 0..existing {
+        store
+            .create_integration(integration(&ws.id, &user.id, &key))
+            .await
+            .expect("seed");
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (store, done, ws, user, key) = (
+            store.clone(),
+            done.clone(),
+            ws.id.clone(),
+            user.id.clone(),
+            key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                store
+                    .create_integration(integration(&ws, &user, &key))
+                    .await
+                    .expect("install");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::json!({"installs": n, "seconds": elapsed, "per_sec": n as f64 / elapsed})
+    );
+}
