@@ -6,7 +6,7 @@
 //!    The server's `protocolVersion` must be one we speak ([`KNOWN_VERSIONS`]); its `Mcp-Session-Id` is kept.
 //! 2. `POST notifications/initialized`.
 //! 3. `POST <method>` with `Mcp-Session-Id` and `MCP-Protocol-Version`; `ok: true` only for a `result`.
-//! 4. `DELETE` the session (best effort, bounded).
+//! 4. `DELETE` the session (best effort, in the background, at most one second).
 //!
 //! Every request goes through the egress guard ([`Guard::send_streaming`](plugboard_egress::Guard::send_streaming)).
 //! A same-origin 307/308 redirect is followed (at most 5; each hop re-checked by the guard); a redirect to another
@@ -90,7 +90,7 @@ pub async fn probe(ctx: &ProbeContext<'_>, mcp: &Mcp, method: &str) -> Outcome {
         protocol: None,
     };
     let result = client.run(method).await;
-    client.close().await;
+    client.close();
     match result {
         Ok(()) => Outcome::ok(PROBE),
         Err(Fail(m)) => Outcome::fail(PROBE, ctx.finish(&m)),
@@ -281,14 +281,17 @@ impl Client<'_, '_> {
         }
     }
 
-    /// Ends the session (best effort, at most one second).
-    async fn close(&self) {
+    /// Ends the session: best effort, in the background (at most one second), so it never changes the outcome or
+    /// delays the answer.
+    fn close(&self) {
         if self.session_id.is_none() {
             return;
         }
         let req = self.request(Method::DELETE, &self.endpoint);
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), self.ctx.guard.send_streaming(req)).await;
+        let guard = self.ctx.guard.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(1), guard.send_streaming(req)).await;
+        });
     }
 }
 

@@ -115,12 +115,32 @@ fn split_verify_mode(dsn: &str) -> (String, CertCheck) {
     (dsn.to_owned(), CertCheck::None)
 }
 
-/// The server's reason when it gave one, else the driver's description.
+/// The server's reason when it gave one, else the driver's description with its causes.
 fn pg_reason(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("the database answered: {}", db.message()),
-        None => format!("could not sign in to the database: {e}"),
+        None => format!("could not sign in to the database: {}", with_causes(e)),
     }
+}
+
+/// `e` and its sources, each added once.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    let mut depth = 0;
+    while let Some(src) = cur {
+        let s = src.to_string();
+        if !s.is_empty() && !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cur = src.source();
+        depth += 1;
+        if depth > 8 {
+            break;
+        }
+    }
+    text
 }
 
 async fn postgres(ctx: &ProbeContext<'_>, dsn: &str) -> Outcome {
@@ -130,7 +150,10 @@ async fn postgres(ctx: &ProbeContext<'_>, dsn: &str) -> Outcome {
         Err(e) => {
             return Outcome::fail(
                 PROBE,
-                ctx.finish(&format!("the connection string is not valid: {e}")),
+                ctx.finish(&format!(
+                    "the connection string is not valid: {}",
+                    with_causes(&e)
+                )),
             )
         }
     };

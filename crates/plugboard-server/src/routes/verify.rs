@@ -8,7 +8,9 @@
 //! audited as `connector.verify` with `{connector_id, ok, probe}`, never a field value.
 //!
 //! Outbound probes take a slot of [`VerifyLimits`](crate::limits::VerifyLimits) (16 at once per instance); a verify
-//! waits for a slot at most `PLUGBOARD_PROBE_TIMEOUT_MS`, then answers 429.
+//! waits for a slot at most `PLUGBOARD_PROBE_TIMEOUT_MS` (and at most 10 s), then answers 429.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,6 +27,9 @@ use crate::error::ApiError;
 use crate::limits::retry_after_secs;
 use crate::probe::{self, Outcome};
 use crate::routes::{json_object, only_keys, ApiPath, QueryPairs};
+
+/// The longest a verify waits for a probe slot (the request's own timeout is the probe timeout plus 20 s).
+const MAX_SLOT_WAIT: Duration = Duration::from_secs(10);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/connectors/{connector_id}/verify", post(verify))
@@ -125,7 +130,8 @@ pub async fn verify(
         )
         .await
     } else {
-        let Some(_slot) = app.verify_limits.probe_slot(app.config.probe_timeout).await else {
+        let wait = app.config.probe_timeout.min(MAX_SLOT_WAIT);
+        let Some(_slot) = app.verify_limits.probe_slot(wait).await else {
             return Ok(rate_limited(
                 "too many verifications are running on this server; try again shortly",
                 1,

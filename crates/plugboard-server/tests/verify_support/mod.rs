@@ -164,6 +164,7 @@ pub async fn verify(
         .await;
     res.assert_status(200);
     let v = res.json();
+    eprintln!("VERIFY {connector}: {v}");
     let obj = v.as_object().expect("object");
     assert_eq!(obj.len(), 2, "exactly ok and message: {v}");
     (

@@ -1,0 +1,274 @@
+//! SQL verify probes against the real local PostgreSQL at 127.0.0.1:5432 (user `postgres`). Each test that needs it
+//! passes with a note when that server is not reachable. The guard tests use recording listeners instead.
+
+mod verify_support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use verify_support::*;
+
+/// The built-in PostgreSQL manifest's shape: fields, a derived DSN, a sql verify.
+fn postgres_manifest(id: &str, dsn_suffix: &str) -> String {
+    format!(
+        r#"id: {id}
+name: PostgreSQL {id}
+auth_mode: conn_string
+fields:
+  - {{key: host, label: Host, type: text, required: true}}
+  - {{key: port, label: Port, type: number, required: true, default: "5432"}}
+  - {{key: database, label: Database, type: text, required: true}}
+  - {{key: user, label: User, type: text, required: true}}
+  - {{key: password, label: Password, type: password, required: true}}
+derived:
+  dsn: "postgres://${{field.user|url}}:${{field.password|url}}@${{field.host}}:${{field.port}}/${{field.database|url}}{dsn_suffix}"
+mcp: {{transport: stdio, command: npx}}
+verify:
+  sql: {{driver: postgres, dsn: "${{derived.dsn}}"}}
+"#
+    )
+}
+
+/// A manifest whose DSN is typed whole (to test the key=value form and what a DSN may name).
+fn raw_dsn_manifest(id: &str, driver: &str) -> String {
+    format!(
+        r#"id: {id}
+name: Raw {id}
+auth_mode: conn_string
+fields:
+  - {{key: dsn, label: Connection string, type: password, required: true}}
+mcp: {{transport: stdio, command: npx}}
+verify:
+  sql: {{driver: {driver}, dsn: "${{field.dsn}}"}}
+"#
+    )
+}
+
+fn manifests() -> Vec<String> {
+    vec![
+        postgres_manifest("pg", ""),
+        postgres_manifest("pg-plain", "?sslmode=disable"),
+        postgres_manifest("pg-tls", "?sslmode=require"),
+        postgres_manifest("pg-verified", "?sslmode=verify-full"),
+        raw_dsn_manifest("pg-raw", "postgres"),
+        raw_dsn_manifest("my-raw", "mysql"),
+    ]
+}
+
+async fn postgres_is_up() -> bool {
+    let up = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect("127.0.0.1:5432")
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    if !up {
+        eprintln!("PostgreSQL is not reachable at 127.0.0.1:5432: SQL verify test not run");
+    }
+    up
+}
+
+fn fields(database: &str, user: &str) -> serde_json::Value {
+    json!({"host": "127.0.0.1", "port": "5432", "database": database, "user": user, "password": "pw-Secret-123"})
+}
+
+async fn allowed_app() -> plugboard_server::testing::TestApp {
+    app(
+        sqlite().await,
+        catalog(&manifests()),
+        true,
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn right_credentials_answer_ok_over_tls_and_plain() {
+    if !postgres_is_up().await {
+        return;
+    }
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    for connector in ["pg", "pg-plain", "pg-tls"] {
+        let (ok, message) =
+            verify(&app, &token, connector, &ws, fields("postgres", "postgres")).await;
+        assert!(ok, "{connector}: {message}");
+        assert_eq!(message, "");
+    }
+    // The key=value form, and localhost by name.
+    let (ok, message) = verify(
+        &app,
+        &token,
+        "pg-raw",
+        &ws,
+        json!({"dsn": "host=localhost port=5432 user=postgres dbname=postgres sslmode=prefer"}),
+    )
+    .await;
+    assert!(ok, "{message}");
+}
+
+#[tokio::test]
+async fn an_unknown_database_answers_ok_false_with_the_servers_reason() {
+    if !postgres_is_up().await {
+        return;
+    }
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    let (ok, message) = verify(
+        &app,
+        &token,
+        "pg",
+        &ws,
+        fields("no_such_db_plugboard", "postgres"),
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        message.contains(r#"database "no_such_db_plugboard" does not exist"#),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_role_answers_ok_false_with_the_servers_reason() {
+    if !postgres_is_up().await {
+        return;
+    }
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    let (ok, message) = verify(
+        &app,
+        &token,
+        "pg",
+        &ws,
+        fields("postgres", "no_such_role_plugboard"),
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        message.contains(r#"role "no_such_role_plugboard" does not exist"#),
+        "{message}"
+    );
+    assert!(!message.contains("pw-Secret-123"));
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_certificate_no_public_root_signed() {
+    if !postgres_is_up().await {
+        return;
+    }
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    // The local server's certificate is self-signed (or it has no TLS at all): either way verify-full fails.
+    let (ok, message) = verify(
+        &app,
+        &token,
+        "pg-verified",
+        &ws,
+        fields("postgres", "postgres"),
+    )
+    .await;
+    assert!(!ok, "{message}");
+    assert!(
+        message.contains("certificate") || message.contains("TLS"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_answers_ok_false_with_the_reason() {
+    let port = closed_port().await;
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    let mut f = fields("postgres", "postgres");
+    f["port"] = json!(port.to_string());
+    let (ok, message) = verify(&app, &token, "pg", &ws, f).await;
+    assert!(!ok);
+    assert!(
+        message.starts_with("could not reach the database"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_outside_allow_cidrs_is_blocked_and_never_connected() {
+    let listener = silent("127.0.0.1").await;
+    let app = app(
+        sqlite().await,
+        catalog(&manifests()),
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    let (ws, token) = manager(&app).await;
+    let mut f = fields("postgres", "postgres");
+    f["port"] = json!(listener.addr.port().to_string());
+    let (ok, message) = verify(&app, &token, "pg", &ws, f).await;
+    assert!(!ok);
+    assert!(message.starts_with("blocked: "), "{message}");
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=postgres password=pw-Secret-123 dbname=postgres",
+        listener.addr.port()
+    );
+    let (ok, message) = verify(&app, &token, "pg-raw", &ws, json!({"dsn": dsn})).await;
+    assert!(!ok);
+    assert!(message.starts_with("blocked: "), "{message}");
+    let mysql = format!("mysql://root:pw@127.0.0.1:{}/db", listener.addr.port());
+    let (ok, message) = verify(&app, &token, "my-raw", &ws, json!({"dsn": mysql})).await;
+    assert!(!ok);
+    assert!(message.starts_with("blocked: "), "{message}");
+    assert_eq!(listener.connections(), 0);
+}
+
+#[tokio::test]
+async fn unix_sockets_and_invalid_connection_strings_are_refused() {
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    for dsn in [
+        "host=/var/run/postgresql user=postgres dbname=postgres",
+        "postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/postgres",
+    ] {
+        let (ok, message) = verify(&app, &token, "pg-raw", &ws, json!({"dsn": dsn})).await;
+        assert!(!ok);
+        assert!(
+            message.contains("unix sockets are not allowed"),
+            "{dsn}: {message}"
+        );
+    }
+    for dsn in ["user=postgres dbname=postgres", "not a dsn at all = = ="] {
+        let (ok, message) = verify(&app, &token, "pg-raw", &ws, json!({"dsn": dsn})).await;
+        assert!(!ok, "{dsn}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn mysql_is_reached_through_the_guard_but_its_credentials_are_not_checked() {
+    // A fake MySQL server: a protocol-10 greeting, then nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut payload = vec![0x0a];
+            payload.extend_from_slice(b"8.0.36-fake\0");
+            payload.extend_from_slice(&[0; 20]);
+            let len = payload.len();
+            let mut packet = vec![len as u8, 0, 0, 0];
+            packet.extend_from_slice(&payload);
+            let _ = sock.write_all(&packet).await;
+        }
+    });
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    let dsn = format!("mysql://root:pw-Secret-123@127.0.0.1:{port}/db");
+    let (ok, message) = verify(&app, &token, "my-raw", &ws, json!({"dsn": dsn})).await;
+    assert!(ok, "{message}");
+    assert!(
+        message.contains("8.0.36-fake") && message.contains("not checked"),
+        "{message}"
+    );
+}
