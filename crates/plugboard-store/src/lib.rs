@@ -4,6 +4,7 @@
 
 mod ids;
 mod model;
+mod oauth;
 mod records;
 mod sql;
 #[cfg(feature = "testing")]
@@ -19,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use ids::{new_id, now_ms};
 pub use model::*;
+pub use oauth::*;
 pub use records::*;
 pub use sql::{PgStore, SqliteStore};
 
@@ -135,6 +137,35 @@ pub trait Store: Send + Sync + 'static {
         state_hash: &[u8],
         now: i64,
     ) -> Result<Option<OAuthStateRow>>;
+
+    // --- OAuth grants and clients ---
+    /// Starts a flow: drops the integration's other unused states, inserts the new one, upserts the grant's
+    /// metadata and writes / destroys vault entries, in one transaction.
+    async fn start_oauth_flow(&self, start: OAuthFlowStart) -> Result<()>;
+    async fn get_oauth_grant(&self, integration_id: &str) -> Result<Option<OAuthGrant>>;
+    /// Writes tokens (vault entries), expiry, status and audit in one transaction, bumping the grant's version.
+    /// With `lock_owner`, writes only while that owner holds the refresh lock (and releases it); returns whether it
+    /// wrote.
+    async fn write_oauth_tokens(&self, write: OAuthTokenWrite) -> Result<bool>;
+    /// Compare-and-set on the grant row: takes the refresh lock for `owner` until `until` when nobody holds it or
+    /// the holder's lease ended before `now`. Returns whether `owner` got it.
+    async fn try_lock_oauth_refresh(
+        &self,
+        integration_id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool>;
+    /// Releases the refresh lock if `owner` holds it.
+    async fn release_oauth_refresh(&self, integration_id: &str, owner: &str) -> Result<()>;
+    async fn get_oauth_client(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<OAuthClientRow>>;
+    /// Inserts or replaces the client registered for `(issuer, redirect_uri)`.
+    async fn put_oauth_client(&self, client: OAuthClientRow) -> Result<()>;
+    async fn delete_oauth_client(&self, issuer: &str, redirect_uri: &str) -> Result<()>;
 
     // --- audit ---
     async fn append_audit(&self, entry: NewAudit) -> Result<()>;
