@@ -55,19 +55,58 @@ fn manifests() -> Vec<String> {
     ]
 }
 
-async fn postgres_is_up() -> bool {
+/// The local PostgreSQL the tests log in to: `PLUGBOARD_TEST_DATABASE_URL`'s server and credentials when it names
+/// one on 127.0.0.1 / localhost, else `postgres@127.0.0.1:5432` (trust auth on the dev and CI machines).
+struct LocalPg {
+    port: u16,
+    user: String,
+    password: String,
+}
+
+async fn local_pg() -> Option<LocalPg> {
+    let mut pg = LocalPg {
+        port: 5432,
+        user: "postgres".to_owned(),
+        password: String::new(),
+    };
+    if let Some(url) = std::env::var("PLUGBOARD_TEST_DATABASE_URL")
+        .ok()
+        .and_then(|u| url::Url::parse(&u).ok())
+    {
+        if matches!(url.host_str(), Some("127.0.0.1" | "localhost")) {
+            pg.port = url.port().unwrap_or(5432);
+            if !url.username().is_empty() {
+                pg.user = url.username().to_owned();
+            }
+            pg.password = url.password().unwrap_or_default().to_owned();
+        }
+    }
     let up = matches!(
         tokio::time::timeout(
             Duration::from_secs(2),
-            tokio::net::TcpStream::connect("127.0.0.1:5432")
+            tokio::net::TcpStream::connect(("127.0.0.1", pg.port))
         )
         .await,
         Ok(Ok(_))
     );
     if !up {
-        eprintln!("PostgreSQL is not reachable at 127.0.0.1:5432: SQL verify test not run");
+        eprintln!(
+            "PostgreSQL is not reachable at 127.0.0.1:{}: SQL verify test not run",
+            pg.port
+        );
+        return None;
     }
-    up
+    Some(pg)
+}
+
+/// Form values for the local server; the password is the real one when known (any value passes trust auth).
+fn fields_for(pg: &LocalPg, database: &str, user: &str) -> serde_json::Value {
+    let password = if pg.password.is_empty() {
+        "pw-Secret-123"
+    } else {
+        pg.password.as_str()
+    };
+    json!({"host": "127.0.0.1", "port": pg.port.to_string(), "database": database, "user": user, "password": password})
 }
 
 fn fields(database: &str, user: &str) -> serde_json::Value {
@@ -86,14 +125,24 @@ async fn allowed_app() -> plugboard_server::testing::TestApp {
 
 #[tokio::test]
 async fn right_credentials_answer_ok_over_tls_and_plain() {
-    if !postgres_is_up().await {
+    let Some(pg) = local_pg().await else {
         return;
-    }
+    };
     let app = allowed_app().await;
     let (ws, token) = manager(&app).await;
     for connector in ["pg", "pg-plain", "pg-tls"] {
-        let (ok, message) =
-            verify(&app, &token, connector, &ws, fields("postgres", "postgres")).await;
+        let (ok, message) = verify(
+            &app,
+            &token,
+            connector,
+            &ws,
+            fields_for(&pg, "postgres", &pg.user),
+        )
+        .await;
+        if connector == "pg-tls" && message.contains("server does not support TLS") {
+            eprintln!("the local PostgreSQL has no TLS: sslmode=require not checkable here");
+            continue;
+        }
         assert!(ok, "{connector}: {message}");
         assert_eq!(message, "");
     }
@@ -103,7 +152,10 @@ async fn right_credentials_answer_ok_over_tls_and_plain() {
         &token,
         "pg-raw",
         &ws,
-        json!({"dsn": "host=localhost port=5432 user=postgres dbname=postgres sslmode=prefer"}),
+        json!({"dsn": format!(
+            "host=localhost port={} user={} password='{}' dbname=postgres sslmode=prefer",
+            pg.port, pg.user, pg.password
+        )}),
     )
     .await;
     assert!(ok, "{message}");
@@ -111,9 +163,9 @@ async fn right_credentials_answer_ok_over_tls_and_plain() {
 
 #[tokio::test]
 async fn an_unknown_database_answers_ok_false_with_the_servers_reason() {
-    if !postgres_is_up().await {
+    let Some(pg) = local_pg().await else {
         return;
-    }
+    };
     let app = allowed_app().await;
     let (ws, token) = manager(&app).await;
     let (ok, message) = verify(
@@ -121,7 +173,7 @@ async fn an_unknown_database_answers_ok_false_with_the_servers_reason() {
         &token,
         "pg",
         &ws,
-        fields("no_such_db_plugboard", "postgres"),
+        fields_for(&pg, "no_such_db_plugboard", &pg.user),
     )
     .await;
     assert!(!ok);
@@ -133,9 +185,9 @@ async fn an_unknown_database_answers_ok_false_with_the_servers_reason() {
 
 #[tokio::test]
 async fn an_unknown_role_answers_ok_false_with_the_servers_reason() {
-    if !postgres_is_up().await {
+    let Some(pg) = local_pg().await else {
         return;
-    }
+    };
     let app = allowed_app().await;
     let (ws, token) = manager(&app).await;
     let (ok, message) = verify(
@@ -143,22 +195,46 @@ async fn an_unknown_role_answers_ok_false_with_the_servers_reason() {
         &token,
         "pg",
         &ws,
-        fields("postgres", "no_such_role_plugboard"),
+        fields_for(&pg, "postgres", "no_such_role_plugboard"),
     )
     .await;
     assert!(!ok);
+    // Under trust auth the server names the missing role; under password auth it does not reveal whether it exists.
     assert!(
-        message.contains(r#"role "no_such_role_plugboard" does not exist"#),
+        message.contains(r#"role "no_such_role_plugboard" does not exist"#)
+            || message
+                .contains(r#"password authentication failed for user "no_such_role_plugboard""#),
         "{message}"
     );
     assert!(!message.contains("pw-Secret-123"));
 }
 
 #[tokio::test]
-async fn verify_full_refuses_a_certificate_no_public_root_signed() {
-    if !postgres_is_up().await {
+async fn a_wrong_password_answers_ok_false_with_the_servers_reason() {
+    let Some(pg) = local_pg().await else {
+        return;
+    };
+    let app = allowed_app().await;
+    let (ws, token) = manager(&app).await;
+    let mut f = fields_for(&pg, "postgres", &pg.user);
+    f["password"] = json!("Wrong-Password-987");
+    let (ok, message) = verify(&app, &token, "pg", &ws, f).await;
+    assert!(!message.contains("Wrong-Password-987"), "{message}");
+    if ok {
+        eprintln!("the local PostgreSQL does not check passwords (trust auth): wrong-password case not checkable here");
         return;
     }
+    assert!(
+        message.contains("password authentication failed"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_certificate_no_public_root_signed() {
+    let Some(pg) = local_pg().await else {
+        return;
+    };
     let app = allowed_app().await;
     let (ws, token) = manager(&app).await;
     // The local server's certificate is self-signed (or it has no TLS at all): either way verify-full fails.
@@ -167,7 +243,7 @@ async fn verify_full_refuses_a_certificate_no_public_root_signed() {
         &token,
         "pg-verified",
         &ws,
-        fields("postgres", "postgres"),
+        fields_for(&pg, "postgres", &pg.user),
     )
     .await;
     assert!(!ok, "{message}");
