@@ -240,14 +240,20 @@ pub fn cut(s: &str, max: usize) -> String {
     out
 }
 
-/// One line of readable text: control characters dropped, runs of whitespace collapsed.
+/// Invisible formatting characters a provider could use to make a message read differently than it is (zero-width
+/// characters, bidirectional overrides and isolates, the byte-order mark).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// One line of readable text: control and invisible formatting characters dropped, runs of whitespace collapsed.
 pub fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len().min(4096));
     let mut space = false;
     for c in s.chars() {
         if c.is_whitespace() {
             space = true;
-        } else if c.is_control() {
+        } else if c.is_control() || is_invisible_format(c) {
             continue;
         } else {
             if space && !out.is_empty() {
@@ -392,6 +398,7 @@ mod tests {
         let r = Redactor::new(["secret-value"]);
         let m = finish(&r, &format!("a\n\n b\t{}", "x".repeat(2000)));
         assert!(m.starts_with("a b x"));
+        assert_eq!(one_line("ab\u{202E}cd\u{200B}\u{1b}[31m"), "abcd[31m");
         assert!(m.len() <= MAX_MESSAGE_BYTES);
     }
 
