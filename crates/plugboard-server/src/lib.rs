@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod integration;
 pub mod limits;
 pub mod openapi;
 pub mod prepared;

@@ -39,9 +39,17 @@ impl Modify for BearerAuth {
         crate::routes::health::openapi,
         crate::routes::connectors::list,
         crate::routes::connectors::get_one,
+        crate::routes::install::install,
+        crate::routes::integrations::list,
+        crate::routes::integrations::create,
+        crate::routes::integrations::get_one,
+        crate::routes::integrations::patch,
+        crate::routes::integrations::delete,
+        crate::routes::integrations::runtime,
+        crate::routes::audit::list,
         crate::routes::verify::verify,
     ),
-    components(schemas(ErrorBody, crate::prepared::ConnectorSummary, crate::routes::verify::VerifyRequest, crate::routes::verify::VerifyResponse)),
+    components(schemas(ErrorBody, crate::prepared::ConnectorSummary, crate::routes::install::InstallRequest, crate::integration::InstallBody, crate::integration::IntegrationBody, crate::integration::AuditEntry, crate::integration::AuditPage, crate::routes::integrations::CustomServerRequest, crate::routes::integrations::PatchRequest, crate::routes::verify::VerifyRequest, crate::routes::verify::VerifyResponse)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -1,9 +1,73 @@
-//! (being written)
+//! `POST /api/v1/connectors/{connector_id}/install?workspace_id=`: a catalog entry becomes an integration, its
+//! credentials sealed in the vault. Checks in the contract's order: authentication (401), `workspace_id` (400),
+//! MANAGER+ (403, also for an unknown workspace or a non-member), the connector (404), then the
+//! `Idempotency-Key` header, body and fields (400, naming the field) and `crew_id` (400). The work is
+//! [`crate::integration::install`].
 
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::Router;
+use bytes::Bytes;
+use plugboard_store::Role;
 
 use crate::app::AppState;
+use crate::auth::{require_role, Principal};
+use crate::error::ApiError;
+use crate::integration;
+use crate::routes::{ApiPath, QueryPairs};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/api/v1/connectors/{connector_id}/install", post(install))
+}
+
+/// The request body of an install.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct InstallRequest {
+    /// A crew of the same workspace for a crew-scoped install; omit for workspace scope.
+    crew_id: Option<String>,
+    /// User-facing label; defaults to the manifest's name.
+    name: Option<String>,
+    /// The form values keyed by field key (required when the manifest has required fields).
+    #[schema(value_type = Object)]
+    fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Installs a connector. With an `Idempotency-Key`, a retry of the same request returns the first response.
+#[utoipa::path(post, path = "/api/v1/connectors/{connector_id}/install", tag = "connectors",
+    security(("bearer" = [])),
+    params(
+        ("connector_id" = String, Path, description = "manifest id"),
+        ("workspace_id" = String, Query, description = "the workspace to install into"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = InstallRequest,
+    responses(
+        (status = 201, description = "installed (or the replay of the first response)", body = integration::InstallBody),
+        (status = 400, description = "missing workspace_id, invalid body, a field rejected (named), unknown crew", body = crate::openapi::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
+        (status = 403, description = "not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no connector with this id", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another request", body = crate::openapi::ErrorBody)))]
+pub async fn install(
+    State(app): State<AppState>,
+    principal: Principal,
+    query: QueryPairs,
+    ApiPath(connector_id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let workspace_id = query.require("workspace_id")?;
+    require_role(&app, &principal, workspace_id, Role::Manager).await?;
+    Ok(integration::install(
+        &app,
+        &principal,
+        workspace_id,
+        &connector_id,
+        &headers,
+        &body,
+    )
+    .await?
+    .into_response())
 }

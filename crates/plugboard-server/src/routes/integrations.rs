@@ -1,9 +1,198 @@
-//! Installed integrations: list, get, patch, delete, the custom MCP server, the runtime view, and the audit log.
+//! Installed integrations: list, get, patch, delete, the custom MCP server and the runtime view. Handlers extract
+//! and authorise; the work is in [`crate::integration`].
+//!
+//! Order of checks: authentication (401); for `/integrations?workspace_id=`: the parameter (400) then the role
+//! (403, also for an unknown workspace or a non-member); for `/integrations/{id}`: the integration exists (404),
+//! then the caller's role on its workspace (403, also for a non-member); then the body (400).
 
-use axum::Router;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use plugboard_store::Role;
 
 use crate::app::AppState;
+use crate::auth::{require_role, Principal};
+use crate::error::ApiError;
+use crate::integration::{self, IntegrationBody};
+use crate::routes::{ApiPath, QueryPairs};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/integrations", get(list).post(create))
+        .route(
+            "/api/v1/integrations/{integration_id}",
+            get(get_one).patch(patch).delete(delete),
+        )
+        .route(
+            "/api/v1/integrations/{integration_id}/runtime",
+            get(runtime),
+        )
+}
+
+/// A header or env value of a custom server: a plain string, or `{"value": "…", "secret": true}` to vault it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CustomServerRequest {
+    /// User-facing label (1 to 200 characters).
+    name: String,
+    /// A crew of the same workspace; omit for workspace scope.
+    crew_id: Option<String>,
+    /// `stdio`, `streamable-http` or `sse`.
+    transport: String,
+    /// stdio: the program to run.
+    command: Option<String>,
+    /// stdio: its arguments (at most 64).
+    args: Option<Vec<String>>,
+    /// stdio: environment variables (at most 64); each a string or `{"value", "secret"}`.
+    #[schema(value_type = Object)]
+    env: Option<serde_json::Map<String, serde_json::Value>>,
+    /// streamable-http / sse: the http(s) URL, without credentials.
+    endpoint: Option<String>,
+    /// streamable-http / sse: HTTP headers (at most 64); each a string or `{"value", "secret"}`.
+    #[schema(value_type = Object)]
+    headers: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// PATCH body: any of these.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PatchRequest {
+    name: Option<String>,
+    enabled: Option<bool>,
+    /// Credential fields to replace (merged over the current values, validated as a whole, re-sealed).
+    #[schema(value_type = Object)]
+    fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The workspace's integrations (only those of one crew with `crew_id`), oldest first. No secret values, ever.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", security(("bearer" = [])),
+    params(
+        ("workspace_id" = String, Query, description = "the workspace"),
+        ("crew_id" = Option<String>, Query, description = "only integrations installed at this crew's scope")),
+    responses(
+        (status = 200, description = "integrations", body = [IntegrationBody]),
+        (status = 400, description = "missing workspace_id, or crew_id not a crew of the workspace", body = crate::openapi::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
+        (status = 403, description = "not a member of the workspace", body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(app): State<AppState>,
+    principal: Principal,
+    query: QueryPairs,
+) -> Result<Json<Vec<IntegrationBody>>, ApiError> {
+    let workspace_id = query.require("workspace_id")?;
+    require_role(&app, &principal, workspace_id, Role::Viewer).await?;
+    let crew_id = query
+        .get("crew_id")
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    Ok(Json(integration::list(&app, workspace_id, crew_id).await?))
+}
+
+/// The custom MCP server escape hatch.
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", security(("bearer" = [])),
+    params(
+        ("workspace_id" = String, Query, description = "the workspace"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = CustomServerRequest,
+    responses(
+        (status = 201, description = "created", body = integration::InstallBody),
+        (status = 400, description = "missing workspace_id or an invalid body (the key is named)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
+        (status = 403, description = "not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another request", body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    State(app): State<AppState>,
+    principal: Principal,
+    query: QueryPairs,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let workspace_id = query.require("workspace_id")?;
+    require_role(&app, &principal, workspace_id, Role::Manager).await?;
+    Ok(
+        integration::create_custom(&app, &principal, workspace_id, &headers, &body)
+            .await?
+            .into_response(),
+    )
+}
+
+/// One integration (any member of its workspace).
+#[utoipa::path(get, path = "/api/v1/integrations/{integration_id}", tag = "integrations", security(("bearer" = [])),
+    params(("integration_id" = String, Path, description = "integration id")),
+    responses(
+        (status = 200, description = "the integration", body = IntegrationBody),
+        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
+        (status = 403, description = "not a member of its workspace", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody)))]
+pub async fn get_one(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<IntegrationBody>, ApiError> {
+    let i = integration::load_for(&app, &principal, &id, Role::Viewer).await?;
+    Ok(Json(integration::integration_body(&app, &i)))
+}
+
+/// Rename, enable/disable, replace credential fields (MANAGER+).
+#[utoipa::path(patch, path = "/api/v1/integrations/{integration_id}", tag = "integrations", security(("bearer" = [])),
+    params(("integration_id" = String, Path, description = "integration id")),
+    request_body = PatchRequest,
+    responses(
+        (status = 200, description = "the updated integration", body = IntegrationBody),
+        (status = 400, description = "invalid body, or a field rejected (named)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
+        (status = 403, description = "not MANAGER+ on its workspace", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
+        (status = 409, description = "fields cannot be replaced: the connector left the catalog or changed its auth mode", body = crate::openapi::ErrorBody)))]
+pub async fn patch(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> Result<Json<IntegrationBody>, ApiError> {
+    let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
+    Ok(Json(integration::patch(&app, &principal, i, &body).await?))
+}
+
+/// Removes the integration and destroys its vault entries (MANAGER+).
+#[utoipa::path(delete, path = "/api/v1/integrations/{integration_id}", tag = "integrations", security(("bearer" = [])),
+    params(("integration_id" = String, Path, description = "integration id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
+        (status = 403, description = "not MANAGER+ on its workspace", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody)))]
+pub async fn delete(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
+    integration::delete(&app, &principal, i).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The materialised MCP block with secrets decrypted, for the agent runtime (ADMIN+). Every read is audited.
+#[utoipa::path(get, path = "/api/v1/integrations/{integration_id}/runtime", tag = "integrations", security(("bearer" = [])),
+    params(("integration_id" = String, Path, description = "integration id")),
+    responses(
+        (status = 200, description = "the integration with `mcp` materialised (secrets included)", body = IntegrationBody),
+        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
+        (status = 403, description = "not ADMIN+ on its workspace", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
+        (status = 409, description = "waiting for OAuth (`oauth_pending`) or disabled (`integration_disabled`)", body = crate::openapi::ErrorBody)))]
+pub async fn runtime(
+    State(app): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let i = integration::load_for(&app, &principal, &id, Role::Admin).await?;
+    let body = integration::runtime(&app, &principal, i).await?;
+    let mut res = Json(body).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
 }
