@@ -980,7 +980,15 @@ async fn openapi_paths(db: Db) {
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
     }
-    for schema in ["IntegrationBody", "InstallBody", "CustomServerRequest", "AuditPage"] {
-        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing");
+    for schema in [
+        "IntegrationBody",
+        "InstallBody",
+        "CustomServerRequest",
+        "AuditPage",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
     }
 }

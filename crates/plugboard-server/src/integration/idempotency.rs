@@ -1,0 +1,199 @@
+//! `Idempotency-Key`: scope (workspace, caller, key), request fingerprints, replays and the unique race.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use plugboard_store::{NewIntegration, StoreError};
+use secrecy::zeroize::Zeroize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+use super::*;
+
+/// A created resource (or the replay of one): status, JSON body, and whether it is a replay.
+pub struct Created {
+    pub status: StatusCode,
+    pub body: String,
+    pub replayed: bool,
+}
+
+impl IntoResponse for Created {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.body).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.replayed {
+            h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        res
+    }
+}
+
+/// The `Idempotency-Key` header: absent, or 1 to 255 visible ASCII characters (400 otherwise).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(format!(
+            "the Idempotency-Key header must be one value of 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"
+        ))
+    };
+    if values.next().is_some() {
+        return Err(bad());
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > MAX_IDEMPOTENCY_KEY_BYTES
+        || !bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+    {
+        return Err(bad());
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The JSON value with object keys sorted, recursively.
+pub(crate) fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .filter_map(|k| map.get(k).map(|x| (k.clone(), canonical(x))))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+pub(crate) fn fingerprint(
+    operation: &str,
+    connector_id: &str,
+    body: &Map<String, Value>,
+) -> Vec<u8> {
+    let mut canon = canonical(&Value::Object(body.clone())).to_string();
+    let mut h = Sha256::new();
+    h.update(b"plugboard-idempotency/v1\0");
+    h.update(operation.as_bytes());
+    h.update(b"\0");
+    h.update(connector_id.as_bytes());
+    h.update(b"\0");
+    h.update(canon.as_bytes());
+    canon.zeroize();
+    h.finalize().to_vec()
+}
+
+pub(crate) fn key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was already used for a different request",
+    )
+}
+
+/// A stored first response for this (workspace, caller, key), if any: the replay, or 422 for another request.
+pub(crate) async fn replay(
+    app: &App,
+    workspace_id: &str,
+    principal: &Principal,
+    idem: &Idem,
+) -> Result<Option<Created>, ApiError> {
+    let Some(rec) = app
+        .store
+        .idempotency_get(workspace_id, &principal.user_id, &idem.key)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if rec.fingerprint != idem.fingerprint {
+        return Err(key_reused());
+    }
+    let status = u16::try_from(rec.status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| ApiError::internal("stored idempotent response has an invalid status"))?;
+    Ok(Some(Created {
+        status,
+        body: rec.response,
+        replayed: true,
+    }))
+}
+
+pub(crate) struct Idem {
+    pub(crate) key: String,
+    pub(crate) fingerprint: Vec<u8>,
+}
+
+/// Writes a new integration; a concurrent duplicate that lost the unique race on its Idempotency-Key gets the
+/// winner's stored response.
+pub(crate) async fn write_integration(
+    app: &App,
+    principal: &Principal,
+    new: NewIntegration,
+    idem: Option<&Idem>,
+    body: String,
+) -> Result<Created, ApiError> {
+    let workspace_id = new.workspace_id.clone();
+    match app.store.create_integration(new).await {
+        Ok(_) => Ok(Created {
+            status: StatusCode::CREATED,
+            body,
+            replayed: false,
+        }),
+        Err(StoreError::Conflict(m)) => match idem {
+            Some(idem) => match replay(app, &workspace_id, principal, idem).await? {
+                Some(first) => Ok(first),
+                None => Err(ApiError::conflict(m)),
+            },
+            None => Err(ApiError::conflict(m)),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii_of_bounded_length() {
+        let mut h = HeaderMap::new();
+        assert_eq!(idempotency_key(&h).unwrap(), None);
+        h.insert("idempotency-key", HeaderValue::from_static("abc-123_~!"));
+        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123_~!"));
+        for bad in ["", "with space", &"k".repeat(256)] {
+            h.insert("idempotency-key", HeaderValue::from_str(bad).unwrap());
+            assert!(idempotency_key(&h).is_err(), "{bad:?}");
+        }
+        h.insert(
+            "idempotency-key",
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        assert!(idempotency_key(&h).is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_key_order_but_not_values() {
+        let a = json!({"name": "x", "fields": {"a": "1", "b": "2"}});
+        let b = json!({"fields": {"b": "2", "a": "1"}, "name": "x"});
+        let c = json!({"fields": {"b": "2", "a": "3"}, "name": "x"});
+        let f = |v: &Value| fingerprint("install", "github", v.as_object().unwrap());
+        assert_eq!(f(&a), f(&b));
+        assert_ne!(f(&a), f(&c));
+        assert_ne!(
+            fingerprint("install", "github", a.as_object().unwrap()),
+            fingerprint("install", "slack", a.as_object().unwrap())
+        );
+    }
+}
