@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod integration;
 pub mod limits;
+pub mod oauth;
 pub mod openapi;
 pub mod prepared;
 pub mod probe;
