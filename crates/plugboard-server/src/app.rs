@@ -206,6 +206,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::install::router())
         .merge(routes::integrations::router())
         .merge(routes::audit::router())
+        .merge(routes::oauth::router())
         .fallback(|| async { ApiError::not_found("endpoint").into_response() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(

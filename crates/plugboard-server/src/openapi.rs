@@ -39,6 +39,8 @@ impl Modify for BearerAuth {
         crate::routes::health::openapi,
         crate::routes::connectors::list,
         crate::routes::connectors::get_one,
+        crate::routes::oauth::oauth_callback,
+        crate::routes::oauth::oauth_start,
         crate::routes::install::install,
         crate::routes::integrations::list,
         crate::routes::integrations::create,
@@ -49,7 +51,7 @@ impl Modify for BearerAuth {
         crate::routes::audit::list,
         crate::routes::verify::verify,
     ),
-    components(schemas(ErrorBody, crate::prepared::ConnectorSummary, crate::routes::install::InstallRequest, crate::integration::InstallBody, crate::integration::IntegrationBody, crate::integration::AuditEntry, crate::integration::AuditPage, crate::routes::integrations::CustomServerRequest, crate::routes::integrations::PatchRequest, crate::routes::verify::VerifyRequest, crate::routes::verify::VerifyResponse)),
+    components(schemas(ErrorBody, crate::prepared::ConnectorSummary, crate::routes::oauth::OAuthStartBody, crate::routes::install::InstallRequest, crate::integration::InstallBody, crate::integration::IntegrationBody, crate::integration::AuditEntry, crate::integration::AuditPage, crate::routes::integrations::CustomServerRequest, crate::routes::integrations::PatchRequest, crate::routes::verify::VerifyRequest, crate::routes::verify::VerifyResponse)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

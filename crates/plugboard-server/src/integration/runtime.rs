@@ -12,14 +12,16 @@ use crate::error::ApiError;
 use super::stored::*;
 use super::*;
 
-/// The OAuth access token for `${oauth.access_token}`. OAuth tokens arrive with the OAuth issue (callback and
-/// refresh store them in the vault); until then no integration has one, and OAuth integrations stay
-/// `pending_oauth`, which `/runtime` answers with 409 before asking for a token.
+/// The OAuth access token for `${oauth.access_token}` of a byo_oauth / mcp_oauth integration, refreshed first when
+/// it expires within a minute ([`crate::oauth::access_token`]); `None` for other auth modes.
 pub async fn oauth_access_token(
-    _app: &App,
-    _integration: &Integration,
+    app: &App,
+    integration: &Integration,
 ) -> Result<Option<SecretString>, ApiError> {
-    Ok(None)
+    if integration.auth_mode != "byo_oauth" && integration.auth_mode != "mcp_oauth" {
+        return Ok(None);
+    }
+    Ok(Some(crate::oauth::access_token(app, integration).await?))
 }
 
 /// `GET /api/v1/integrations/{id}/runtime`: the MCP block with every secret decrypted. Audited on every read

@@ -5,6 +5,7 @@ pub mod connectors;
 pub mod health;
 pub mod install;
 pub mod integrations;
+pub mod oauth;
 pub mod verify;
 
 use axum::extract::rejection::PathRejection;
