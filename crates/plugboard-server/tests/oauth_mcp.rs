@@ -38,6 +38,18 @@ async fn a_callback_is_handled_by_a_second_instance_on_the_same_postgresql_datab
     second_instance(db).await;
 }
 
+#[tokio::test]
+async fn the_oauth_routes_are_in_the_openapi_document() {
+    let db = Db::new(plugboard_server::testing::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = TestApp::new(db).await;
+    let doc = app.get("/api/openapi.json", None).await.json();
+    let paths = &doc["paths"];
+    assert!(paths["/api/v1/connectors/oauth/callback"]["get"].is_object());
+    assert!(paths["/api/v1/integrations/{integration_id}/oauth/start"]["post"].is_object());
+}
+
 struct Setup {
     app: TestApp,
     fake: Arc<Fake>,
@@ -105,7 +117,16 @@ async fn connect(s: &Setup, id: &str) -> (String, Approved) {
     let url = start_ok(s, id).await;
     let a = s.fake.approve(&url);
     let res = callback(&s.app, &a, Some(&s.fake.issuer())).await;
-    assert_page(&res, 200, &[&a.code]);
+    let page = assert_page(&res, 200, &[&a.code]);
+    assert!(
+        page.contains(&format!("data-integration-id=\"{id}\"")),
+        "{page}"
+    );
+    assert!(page.contains("data-status=\"active\""), "{page}");
+    assert!(
+        page.contains("data-origin=\"http://127.0.0.1:8080\""),
+        "{page}"
+    );
     assert_eq!(status_of(&s.app, id).await, ("active".into(), None));
     (url, a)
 }

@@ -31,6 +31,8 @@ use crate::error::ApiError;
 const MCP_PROTOCOL_VERSION: &str = "2025-06-18";
 /// At most this many authorization servers of a resource are tried.
 const MAX_AUTH_SERVERS: usize = 3;
+/// Discovery and registration together take at most the egress timeout plus this (below the request timeout).
+const START_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
 /// Longest identifier (client id, URL) taken from a metadata document.
 const MAX_ID_BYTES: usize = 2048;
 
@@ -146,7 +148,16 @@ pub async fn start(
         )));
     }
     let endpoint = mcp_endpoint(state, integration)?;
-    match prepare(state, integration, &endpoint, actor_id).await {
+    // Several calls, each bounded by the egress timeout: bound them together below the request timeout.
+    let budget = state.config.probe_timeout + START_MARGIN;
+    let prepared = tokio::time::timeout(budget, prepare(state, integration, &endpoint, actor_id))
+        .await
+        .unwrap_or_else(|_| {
+            Err(discovery(
+                "discovery and registration took too long (the MCP or authorization server is slow or unreachable)",
+            ))
+        });
+    match prepared {
         Ok(url) => Ok(url),
         Err(e) => {
             if let StartError::Discovery(_) | StartError::Unsupported(_) = &e {
@@ -467,18 +478,21 @@ async fn probe(state: &App, endpoint: &Url) -> Challenge {
         .header("Accept", "application/json, text/event-stream")
         .header("MCP-Protocol-Version", MCP_PROTOCOL_VERSION)
         .follow_redirects(false);
-    let res = match state.egress.send(req).await {
+    // Only the status and headers matter: a server that answers with an endless event stream must not hold us.
+    let res = match state.egress.send_streaming(req).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(error = %e, "mcp probe failed; trying the well-known metadata");
             return Challenge::default();
         }
     };
-    if res.status != 401 {
+    if res.status().as_u16() != 401 {
         return Challenge::default();
     }
+    let headers = res.headers().clone();
+    drop(res);
     let mut out = Challenge::default();
-    for value in res.headers.get_all(http::header::WWW_AUTHENTICATE) {
+    for value in headers.get_all(http::header::WWW_AUTHENTICATE) {
         let Ok(text) = value.to_str() else { continue };
         for (scheme, name, value) in auth_params(text) {
             if !scheme.eq_ignore_ascii_case("bearer") {
