@@ -605,17 +605,22 @@ async fn idempotent_retry(db: Db) {
     let app = TestApp::new(db).await;
     let (ws, owner) = app.workspace().await;
     let uri = install_uri("github-oauth-app", &ws.id);
-    let body = json!({"name": "GH", "fields": {"client_id": "abc", "client_secret": "s3cret"}});
+    let body =
+        json!({"name": "GH", "fields": {"client_id": "client-abc", "client_secret": "s3cret"}});
     let first = post_with_key(&app, &owner, &uri, "retry-1", &body).await;
     first.assert_status(201);
     assert!(first.headers.get("idempotent-replayed").is_none());
     // Same request, keys in another order: the same response, byte for byte.
     let reordered =
-        json!({"fields": {"client_secret": "s3cret", "client_id": "abc"}, "name": "GH"});
+        json!({"fields": {"client_secret": "s3cret", "client_id": "client-abc"}, "name": "GH"});
     let second = post_with_key(&app, &owner, &uri, "retry-1", &reordered).await;
     second.assert_status(201);
     assert_eq!(second.body, first.body);
     assert_eq!(second.headers["idempotent-replayed"], "true");
+    assert!(second.json()["oauth_url"]
+        .as_str()
+        .unwrap()
+        .contains("state="));
     assert_eq!(
         app.db
             .store
@@ -674,6 +679,53 @@ async fn idempotent_retry(db: Db) {
             .len(),
         4
     );
+    // The replayable record holds no field value: the oauth_url (client id, state) is sealed with the integration.
+    let id = first.json()["integration_id"].as_str().unwrap().to_string();
+    let names: Vec<String> = app
+        .db
+        .store
+        .integration_secrets(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(
+        names.contains(&"oauth.authorize_url".to_string()),
+        "{names:?}"
+    );
+    let owner_id = app
+        .state
+        .tokens
+        .authenticate(&owner)
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    let record = app
+        .db
+        .store
+        .idempotency_get(&ws.id, &owner_id, "retry-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !record.response.contains("state") && !record.response.contains("client-abc"),
+        "{}",
+        record.response
+    );
+    // Once that integration is deleted, its result cannot be replayed.
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/integrations/{id}"),
+        Some(&owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    let gone = post_with_key(&app, &owner, &uri, "retry-1", &body).await;
+    gone.assert_status(409);
+    assert_eq!(gone.json()["code"], "idempotent_result_gone");
 }
 
 async fn idempotency_reuse(db: Db) {

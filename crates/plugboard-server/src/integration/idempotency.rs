@@ -4,6 +4,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use plugboard_store::{NewIntegration, StoreError};
 use secrecy::zeroize::Zeroize;
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -124,9 +125,37 @@ pub(crate) async fn replay(
         .ok_or_else(|| ApiError::internal("stored idempotent response has an invalid status"))?;
     Ok(Some(Created {
         status,
-        body: rec.response,
+        body: restore_oauth_url(app, rec.response).await?,
         replayed: true,
     }))
+}
+
+/// A replayed byo_oauth install gets back the `oauth_url` that was sealed with it.
+async fn restore_oauth_url(app: &App, stored: String) -> Result<String, ApiError> {
+    let mut body = match serde_json::from_str::<InstallBody>(&stored) {
+        Ok(b) if b.next_step == "oauth" && b.oauth_url.is_none() => b,
+        _ => return Ok(stored),
+    };
+    let rows = app.store.integration_secrets(&body.integration_id).await?;
+    let row = rows
+        .iter()
+        .find(|r| r.name == AUTHORIZE_URL_SECRET)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotent_result_gone",
+                "the integration the first request with this Idempotency-Key created has since been deleted",
+            )
+        })?;
+    let url = app
+        .vault
+        .open(row)
+        .await
+        .map_err(vault_err)?
+        .into_string()
+        .map_err(ApiError::internal)?;
+    body.oauth_url = Some(url.expose_secret().to_string());
+    serde_json::to_string(&body).map_err(ApiError::internal)
 }
 
 pub(crate) struct Idem {

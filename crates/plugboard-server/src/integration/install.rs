@@ -76,12 +76,24 @@ pub async fn install(
     };
     drop(values);
     let stored = StoredMcp::from_manifest(m, plain, vaulted).to_json()?;
-    let response = serde_json::to_string(&InstallBody {
+    // The replayable copy of the response leaves the oauth_url out (it holds the client id and the state); with an
+    // Idempotency-Key it is sealed instead, for a replay to put back.
+    if let (Some(_), Some(url)) = (&idem, &oauth_url) {
+        secrets.push(
+            app.vault
+                .seal(&id, AUTHORIZE_URL_SECRET, url.as_bytes())
+                .await
+                .map_err(vault_err)?,
+        );
+    }
+    let mut body = InstallBody {
         integration_id: id.clone(),
         next_step: next_step.to_string(),
-        oauth_url,
-    })
-    .map_err(ApiError::internal)?;
+        oauth_url: None,
+    };
+    let replayable = serde_json::to_string(&body).map_err(ApiError::internal)?;
+    body.oauth_url = oauth_url;
+    let response = serde_json::to_string(&body).map_err(ApiError::internal)?;
     let new = NewIntegration {
         id: id.clone(),
         workspace_id: workspace_id.to_string(),
@@ -105,7 +117,7 @@ pub async fn install(
             key: i.key.clone(),
             fingerprint: i.fingerprint.clone(),
             status: i64::from(StatusCode::CREATED.as_u16()),
-            response: response.clone(),
+            response: replayable,
         }),
     };
     write_integration(app, principal, new, idem.as_ref(), response).await

@@ -27,8 +27,9 @@
 //!   to (workspace, caller, key); the fingerprint is SHA-256 over the operation, the connector id and the body in
 //!   canonical form (object keys sorted). A retry with the same key and request gets the first response (same status
 //!   and body, plus `Idempotent-Replayed: true`); the same key with another request gets 422
-//!   `idempotency_key_reused`. The stored response holds no secret (an `oauth_url` carries the state, which is fine
-//!   to replay to the same caller).
+//!   `idempotency_key_reused`. The stored response holds no field value: a byo_oauth `oauth_url` (client id and
+//!   state) is sealed in the vault as `oauth.authorize_url` and put back on replay; if that integration has since
+//!   been deleted, the replay is a 409 `idempotent_result_gone`.
 
 mod audit;
 mod custom;
@@ -64,6 +65,9 @@ pub const MASK: &str = "********";
 pub const FIELD_SECRET_PREFIX: &str = "field.";
 /// The PKCE code verifier of a pending byo_oauth install, for the OAuth callback to consume.
 pub const PKCE_VERIFIER_SECRET: &str = "oauth.pkce_verifier";
+/// The authorization URL of a byo_oauth install made with an `Idempotency-Key`, kept for replays: it carries the
+/// client id and the state, so it is sealed rather than stored with the replayable response.
+pub const AUTHORIZE_URL_SECRET: &str = "oauth.authorize_url";
 /// `auth_mode` of a custom MCP server.
 pub const CUSTOM_AUTH_MODE: &str = "custom";
 /// An OAuth `state` is good for this long.
