@@ -152,6 +152,11 @@ impl Vault {
         })
     }
 
+    /// A keyed hash under the master key (see [`MasterKey::keyed_hash`]).
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        self.master.keyed_hash(purpose, data)
+    }
+
     pub fn master_fingerprint(&self) -> String {
         self.master.fingerprint()
     }

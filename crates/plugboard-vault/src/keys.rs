@@ -114,6 +114,25 @@ impl MasterKey {
         hex(digest.get(..4).unwrap_or_default())
     }
 
+    /// A keyed hash (HMAC-SHA256 under the master key, domain-separated by `purpose`) of `data`: for values
+    /// that must be compared later but must not be testable offline by someone who reads the database
+    /// (e.g. request fingerprints that cover secret values).
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0 .0[..]) {
+            Ok(m) => m,
+            // HMAC accepts keys of any length: unreachable, but no panic either.
+            Err(_) => return [0u8; 32],
+        };
+        mac.update(&cipher::encode_parts(&[
+            DOMAIN,
+            b"keyed-hash",
+            purpose.as_bytes(),
+            data,
+        ]));
+        mac.finalize().into_bytes().into()
+    }
+
     /// A fresh random data key with a new random id (`dk_` + 16 hex digits), and the same key
     /// wrapped under this master key for storage. The wrapping binds the key id as associated data.
     pub fn new_data_key(&self) -> Result<(DataKey, WrappedKey), VaultError> {

@@ -70,3 +70,14 @@ proptest! {
         prop_assert!(ring.open(&sealed, &other).is_err());
     }
 }
+
+#[test]
+fn keyed_hashes_depend_on_the_master_key_the_purpose_and_the_data() {
+    let a = plugboard_vault::MasterKey::generate();
+    let b = plugboard_vault::MasterKey::generate();
+    assert_eq!(a.keyed_hash("p", b"data"), a.keyed_hash("p", b"data"));
+    assert_ne!(a.keyed_hash("p", b"data"), b.keyed_hash("p", b"data"));
+    assert_ne!(a.keyed_hash("p", b"data"), a.keyed_hash("q", b"data"));
+    assert_ne!(a.keyed_hash("p", b"data"), a.keyed_hash("p", b"datb"));
+    assert_ne!(a.keyed_hash("pd", b"ata"), a.keyed_hash("p", b"data"));
+}

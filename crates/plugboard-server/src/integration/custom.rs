@@ -328,7 +328,7 @@ pub async fn create_custom(
         ],
     )?;
     let idem = key.map(|key| Idem {
-        fingerprint: fingerprint("custom", "", &body),
+        fingerprint: fingerprint(&app.vault, "custom", "", &body),
         key,
     });
     if let Some(idem) = &idem {

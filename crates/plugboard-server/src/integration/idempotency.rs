@@ -6,7 +6,6 @@ use plugboard_store::{NewIntegration, StoreError};
 use secrecy::zeroize::Zeroize;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::auth::Principal;
@@ -77,21 +76,36 @@ pub(crate) fn canonical(v: &Value) -> Value {
     }
 }
 
+/// The request fingerprint: a keyed hash (under the master key) of the operation, the connector id and the
+/// canonical body. Keyed, because the body holds secret values: an unkeyed hash in the database would let anyone who
+/// reads it test guesses of a weak secret offline.
 pub(crate) fn fingerprint(
+    vault: &crate::vault::Vault,
     operation: &str,
     connector_id: &str,
     body: &Map<String, Value>,
 ) -> Vec<u8> {
+    let input = fingerprint_input(operation, connector_id, body);
+    vault.keyed_hash("idempotency-fingerprint", &input).to_vec()
+}
+
+fn fingerprint_input(
+    operation: &str,
+    connector_id: &str,
+    body: &Map<String, Value>,
+) -> secrecy::zeroize::Zeroizing<Vec<u8>> {
     let mut canon = canonical(&Value::Object(body.clone())).to_string();
-    let mut h = Sha256::new();
-    h.update(b"plugboard-idempotency/v1\0");
-    h.update(operation.as_bytes());
-    h.update(b"\0");
-    h.update(connector_id.as_bytes());
-    h.update(b"\0");
-    h.update(canon.as_bytes());
+    let mut input = secrecy::zeroize::Zeroizing::new(Vec::with_capacity(canon.len() + 64));
+    for part in [
+        operation.as_bytes(),
+        connector_id.as_bytes(),
+        canon.as_bytes(),
+    ] {
+        input.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        input.extend_from_slice(part);
+    }
     canon.zeroize();
-    h.finalize().to_vec()
+    input
 }
 
 pub(crate) fn key_reused() -> ApiError {
@@ -217,12 +231,12 @@ mod tests {
         let a = json!({"name": "x", "fields": {"a": "1", "b": "2"}});
         let b = json!({"fields": {"b": "2", "a": "1"}, "name": "x"});
         let c = json!({"fields": {"b": "2", "a": "3"}, "name": "x"});
-        let f = |v: &Value| fingerprint("install", "github", v.as_object().unwrap());
+        let f = |v: &Value| fingerprint_input("install", "github", v.as_object().unwrap());
         assert_eq!(f(&a), f(&b));
         assert_ne!(f(&a), f(&c));
         assert_ne!(
-            fingerprint("install", "github", a.as_object().unwrap()),
-            fingerprint("install", "slack", a.as_object().unwrap())
+            fingerprint_input("install", "github", a.as_object().unwrap()),
+            fingerprint_input("install", "slack", a.as_object().unwrap())
         );
     }
 }

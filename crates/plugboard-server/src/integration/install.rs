@@ -42,7 +42,7 @@ pub async fn install(
     };
     only_keys(&body, &["crew_id", "name", "fields"])?;
     let idem = key.map(|key| Idem {
-        fingerprint: fingerprint("install", &m.id, &body),
+        fingerprint: fingerprint(&app.vault, "install", &m.id, &body),
         key,
     });
     if let Some(idem) = &idem {

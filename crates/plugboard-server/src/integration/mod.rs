@@ -24,7 +24,7 @@
 //! * **Not a member.** For `/integrations/{id}` endpoints the order is 401, 404 (no such integration), 403 (not a
 //!   member of its workspace, or the role is too low). Ids are random (~119 bits), so the 403 reveals nothing useful.
 //! * **Idempotency.** An `Idempotency-Key` (1 to 255 visible ASCII characters) on install or custom create is scoped
-//!   to (workspace, caller, key); the fingerprint is SHA-256 over the operation, the connector id and the body in
+//!   to (workspace, caller, key); the fingerprint is a keyed hash (HMAC-SHA256 under the master key) of the operation, the connector id and the body in
 //!   canonical form (object keys sorted). A retry with the same key and request gets the first response (same status
 //!   and body, plus `Idempotent-Replayed: true`); the same key with another request gets 422
 //!   `idempotency_key_reused`. The stored response holds no field value: a byo_oauth `oauth_url` (client id and
