@@ -120,6 +120,10 @@ impl App {
         tokens.spawn_poller();
         let openapi = Bytes::from(crate::openapi::document());
         tracing::info!(master_key = %vault.master_fingerprint(), "vault open");
+        let verify_limits = crate::limits::VerifyLimits::new(
+            config.verify_rate_per_minute,
+            crate::limits::VerifyLimits::MAX_CONCURRENT,
+        );
         Ok(Arc::new(App {
             config,
             store,
@@ -128,7 +132,7 @@ impl App {
             vault,
             egress,
             openapi,
-            verify_limits: crate::limits::VerifyLimits::default(),
+            verify_limits,
         }))
     }
 }

@@ -66,6 +66,14 @@ pub struct ConfigArgs {
         global = true
     )]
     pub probe_timeout_ms: String,
+    /// Verifies a minute per workspace (per instance); the burst is the same number.
+    #[arg(
+        long,
+        env = "PLUGBOARD_VERIFY_RATE_PER_MINUTE",
+        default_value = "30",
+        global = true
+    )]
+    pub verify_rate_per_minute: String,
     /// `pretty` or `json`.
     #[arg(
         long,
@@ -94,6 +102,7 @@ pub struct Config {
     pub public_url: String,
     pub egress_allow_cidrs: Vec<IpNet>,
     pub probe_timeout: Duration,
+    pub verify_rate_per_minute: u32,
     pub log_format: LogFormat,
 }
 
@@ -174,6 +183,18 @@ impl ConfigArgs {
                 self.probe_timeout_ms
             ))
         })?;
+        let verify_rate_per_minute: u32 = self
+            .verify_rate_per_minute
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "PLUGBOARD_VERIFY_RATE_PER_MINUTE `{}` must be a whole number from 1 to 1000000 (default 30)",
+                    self.verify_rate_per_minute
+                ))
+            })?;
         let log_format = match self.log_format.trim().to_ascii_lowercase().as_str() {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
@@ -195,6 +216,7 @@ impl ConfigArgs {
             public_url,
             egress_allow_cidrs,
             probe_timeout: Duration::from_millis(probe_timeout_ms),
+            verify_rate_per_minute,
             log_format,
         })
     }
@@ -220,7 +242,7 @@ impl Config {
     /// One line of the effective settings, without any secret.
     pub fn summary(&self) -> String {
         format!(
-            "listen={} data_dir={} database={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} log_format={:?}",
+            "listen={} data_dir={} database={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?}",
             self.listen,
             self.data_dir.display(),
             self.redacted_database_url(),
@@ -229,6 +251,7 @@ impl Config {
             self.public_url,
             self.egress_allow_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             self.probe_timeout.as_millis(),
+            self.verify_rate_per_minute,
             self.log_format,
         )
     }
@@ -249,6 +272,7 @@ impl Config {
             public_url: "http://127.0.0.1:8080".into(),
             egress_allow_cidrs: Vec::new(),
             probe_timeout: Duration::from_secs(10),
+            verify_rate_per_minute: 30,
             log_format: LogFormat::Pretty,
         }
     }

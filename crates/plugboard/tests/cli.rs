@@ -292,6 +292,11 @@ fn bad_configuration_fails_at_start_saying_how_to_fix_it() {
         ),
         ("PLUGBOARD_PROBE_TIMEOUT_MS", "soon", "milliseconds"),
         ("PLUGBOARD_LOG_FORMAT", "xml", "pretty"),
+        (
+            "PLUGBOARD_VERIFY_RATE_PER_MINUTE",
+            "0",
+            "PLUGBOARD_VERIFY_RATE_PER_MINUTE",
+        ),
         ("PLUGBOARD_MASTER_KEY", "c2hvcnQ=", "32"),
     ];
     for (var, value, hint) in cases {
