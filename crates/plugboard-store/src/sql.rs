@@ -37,6 +37,29 @@ const INTEGRATION_COLUMNS: &str =
     "id, workspace_id, crew_id, connector_id, name, auth_mode, status, status_reason, \
      enabled, mcp, created_by, created_at, updated_at";
 
+const INSERT_SECRET: &str =
+    "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)";
+const UPSERT_SECRET: &str = "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (integration_id, name) \
+     DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at";
+const DELETE_SECRET: &str = "DELETE FROM secrets WHERE integration_id = $1 AND name = $2";
+
+/// Writes one sealed secret of an integration (`INSERT_SECRET` or `UPSERT_SECRET`) inside an open transaction.
+macro_rules! write_secret {
+    ($exec:expr, $sql:expr, $integration_id:expr, $secret:expr, $now:expr) => {{
+        let secret: &NewSecret = $secret;
+        sqlx::query($sql)
+            .bind($integration_id)
+            .bind(&secret.name)
+            .bind(&secret.key_id)
+            .bind(&secret.ciphertext)
+            .bind($now)
+            .execute($exec)
+            .await
+            .map_err(|e| map_err(e, "the secret"))?;
+    }};
+}
+
 /// Appends one audit entry with the given executor (a pool or an open transaction).
 macro_rules! insert_audit {
     ($exec:expr, $entry:expr) => {{
@@ -379,18 +402,7 @@ macro_rules! store_impl {
                 .await
                 .map_err(|e| map_err(e, "the integration"))?;
                 for s in &new.secrets {
-                    sqlx::query(
-                        "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&new.id)
-                    .bind(&s.name)
-                    .bind(&s.key_id)
-                    .bind(&s.ciphertext)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map_err(e, "the secret"))?;
+                    write_secret!(&mut *tx, INSERT_SECRET, &new.id, s, now);
                 }
                 if let Some(st) = &new.oauth_state {
                     sqlx::query(
@@ -507,35 +519,11 @@ macro_rules! store_impl {
                         .execute(&mut *tx)
                         .await?;
                     for s in secrets {
-                        sqlx::query(
-                            "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(id)
-                        .bind(&s.name)
-                        .bind(&s.key_id)
-                        .bind(&s.ciphertext)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| map_err(e, "the secret"))?;
+                        write_secret!(&mut *tx, INSERT_SECRET, id, s, now);
                     }
                 }
                 for s in &patch.upsert_secrets {
-                    sqlx::query(
-                        "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (integration_id, name) \
-                         DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(id)
-                    .bind(&s.name)
-                    .bind(&s.key_id)
-                    .bind(&s.ciphertext)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map_err(e, "the secret"))?;
+                    write_secret!(&mut *tx, UPSERT_SECRET, id, s, now);
                 }
                 sqlx::query("UPDATE integrations SET updated_at = $1 WHERE id = $2")
                     .bind(now)
@@ -674,27 +662,10 @@ macro_rules! store_impl {
                     .map_err(|e| map_err(e, "the OAuth grant"))?;
                 }
                 for name in &start.delete_secrets {
-                    sqlx::query("DELETE FROM secrets WHERE integration_id = $1 AND name = $2")
-                        .bind(id)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(DELETE_SECRET).bind(id).bind(name).execute(&mut *tx).await?;
                 }
                 for s in &start.upsert_secrets {
-                    sqlx::query(
-                        "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (integration_id, name) \
-                         DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(id)
-                    .bind(&s.name)
-                    .bind(&s.key_id)
-                    .bind(&s.ciphertext)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map_err(e, "the secret"))?;
+                    write_secret!(&mut *tx, UPSERT_SECRET, id, s, now);
                 }
                 if let Some(audit) = &start.audit {
                     insert_audit!(&mut *tx, audit);
@@ -756,27 +727,10 @@ macro_rules! store_impl {
                         .await?;
                 }
                 for name in &w.delete_secrets {
-                    sqlx::query("DELETE FROM secrets WHERE integration_id = $1 AND name = $2")
-                        .bind(id)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(DELETE_SECRET).bind(id).bind(name).execute(&mut *tx).await?;
                 }
                 for s in &w.upsert_secrets {
-                    sqlx::query(
-                        "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (integration_id, name) \
-                         DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(id)
-                    .bind(&s.name)
-                    .bind(&s.key_id)
-                    .bind(&s.ciphertext)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map_err(e, "the secret"))?;
+                    write_secret!(&mut *tx, UPSERT_SECRET, id, s, now);
                 }
                 if let Some((status, reason)) = &w.status {
                     sqlx::query(
