@@ -150,9 +150,21 @@ enum VaultCommand {
     Rotate,
 }
 
+/// Dependencies whose debug and trace output can carry wire data (request paths with query strings, header frames,
+/// TLS records): they are held at `info` whatever `RUST_LOG` says, so no level of logging shows a secret that travels
+/// in an outbound request.
+const WIRE_LEVEL_CAPS: &str =
+    "h2=info,hyper=info,hyper_util=info,reqwest=info,rustls=info,tokio_postgres=info,postgres_protocol=info";
+
 fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default_level.to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{base},{WIRE_LEVEL_CAPS}"))
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{default_level},{WIRE_LEVEL_CAPS}"))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
