@@ -542,7 +542,17 @@ impl Guard {
             let status = resp.status().as_u16();
             let location = resp.headers().get(LOCATION).cloned();
             let location = match location {
-                Some(loc) if req.follow_redirects && is_followed_redirect(status) => loc,
+                // A 307/308 would re-send the body; a body can hold secrets, so it never crosses origins: the
+                // redirect is then the answer.
+                Some(loc)
+                    if req.follow_redirects
+                        && is_followed_redirect(status)
+                        && !(matches!(status, 307 | 308)
+                            && body.is_some()
+                            && crosses_origin(&url, &loc)) =>
+                {
+                    loc
+                }
                 _ => {
                     let headers = resp.headers().clone();
                     let (body, truncated) =
@@ -662,4 +672,14 @@ async fn read_capped(
         }
         buf.extend_from_slice(&chunk);
     }
+}
+
+/// Whether a redirect's `Location` (resolved against `url`) names another origin. An unparseable one counts as not
+/// crossing: following it fails later with a clear error anyway.
+fn crosses_origin(url: &Url, location: &http::HeaderValue) -> bool {
+    location
+        .to_str()
+        .ok()
+        .and_then(|l| url.join(l.trim()).ok())
+        .is_some_and(|next| next.origin() != url.origin())
 }

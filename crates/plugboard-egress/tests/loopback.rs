@@ -470,3 +470,18 @@ async fn a_zero_byte_cap_reads_nothing_and_reports_truncation() {
     assert!(resp.body.is_empty());
     assert!(resp.truncated);
 }
+
+#[tokio::test]
+async fn a_body_is_never_resent_to_another_origin_by_a_307_or_308() {
+    let other = serve(|_| Reply::ok("other")).await;
+    let other_url = other.url("/landing");
+    let first = serve(move |_| Reply::redirect(307, &other_url)).await;
+    let g = guard(LOOPBACK, StubResolver::new());
+    let req = Request::post(first.url("/start"), b"token=SECRET".to_vec()).follow_redirects(true);
+    let resp = g.send(req).await.unwrap();
+    assert_eq!(resp.status, 307, "the cross-origin 307 is the answer");
+    assert!(
+        other.seen().is_empty(),
+        "the other origin was never contacted"
+    );
+}

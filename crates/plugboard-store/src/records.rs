@@ -132,8 +132,9 @@ pub struct IntegrationPatch {
     pub enabled: Option<bool>,
     pub status: Option<(String, Option<String>)>,
     pub mcp: Option<String>,
-    /// When set, every existing secret of the integration is destroyed and these take their place.
-    pub replace_secrets: Option<Vec<NewSecret>>,
+    /// `(prefix, secrets)`: every existing secret of the integration whose name starts with `prefix` is destroyed
+    /// and these take their place; secrets under other names (OAuth tokens written concurrently) are untouched.
+    pub replace_secrets: Option<(String, Vec<NewSecret>)>,
     /// Secrets to add or overwrite, keeping the others.
     pub upsert_secrets: Vec<NewSecret>,
     pub audit: Option<NewAudit>,

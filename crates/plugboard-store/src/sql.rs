@@ -513,11 +513,14 @@ macro_rules! store_impl {
                         .execute(&mut *tx)
                         .await?;
                 }
-                if let Some(secrets) = &patch.replace_secrets {
-                    sqlx::query("DELETE FROM secrets WHERE integration_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                if let Some((prefix, secrets)) = &patch.replace_secrets {
+                    sqlx::query(
+                        "DELETE FROM secrets WHERE integration_id = $1 AND substr(name, 1, length($2)) = $2",
+                    )
+                    .bind(id)
+                    .bind(prefix)
+                    .execute(&mut *tx)
+                    .await?;
                     for s in secrets {
                         write_secret!(&mut *tx, INSERT_SECRET, id, s, now);
                     }

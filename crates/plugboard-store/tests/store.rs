@@ -12,7 +12,7 @@ plugboard_store::test_on_both_backends! {
     tokens_are_found_by_hash_until_revoked => token_lifecycle;
     only_one_data_key_is_active_at_a_time => one_active_key;
     an_integration_is_written_with_all_its_secrets_or_not_at_all => integration_atomic;
-    replacing_secrets_destroys_the_old_ones => replace_secrets;
+    replacing_secrets_destroys_the_old_ones_under_the_prefix_only => replace_secrets;
     deleting_an_integration_destroys_its_vault_entries => delete_destroys;
     an_oauth_state_is_consumed_once_and_never_after_expiry => oauth_state_once;
     an_idempotency_record_is_kept_with_the_integration => idempotency;
@@ -216,16 +216,24 @@ async fn integration_atomic(db: TestDb) {
 async fn replace_secrets(db: TestDb) {
     let (user, ws) = setup(&db).await;
     db.store.insert_data_key("dk1", b"w", true).await.unwrap();
-    let new = new_integration(&ws, &user, "dk1");
+    let mut new = new_integration(&ws, &user, "dk1");
+    new.secrets.push(NewSecret {
+        name: "oauth.access_token".into(),
+        key_id: "dk1".into(),
+        ciphertext: vec![5],
+    });
     db.store.create_integration(new.clone()).await.unwrap();
     let patch = IntegrationPatch {
         name: Some("Renamed".into()),
         enabled: Some(false),
-        replace_secrets: Some(vec![NewSecret {
-            name: "field.pat".into(),
-            key_id: "dk1".into(),
-            ciphertext: vec![7],
-        }]),
+        replace_secrets: Some((
+            "field.".into(),
+            vec![NewSecret {
+                name: "field.pat".into(),
+                key_id: "dk1".into(),
+                ciphertext: vec![7],
+            }],
+        )),
         audit: Some(audit(&ws.id, "integration.update")),
         ..Default::default()
     };
@@ -237,9 +245,10 @@ async fn replace_secrets(db: TestDb) {
         .unwrap();
     assert_eq!(row.name, "Renamed");
     assert!(!row.enabled);
+    // Only the `field.` entries were replaced; the OAuth token under another name is untouched.
     let secrets = db.store.integration_secrets(&new.id).await.unwrap();
-    assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0].name, "field.pat");
+    let names: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["field.pat", "oauth.access_token"]);
     assert!(db
         .store
         .update_integration("missing", IntegrationPatch::default())

@@ -404,20 +404,12 @@ pub async fn patch(
             }
             let values = FieldValues::from(validated?);
             let (plain, vaulted) = split_values(m, &values);
-            let mut secrets = seal_fields(app, &integration.id, &values, &vaulted).await?;
+            let secrets = seal_fields(app, &integration.id, &values, &vaulted).await?;
             drop(values);
-            // Entries that are not credential fields (an OAuth verifier, later tokens) are kept as they are.
-            secrets.extend(
-                rows.into_iter()
-                    .filter(|r| !r.name.starts_with(FIELD_SECRET_PREFIX))
-                    .map(|r| NewSecret {
-                        name: r.name,
-                        key_id: r.key_id,
-                        ciphertext: r.ciphertext,
-                    }),
-            );
+            // Only the credential fields are replaced: entries under other names (an OAuth verifier, tokens a
+            // concurrent callback or refresh is writing) are left alone in the database, not copied over.
             patch.mcp = Some(StoredMcp::from_manifest(m, plain, vaulted).to_json()?);
-            patch.replace_secrets = Some(secrets);
+            patch.replace_secrets = Some((FIELD_SECRET_PREFIX.to_string(), secrets));
             field_keys = submitted.keys().map(|k| truncate(k, 64)).collect();
             changed.push("fields");
         }

@@ -64,11 +64,8 @@ pub fn sanitize(text: &str, max: usize, secrets: &[&str]) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        if s.contains(secret) {
-            s = s.replace(secret, "[redacted]");
-        }
-    }
+    // The probe redactor: raw, percent-encoded, JSON-escaped, hex and base64 forms (also inside a Basic header).
+    s = crate::probe::redact::Redactor::new(secrets.iter().copied()).redact(&s);
     let s = s.trim();
     if s.chars().count() > max {
         let mut cut: String = s.chars().take(max).collect();
@@ -92,6 +89,16 @@ pub fn error_code(value: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sanitize_removes_encoded_copies_of_secrets_too() {
+        let secret = "cs/with+chars=secret";
+        let pct: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let text = format!("invalid client {secret} ({pct})");
+        let out = super::sanitize(&text, 500, &[secret]);
+        assert!(!out.contains("with"), "{out}");
+    }
+
     use super::*;
 
     #[test]

@@ -167,7 +167,8 @@ impl Redactor {
             while let Some(pos) = lower.get(from..).and_then(|h| h.find(needle.as_str())) {
                 let start = from + pos;
                 ranges.push((start, start + needle.len()));
-                from = start + 1;
+                // Step over one whole character: a needle may start with a multi-byte one.
+                from = start + needle.chars().next().map_or(1, char::len_utf8);
             }
         }
         for needle in &self.base64 {
@@ -338,6 +339,15 @@ pub fn provider_message(value: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_copy_of_a_secret_starting_with_a_multibyte_character_is_removed() {
+        let r = Redactor::new(["ébène-secret-42"]);
+        let text = "a ébène-secret-42 b ébène-secret-42 c ébène-secret-42 d ébène-secret-42";
+        let out = r.redact(text);
+        assert!(!out.contains("secret-42"), "{out}");
+        assert_eq!(out.matches(REDACTED).count(), 4, "{out}");
+    }
 
     const TOKEN: &str = "ghp_S3cr3t/Tok+en=42 x";
 
