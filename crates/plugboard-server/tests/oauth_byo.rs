@@ -25,6 +25,7 @@ plugboard_server::testing::test_on_both_backends! {
     a_refresh_answer_without_a_refresh_token_keeps_the_old_one => no_rotation;
     invalid_grant_on_refresh_turns_the_integration_error_telling_to_reconnect => invalid_grant;
     a_transient_refresh_failure_hands_out_the_still_valid_token => transient_refresh_failure;
+    an_integration_in_error_reconnects_through_oauth_start_without_a_new_install => reconnect;
 }
 
 const CLIENT_ID: &str = "byo-client-1";
@@ -503,4 +504,35 @@ async fn transient_refresh_failure(db: Db) {
     assert_eq!(status_of(&s.app, &id).await.0, "active");
     s.fake.set(|c| c.refresh_failure = None);
     assert_ne!(token_of(&s.app, &id).await.unwrap(), current);
+}
+
+async fn reconnect(db: Db) {
+    let s = setup(db, true, "client_secret_post", SECRET).await;
+    let id = connected_expiring(&s).await;
+    s.fake
+        .set(|c| c.refresh_failure = Some((400, json!({"error": "invalid_grant"}).to_string())));
+    assert!(token_of(&s.app, &id).await.is_err());
+    assert_eq!(status_of(&s.app, &id).await.0, "error");
+    s.fake.set(|c| c.refresh_failure = None);
+
+    let viewer = s.app.member(&s.ws, plugboard_store::Role::Viewer).await;
+    start_mcp(&s.app, &viewer, &id).await.assert_status(403);
+    let res = start_mcp(&s.app, &s.token, &id).await;
+    res.assert_status(200);
+    let oauth_url = res.json()["oauth_url"].as_str().unwrap().to_string();
+    let q = query_of(&oauth_url);
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["code_challenge_method"], "S256");
+    let approved = s.fake.approve(&oauth_url);
+    let res = s
+        .app
+        .get(
+            &callback_uri(&[("code", &approved.code), ("state", &approved.state)]),
+            None,
+        )
+        .await;
+    assert_page(&res, 200, &[&approved.code, SECRET]);
+    assert_eq!(status_of(&s.app, &id).await.0, "active");
+    let token = token_of(&s.app, &id).await.unwrap();
+    assert_eq!(Some(token), s.fake.last_access_token());
 }

@@ -25,7 +25,7 @@ plugboard_server::testing::test_on_both_backends! {
     an_authorization_server_without_s256_is_refused => no_s256;
     metadata_for_another_resource_or_issuer_is_refused => wrong_resource;
     an_mcp_token_is_refreshed_with_the_resource => mcp_refresh;
-    starting_needs_manager_on_an_mcp_oauth_integration => start_authz;
+    starting_needs_manager_and_an_oauth_integration => start_authz;
     the_runtime_view_hands_out_a_refreshed_token => runtime_view;
 }
 
@@ -454,9 +454,26 @@ async fn start_authz(db: Db) {
         json!({"client_id": "c", "client_secret": "s"}),
     )
     .await;
+    // A byo_oauth integration restarts its own flow (reconnect); a custom server has no OAuth flow at all.
     let res = start_mcp(&s.app, &s.token, &byo).await;
-    res.assert_status(400);
-    assert!(res.json()["error"].as_str().unwrap().contains("mcp_oauth"));
+    res.assert_status(200);
+    assert!(res.json()["oauth_url"].as_str().unwrap().contains("state="));
+    let custom = s
+        .app
+        .post(
+            &format!("/api/v1/integrations?workspace_id={}", s.ws.id),
+            Some(&s.token),
+            json!({"name": "c", "transport": "stdio", "command": "npx"}),
+        )
+        .await;
+    custom.assert_status(201);
+    let custom_id = custom.json()["integration_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    start_mcp(&s.app, &s.token, &custom_id)
+        .await
+        .assert_status(400);
 }
 
 async fn runtime_view(db: Db) {

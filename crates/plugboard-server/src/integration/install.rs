@@ -221,3 +221,50 @@ pub(crate) async fn byo_oauth_start(
         verifier: verifier.map(|(s, _)| s),
     })
 }
+
+/// Re-authorisation of an installed byo_oauth integration (`POST /integrations/{id}/oauth/start`): a new
+/// authorization URL from the manifest and the fields in the vault, a new single-use state (earlier unused ones are
+/// dropped) and, with PKCE, a new sealed verifier. The tokens already stored stay until the callback replaces them,
+/// so an `error` integration can be reconnected without a new install.
+pub(crate) async fn byo_oauth_restart(
+    app: &App,
+    integration: &plugboard_store::Integration,
+    actor_id: &str,
+) -> Result<String, ApiError> {
+    use crate::oauth::tokens::TargetError;
+    let target_err = |e: TargetError| match e {
+        TargetError::Config(msg) => ApiError::conflict(msg),
+        TargetError::Internal => {
+            ApiError::internal("cannot read the byo_oauth integration's stored fields")
+        }
+    };
+    let m = crate::oauth::byo::manifest(app, integration).map_err(target_err)?;
+    let values = FieldValues::from(
+        crate::oauth::byo::fields(app, &integration.id)
+            .await
+            .map_err(target_err)?,
+    );
+    let start = byo_oauth_start(app, m, &integration.id, &values).await?;
+    drop(values);
+    let (upsert_secrets, delete_secrets) = match start.verifier {
+        Some(v) => (vec![v], Vec::new()),
+        None => (Vec::new(), vec![PKCE_VERIFIER_SECRET.to_string()]),
+    };
+    app.store
+        .start_oauth_flow(plugboard_store::OAuthFlowStart {
+            integration_id: integration.id.clone(),
+            state: start.state,
+            grant: None,
+            upsert_secrets,
+            delete_secrets,
+            audit: Some(plugboard_store::NewAudit {
+                workspace_id: Some(integration.workspace_id.clone()),
+                actor_id: Some(actor_id.to_string()),
+                action: "integration.oauth_start".into(),
+                target: Some(integration.id.clone()),
+                detail: json!({ "flow": crate::oauth::FLOW_BYO }),
+            }),
+        })
+        .await?;
+    Ok(start.url)
+}

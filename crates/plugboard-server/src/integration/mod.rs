@@ -35,6 +35,7 @@ mod audit;
 mod custom;
 mod idempotency;
 mod install;
+pub(crate) use install::byo_oauth_restart;
 mod runtime;
 mod stored;
 

@@ -60,15 +60,17 @@ pub async fn oauth_callback(State(app): State<AppState>, query: QueryPairs) -> R
     page::render(&page, &app.config.public_url)
 }
 
-/// Starts the MCP authorization of an mcp_oauth integration: discovers the MCP server's authorization server
+/// Starts (or restarts, to reconnect) the authorization of an OAuth integration. byo_oauth: a new authorization URL
+/// from the manifest and the stored fields. mcp_oauth: discovers the MCP server's authorization server
 /// (RFC 9728, RFC 8414 / OpenID discovery), reuses or registers a client (RFC 7591), and returns the authorization
 /// URL (PKCE S256, single-use state, RFC 8707 `resource`). Every call goes through the egress guard.
 #[utoipa::path(post, path = "/api/v1/integrations/{integration_id}/oauth/start", tag = "oauth",
     security(("bearer" = [])),
-    params(("integration_id" = String, Path, description = "an mcp_oauth integration")),
+    params(("integration_id" = String, Path, description = "an mcp_oauth or byo_oauth integration")),
     responses(
         (status = 200, description = "the authorization URL to open", body = OAuthStartBody),
-        (status = 400, description = "not an mcp_oauth integration", body = crate::openapi::ErrorBody),
+        (status = 400, description = "not an OAuth integration", body = crate::openapi::ErrorBody),
+        (status = 409, description = "byo_oauth: the connector left the catalog", body = crate::openapi::ErrorBody),
         (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
         (status = 403, description = "not MANAGER+ on the integration's workspace", body = crate::openapi::ErrorBody),
         (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
@@ -79,6 +81,10 @@ pub async fn oauth_start(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OAuthStartBody>, ApiError> {
     let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
-    let oauth_url = mcp::start(&app, &i, &principal.user_id).await?;
+    let oauth_url = if i.auth_mode == crate::oauth::FLOW_BYO {
+        integration::byo_oauth_restart(&app, &i, &principal.user_id).await?
+    } else {
+        mcp::start(&app, &i, &principal.user_id).await?
+    };
     Ok(Json(OAuthStartBody { oauth_url }))
 }
