@@ -60,6 +60,16 @@ macro_rules! write_secret {
     }};
 }
 
+/// Fails with `NotFound(what)` unless the query (one `$1` id) finds a row, inside an open transaction.
+macro_rules! require_exists {
+    ($exec:expr, $sql:literal, $id:expr, $what:literal) => {{
+        let row: Option<(String,)> = sqlx::query_as($sql).bind($id).fetch_optional($exec).await?;
+        if row.is_none() {
+            return Err(StoreError::NotFound($what));
+        }
+    }};
+}
+
 /// Appends one audit entry with the given executor (a pool or an open transaction).
 macro_rules! insert_audit {
     ($exec:expr, $entry:expr) => {{
@@ -129,13 +139,7 @@ macro_rules! store_impl {
             async fn create_workspace(&self, name: &str, owner_id: &str) -> Result<Workspace> {
                 let ws = Workspace { id: new_id(), name: name.to_string(), created_at: now_ms() };
                 let mut tx = self.pool.begin().await?;
-                let owner: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
-                    .bind(owner_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if owner.is_none() {
-                    return Err(StoreError::NotFound("user"));
-                }
+                require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", owner_id, "user");
                 sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
                     .bind(&ws.id)
                     .bind(&ws.name)
@@ -164,20 +168,8 @@ macro_rules! store_impl {
 
             async fn add_member(&self, workspace_id: &str, user_id: &str, role: Role) -> Result<Membership> {
                 let mut tx = self.pool.begin().await?;
-                let ws: Option<(String,)> = sqlx::query_as("SELECT id FROM workspaces WHERE id = $1")
-                    .bind(workspace_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if ws.is_none() {
-                    return Err(StoreError::NotFound("workspace"));
-                }
-                let user: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if user.is_none() {
-                    return Err(StoreError::NotFound("user"));
-                }
+                require_exists!(&mut *tx, "SELECT id FROM workspaces WHERE id = $1", workspace_id, "workspace");
+                require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", user_id, "user");
                 sqlx::query(
                     "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
@@ -211,13 +203,7 @@ macro_rules! store_impl {
                     created_at: now_ms(),
                 };
                 let mut tx = self.pool.begin().await?;
-                let ws: Option<(String,)> = sqlx::query_as("SELECT id FROM workspaces WHERE id = $1")
-                    .bind(workspace_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if ws.is_none() {
-                    return Err(StoreError::NotFound("workspace"));
-                }
+                require_exists!(&mut *tx, "SELECT id FROM workspaces WHERE id = $1", workspace_id, "workspace");
                 sqlx::query("INSERT INTO crews (id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4)")
                     .bind(&crew.id)
                     .bind(&crew.workspace_id)
@@ -245,13 +231,7 @@ macro_rules! store_impl {
                     revoked_at: None,
                 };
                 let mut tx = self.pool.begin().await?;
-                let user: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if user.is_none() {
-                    return Err(StoreError::NotFound("user"));
-                }
+                require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", user_id, "user");
                 sqlx::query(
                     "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
                 )
