@@ -22,6 +22,7 @@ plugboard_server::testing::test_on_both_backends! {
     a_registered_client_is_reused_for_the_same_authorization_server => client_reuse;
     a_confidential_registered_client_authenticates_with_its_sealed_secret => confidential_client;
     an_iss_that_is_not_the_recorded_issuer_is_refused_without_an_exchange => iss_mismatch;
+    an_answer_without_the_iss_its_server_promised_is_refused_and_one_with_it_connects => iss_required;
     an_authorization_server_without_s256_is_refused => no_s256;
     metadata_for_another_resource_or_issuer_is_refused => wrong_resource;
     an_mcp_token_is_refreshed_with_the_resource => mcp_refresh;
@@ -601,4 +602,31 @@ async fn second_instance(db: Db) {
     assert!(all
         .into_iter()
         .all(|t| t.unwrap().expose_secret() == newest));
+}
+
+async fn iss_required(db: Db) {
+    let s = setup(
+        db,
+        FakeConfig {
+            iss_supported: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = install_mcp(&s, "fake-mcp").await;
+    let url = start_ok(&s, &id).await;
+    let a = s.fake.approve(&url);
+    let res = callback(&s.app, &a, None).await;
+    assert_page(&res, 400, &[&a.code]);
+    let (status, reason) = status_of(&s.app, &id).await;
+    assert_eq!(status, "error");
+    assert!(reason.unwrap().contains("RFC 9207"));
+    assert!(s.fake.token_requests().is_empty(), "no exchange");
+
+    let url = start_ok(&s, &id).await;
+    let a = s.fake.approve(&url);
+    let issuer = s.fake.issuer();
+    let res = callback(&s.app, &a, Some(&issuer)).await;
+    assert_eq!(res.status.as_u16(), 200, "{}", res.text());
+    assert_eq!(status_of(&s.app, &id).await.0, "active");
 }

@@ -61,6 +61,8 @@ pub struct NewOAuthState {
     pub flow: String,
     pub redirect_uri: String,
     pub issuer: Option<String>,
+    /// RFC 9207: the authorization server promised an `iss` parameter, so an answer without one is refused.
+    pub iss_required: bool,
     pub expires_at: i64,
 }
 
@@ -70,6 +72,7 @@ pub struct OAuthStateRow {
     pub flow: String,
     pub redirect_uri: String,
     pub issuer: Option<String>,
+    pub iss_required: bool,
     pub expires_at: i64,
 }
 

@@ -70,6 +70,28 @@ macro_rules! require_exists {
     }};
 }
 
+/// Inserts one single-use OAuth state (only its hash) for an integration inside an open transaction.
+macro_rules! insert_oauth_state {
+    ($exec:expr, $integration_id:expr, $state:expr, $now:expr) => {{
+        let st: &NewOAuthState = $state;
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, integration_id, flow, redirect_uri, issuer, iss_required, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&st.state_hash)
+        .bind($integration_id)
+        .bind(&st.flow)
+        .bind(&st.redirect_uri)
+        .bind(&st.issuer)
+        .bind(st.iss_required)
+        .bind($now)
+        .bind(st.expires_at)
+        .execute($exec)
+        .await
+        .map_err(|e| map_err(e, "the OAuth state"))?;
+    }};
+}
+
 /// Appends one audit entry with the given executor (a pool or an open transaction).
 macro_rules! insert_audit {
     ($exec:expr, $entry:expr) => {{
@@ -385,20 +407,7 @@ macro_rules! store_impl {
                     write_secret!(&mut *tx, INSERT_SECRET, &new.id, s, now);
                 }
                 if let Some(st) = &new.oauth_state {
-                    sqlx::query(
-                        "INSERT INTO oauth_states (state_hash, integration_id, flow, redirect_uri, issuer, \
-                         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(&st.state_hash)
-                    .bind(&new.id)
-                    .bind(&st.flow)
-                    .bind(&st.redirect_uri)
-                    .bind(&st.issuer)
-                    .bind(now)
-                    .bind(st.expires_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map_err(e, "the OAuth state"))?;
+                    insert_oauth_state!(&mut *tx, &new.id, st, now);
                 }
                 insert_audit!(&mut *tx, &new.audit);
                 if let Some(idem) = &new.idempotency {
@@ -590,7 +599,7 @@ macro_rules! store_impl {
                     return Ok(None);
                 }
                 let row = sqlx::query_as::<_, OAuthStateRow>(
-                    "SELECT integration_id, flow, redirect_uri, issuer, expires_at FROM oauth_states \
+                    "SELECT integration_id, flow, redirect_uri, issuer, iss_required, expires_at FROM oauth_states \
                      WHERE state_hash = $1",
                 )
                 .bind(state_hash)
@@ -609,20 +618,7 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?;
                 let st = &start.state;
-                sqlx::query(
-                    "INSERT INTO oauth_states (state_hash, integration_id, flow, redirect_uri, issuer, \
-                     created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&st.state_hash)
-                .bind(id)
-                .bind(&st.flow)
-                .bind(&st.redirect_uri)
-                .bind(&st.issuer)
-                .bind(now)
-                .bind(st.expires_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(e, "the OAuth state"))?;
+                insert_oauth_state!(&mut *tx, id, st, now);
                 if let Some(g) = &start.grant {
                     sqlx::query(
                         "INSERT INTO oauth_grants (integration_id, flow, issuer, token_endpoint, resource, client_id, \

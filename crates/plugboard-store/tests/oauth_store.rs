@@ -65,6 +65,7 @@ fn state(hash: &[u8]) -> NewOAuthState {
         flow: "mcp_oauth".into(),
         redirect_uri: "http://x/cb".into(),
         issuer: Some("https://as.example".into()),
+        iss_required: false,
         expires_at: now_ms() + 600_000,
     }
 }

@@ -266,6 +266,7 @@ async fn delete_destroys(db: TestDb) {
         flow: "byo_oauth".into(),
         redirect_uri: "http://x/cb".into(),
         issuer: None,
+        iss_required: false,
         expires_at: now_ms() + 60_000,
     });
     db.store.create_integration(new.clone()).await.unwrap();
@@ -298,6 +299,7 @@ async fn oauth_state_once(db: TestDb) {
         flow: "byo_oauth".into(),
         redirect_uri: "http://x/cb".into(),
         issuer: None,
+        iss_required: false,
         expires_at: now + 600_000,
     });
     db.store.create_integration(a.clone()).await.unwrap();
@@ -307,6 +309,7 @@ async fn oauth_state_once(db: TestDb) {
         flow: "byo_oauth".into(),
         redirect_uri: "http://x/cb".into(),
         issuer: None,
+        iss_required: false,
         expires_at: now - 1,
     });
     db.store.create_integration(b).await.unwrap();

@@ -216,6 +216,7 @@ pub(crate) async fn byo_oauth_start(
             flow: BYO_OAUTH_FLOW.to_string(),
             redirect_uri,
             issuer: None,
+            iss_required: false,
             expires_at: now_ms().saturating_add(OAUTH_STATE_TTL_MS),
         },
         verifier: verifier.map(|(s, _)| s),

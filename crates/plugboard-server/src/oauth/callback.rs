@@ -119,6 +119,19 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
         .for_integration(id, "error");
     }
 
+    if row.iss_required && q.iss.is_none() {
+        let reason = "The authorization server promised to name itself in its answer (RFC 9207) but did not; \
+                      nothing was exchanged. Connect again."
+            .to_string();
+        tracing::warn!(integration_id = %id, "oauth callback without the promised iss");
+        fail(app, &integration, &reason, "integration.oauth_error").await;
+        return Page::new(
+            StatusCode::BAD_REQUEST,
+            "Sign-in refused",
+            format!("{name}: {reason}"),
+        )
+        .for_integration(id, "error");
+    }
     if let (Some(expected), Some(got)) = (row.issuer.as_deref(), q.iss.as_deref()) {
         if got != expected {
             let reason = format!(

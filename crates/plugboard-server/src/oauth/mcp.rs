@@ -261,6 +261,7 @@ async fn prepare(
                 flow: FLOW_MCP.into(),
                 redirect_uri: redirect_uri.clone(),
                 issuer: Some(server.issuer.clone()),
+                iss_required: server.iss_supported,
                 expires_at: now + STATE_TTL_MS,
             },
             grant: Some(NewOAuthGrant {
@@ -626,6 +627,8 @@ struct Server {
     token_endpoint: String,
     registration_endpoint: Option<String>,
     auth_methods: Option<Vec<String>>,
+    /// RFC 9207 `authorization_response_iss_parameter_supported`.
+    iss_supported: bool,
 }
 
 fn same_issuer(a: &str, b: &str) -> bool {
@@ -730,6 +733,8 @@ fn check_server(doc: &Map<String, Value>, issuer: &str) -> Result<Server, StartE
             .filter(|s| parse_http_url(s).is_some())
             .map(str::to_string),
         auth_methods: str_list(doc, "token_endpoint_auth_methods_supported"),
+        iss_supported: doc.get("authorization_response_iss_parameter_supported")
+            == Some(&Value::Bool(true)),
     })
 }
 

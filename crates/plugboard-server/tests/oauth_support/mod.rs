@@ -53,6 +53,8 @@ pub struct FakeConfig {
     pub registration: bool,
     pub register_confidential: bool,
     pub auth_methods: Option<Vec<String>>,
+    /// RFC 9207 `authorization_response_iss_parameter_supported`.
+    pub iss_supported: bool,
     // --- tokens ---
     pub expires_in: Option<i64>,
     pub issue_refresh: bool,
@@ -80,6 +82,7 @@ impl Default for FakeConfig {
             registration: true,
             register_confidential: false,
             auth_methods: None,
+            iss_supported: false,
             expires_in: Some(3600),
             issue_refresh: true,
             rotate_refresh: true,
@@ -306,6 +309,9 @@ impl Fake {
         }
         if let Some(methods) = cfg.auth_methods {
             m["token_endpoint_auth_methods_supported"] = json!(methods);
+        }
+        if cfg.iss_supported {
+            m["authorization_response_iss_parameter_supported"] = json!(true);
         }
         m
     }

@@ -1,0 +1,2 @@
+-- RFC 9207: a state records whether the authorization server promised an `iss` parameter in its answer.
+ALTER TABLE oauth_states ADD COLUMN iss_required INTEGER NOT NULL DEFAULT 0;
