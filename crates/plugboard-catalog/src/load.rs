@@ -523,7 +523,7 @@ fn brand(v: &Value) -> R<Brand> {
     if !logo.is_empty() && !is_icon_key(&logo) && !is_https_url(&logo) {
         return err(
             "brand.logo",
-            "must be an icon key (a-z, 0-9, `_`, `.`, `-`) or an https:// URL",
+            "must be an icon key (letters, digits, `_`, `.`, `-`, `/`) or an https:// URL",
         );
     }
     // An unquoted `#336791` is a YAML comment, leaving `color:` null: say so rather than

@@ -43,15 +43,14 @@ pub(crate) fn is_manifest_id(s: &str) -> bool {
 
 /// An icon key: `^[a-z0-9][a-z0-9_.-]*$`, at most 64 bytes.
 pub(crate) fn is_icon_key(s: &str) -> bool {
+    // Letters of either case, digits, `_ . - /` (`GitHub`, `simple-icons/github`); no `:`, so no value can carry a
+    // URL scheme (`javascript:`, `data:`) into a frontend's `src`.
     let mut chars = s.chars();
     match chars.next() {
-        Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() => {}
+        Some(c) if c.is_ascii_alphanumeric() => {}
         _ => return false,
     }
-    s.len() <= 64
-        && chars.all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.' || c == '-'
-        })
+    s.len() <= 128 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
 }
 
 /// `#RRGGBB`.

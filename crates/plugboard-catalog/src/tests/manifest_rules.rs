@@ -244,6 +244,8 @@ fn a_name_is_required_and_non_empty() {
 fn brand_logo_is_an_icon_key_or_an_https_url_and_color_is_hex() {
     for good in [
         "{logo: github, color: \"#181717\"}",
+        "{logo: GitHub, color: \"#181717\"}",
+        "{logo: simple-icons/github}",
         "{logo: \"https://cdn.example.com/logo.svg\", color: \"\"}",
         "{logo: \"\"}",
         "{}",
@@ -253,6 +255,8 @@ fn brand_logo_is_an_icon_key_or_an_https_url_and_color_is_hex() {
     for (bad, path) in [
         ("{logo: \"http://cdn.example.com/x.svg\"}", "brand.logo"),
         ("{logo: \"javascript:alert(1)\"}", "brand.logo"),
+        ("{logo: \"data:image/svg+xml,x\"}", "brand.logo"),
+        ("{logo: \"/etc/passwd\"}", "brand.logo"),
         ("{logo: \"Git Hub\"}", "brand.logo"),
         ("{logo: \"https://user:pw@x.example/x.png\"}", "brand.logo"),
         ("{color: red}", "brand.color"),
