@@ -76,7 +76,7 @@
 //!   for `streamable-http` / `sse`.
 //! * **`mcp_oauth`** needs `streamable-http` exactly (not `sse`), per the spec.
 //! * **Limits.** Files up to [`MAX_FILE_BYTES`]; ids up to 64 bytes; field and derived keys are
-//!   identifiers (`^[A-Za-z_][A-Za-z0-9_]*$`, up to 64 bytes); at most [`MAX_FIELDS`] fields and
+//!   `^[A-Za-z_][A-Za-z0-9_-]*$` (hyphens allowed, as in `api-key`), up to 64 bytes; at most [`MAX_FIELDS`] fields and
 //!   [`MAX_DERIVED`] derived values; `validation.pattern` up to 1 KiB and a 1 MiB compiled
 //!   size; YAML/JSON nesting 128 levels; YAML alias expansion bounded.
 //! * **Files.** `.json` files are parsed as JSON, everything else as YAML; both reject duplicate

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use crate::manifest::*;
 use crate::template::{Template, Var};
 use crate::util::{
-    is_header_name, is_hex_color, is_icon_key, is_identifier, is_manifest_id, path_index, path_key,
-    shown,
+    is_header_name, is_hex_color, is_icon_key, is_identifier, is_key, is_manifest_id, path_index,
+    path_key, shown,
 };
 
 /// Most fields a manifest may declare.
@@ -458,11 +458,11 @@ pub(crate) fn manifest(v: &Value) -> R<Manifest> {
         return err("derived", format!("at most {MAX_DERIVED} derived values"));
     }
     let derived = template_map(top, "", "derived", &plain_scope, |k| {
-        if is_identifier(k, MAX_KEY_LEN) {
+        if is_key(k, MAX_KEY_LEN) {
             Ok(())
         } else {
             Err(format!(
-                "`{}` is not a valid derived key (letters, digits and `_`, not starting with a digit)",
+                "`{}` is not a valid derived key (letters, digits, `_` and `-`, starting with a letter or `_`)",
                 shown(k)
             ))
         }
@@ -574,11 +574,11 @@ fn fields(top: &Map<String, Value>) -> R<Vec<Field>> {
 fn field(v: &Value, path: &str) -> R<Field> {
     let m = object(v, path, FIELD_KEYS)?;
     let key = req_str(m, path, "key")?;
-    if !is_identifier(&key, MAX_KEY_LEN) {
+    if !is_key(&key, MAX_KEY_LEN) {
         return err(
             &path_key(path, "key"),
             format!(
-                "`{}` is not a valid field key (letters, digits and `_`, not starting with a digit; at most {MAX_KEY_LEN})",
+                "`{}` is not a valid field key (letters, digits, `_` and `-`, starting with a letter or `_`; at most {MAX_KEY_LEN})",
                 shown(&key)
             ),
         );

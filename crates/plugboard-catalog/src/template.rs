@@ -302,11 +302,11 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, TemplateError> {
 }
 
 fn key_name(key: &str, inner: &str) -> Result<String, TemplateError> {
-    if crate::util::is_identifier(key, MAX_KEY_LEN) {
+    if crate::util::is_key(key, MAX_KEY_LEN) {
         Ok(key.to_owned())
     } else {
         Err(TemplateError(format!(
-            "invalid key in placeholder `${{{}}}` (keys are letters, digits and `_`)",
+            "invalid key in placeholder `${{{}}}` (keys are letters, digits, `_` and `-`)",
             crate::util::shown(inner)
         )))
     }

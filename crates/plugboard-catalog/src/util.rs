@@ -30,6 +30,17 @@ pub(crate) fn is_identifier(s: &str, max: usize) -> bool {
     s.len() <= max && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A field or derived key: `^[A-Za-z_][A-Za-z0-9_-]*$`, at most `max` bytes (hyphens too, as in `api-key`, so
+/// catalogs written for other platforms load).
+pub(crate) fn is_key(s: &str, max: usize) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    s.len() <= max && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// `^[a-z][a-z0-9_-]*$`, at most 64 bytes.
 pub(crate) fn is_manifest_id(s: &str) -> bool {
     let mut chars = s.chars();
@@ -120,6 +131,10 @@ mod tests {
         assert!(is_identifier("_x9", 64));
         assert!(!is_identifier("9x", 64));
         assert!(!is_identifier("a-b", 64));
+        assert!(is_key("api-key", 64));
+        assert!(is_key("api_key", 64));
+        assert!(!is_key("-x", 64));
+        assert!(!is_key("a.b", 64));
         assert!(is_icon_key("github"));
         assert!(is_icon_key("google.drive_v2-x"));
         assert!(!is_icon_key("Git Hub"));

@@ -318,7 +318,7 @@ fn a_field_key_is_required_unique_and_an_identifier() {
         &with_fields("  - {key: token, type: text}"),
         &["fields[1].key", "duplicate field key `token`"],
     );
-    for bad in ["a-b", "1a", "a.b", "\"\""] {
+    for bad in ["-a", "1a", "a.b", "\"\""] {
         rejects(
             &with_fields(&format!("  - {{key: {bad}, type: text}}")),
             &["fields[1].key", "not a valid field key"],
@@ -326,6 +326,9 @@ fn a_field_key_is_required_unique_and_an_identifier() {
     }
     let m = manifest(&with_fields("  - {key: _org_2, type: text}"));
     assert_eq!(m.field("_org_2").unwrap().label, "_org_2");
+    // Hyphenated keys (common in other platforms' catalogs) load and can be referenced.
+    let m = manifest(&with_fields("  - {key: api-key, type: text}"));
+    assert!(m.field("api-key").is_some());
 }
 
 #[test]
@@ -985,8 +988,8 @@ fn a_derived_cycle_is_rejected_naming_the_cycle() {
 #[test]
 fn a_derived_key_must_be_an_identifier_and_a_string() {
     rejects(
-        &SPEC_EXAMPLE.replace("derived:\n", "derived:\n  \"a-b\": x\n"),
-        &["derived.a-b", "not a valid derived key"],
+        &SPEC_EXAMPLE.replace("derived:\n", "derived:\n  \"a.b\": x\n"),
+        &["derived[\"a.b\"]", "not a valid derived key"],
     );
     rejects(
         &SPEC_EXAMPLE.replace("derived:\n", "derived:\n  n: 5\n"),
@@ -1103,4 +1106,22 @@ fn a_pattern_is_a_search_as_in_json_schema() {
 
 fn plugboard_catalog_pattern(source: &str) -> crate::Pattern {
     crate::Pattern::new(source).unwrap()
+}
+
+#[test]
+fn a_hyphenated_field_key_can_be_used_in_templates() {
+    let m = manifest(
+        "id: hy\nname: Hy\nauth_mode: pat\nfields:\n  - {key: api-key, type: password, required: true}\nmcp:\n  transport: stdio\n  command: npx\n  env: {API_KEY: \"${field.api-key}\"}\n",
+    );
+    let fields = m
+        .validate_submission(serde_json::json!({"api-key": "k-123"}).as_object().unwrap())
+        .unwrap();
+    let derived = m.resolve_derived(&fields, "http://x").unwrap();
+    let ctx = crate::RenderContext {
+        fields: &fields,
+        derived: &derived,
+        instance_url: "http://x",
+        oauth_access_token: None,
+    };
+    assert_eq!(m.mcp.env["API_KEY"].render(&ctx).unwrap(), "k-123");
 }
