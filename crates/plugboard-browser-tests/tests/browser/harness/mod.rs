@@ -106,6 +106,7 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{}", driver.port))
             .await
             .unwrap_or_else(|e| {
+                chrome::kill_leftover_chromium(&user_data_dir);
                 panic!(
                     "Chromium ({}) did not start under ChromeDriver ({}): {e}\nChromeDriver's log:\n{}\n\
                      Chromium and ChromeDriver must come from the same release: `apt-get install -y {}`.",
