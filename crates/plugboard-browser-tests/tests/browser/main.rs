@@ -1,0 +1,7 @@
+//! The browser tests: one test binary, so the harness and the server link once. Add a module per page or journey
+//! (`mod console_signin;` ...). Run with `cargo test -p plugboard-browser-tests`; screenshots land in
+//! `target/screenshots/`. Needs Debian's `chromium` and `chromium-driver`, and Node.js with npm for axe-core.
+
+mod demo;
+mod harness;
+mod real_server;
