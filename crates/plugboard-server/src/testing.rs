@@ -1,6 +1,10 @@
 //! In-process test harness: a fresh database (SQLite file or PostgreSQL schema), the real router, and helpers to
 //! make users, workspaces and tokens and to send requests with `router.oneshot`.
 
+// Test support (behind the `testing` feature, used only by tests): a failed set-up is a failed test, so this module
+// may panic, unwrap and expect like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;

@@ -1,5 +1,9 @@
 //! The catalog read API, authentication and the HTTP conventions, through the router.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use axum::http::Method;
 use plugboard_catalog::{parse_manifest, Catalog};
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp};

@@ -1,6 +1,10 @@
 //! byo_oauth end to end against a fake authorization server on loopback: install, the person approves, the callback
 //! exchanges the code through the egress guard; denial, failed exchanges, bad states; refresh.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod oauth_support;
 
 use std::time::Duration;

@@ -2,6 +2,10 @@
 //! challenge, the well-known forms), dynamic registration and reuse, the authorization URL, the callback, refresh
 //! with `resource`; and a callback handled by a second instance on the same PostgreSQL database.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod oauth_support;
 
 use std::sync::Arc;

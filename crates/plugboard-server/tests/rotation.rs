@@ -1,6 +1,10 @@
 //! `plugboard vault rotate` while the server serves: runtime reads hammer every integration during the rotation and
 //! none fails; afterwards every secret is sealed under the new key and the old keys are gone. On both backends.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod integration_support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,6 +3,10 @@
 //! database files or columns (raw, hex or base64), never in another response, never in the logs at TRACE level.
 //! And a sealed value moved to another row or field, or with a flipped bit, fails to open. On both backends.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod integration_support;
 
 use axum::http::Method;

@@ -37,7 +37,7 @@ fn integration(ws: &str, user: &str, key: &str) -> NewIntegration {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<String> = std::env::args().collect();
     let url = args
         .get(1)
@@ -46,26 +46,18 @@ async fn main() {
     let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let concurrency: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(64);
     let existing: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let store: Arc<dyn Store> = plugboard_store::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    let store: Arc<dyn Store> = plugboard_store::connect(&url).await?;
+    store.migrate().await?;
     let user = store
         .create_user(&format!("{}@bench.example", new_id()), "bench")
-        .await
-        .expect("user");
-    let ws = store
-        .create_workspace("bench", &user.id)
-        .await
-        .expect("workspace");
+        .await?;
+    let ws = store.create_workspace("bench", &user.id).await?;
     let key = format!("dk_{}", &new_id()[..16]);
-    store
-        .insert_data_key(&key, &[0u8; 61], false)
-        .await
-        .expect("key");
+    store.insert_data_key(&key, &[0u8; 61], false).await?;
     for _ in 0..existing {
         store
             .create_integration(integration(&ws.id, &user.id, &key))
-            .await
-            .expect("seed");
+            .await?;
     }
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -83,14 +75,14 @@ async fn main() {
             while Instant::now() < deadline {
                 store
                     .create_integration(integration(&ws, &user, &key))
-                    .await
-                    .expect("install");
+                    .await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
+            Ok::<(), plugboard_store::StoreError>(())
         }));
     }
     for t in tasks {
-        t.await.expect("task");
+        t.await??;
     }
     let elapsed = start.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
@@ -98,4 +90,5 @@ async fn main() {
         "{}",
         serde_json::json!({"installs": n, "seconds": elapsed, "per_sec": n as f64 / elapsed})
     );
+    Ok(())
 }

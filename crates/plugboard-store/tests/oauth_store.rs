@@ -1,5 +1,9 @@
 //! OAuth grants, the refresh lock and registered clients, on SQLite and (when configured) PostgreSQL.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use plugboard_store::testing::TestDb;
 use plugboard_store::*;
 
