@@ -1,7 +1,30 @@
-//! Records for OAuth grants (token metadata and the refresh lock) and dynamically registered clients.
+//! OAuth single-use states, grants (token metadata and the refresh lock) and dynamically registered clients.
 //! Token values are never here: they are vault entries (`secrets`) of the integration.
 
-use crate::{NewAudit, NewOAuthState, NewSecret};
+use async_trait::async_trait;
+
+use crate::{NewAudit, NewSecret, Result};
+
+#[derive(Clone, Debug)]
+pub struct NewOAuthState {
+    pub state_hash: Vec<u8>,
+    pub flow: String,
+    pub redirect_uri: String,
+    pub issuer: Option<String>,
+    /// RFC 9207: the authorization server promised an `iss` parameter, so an answer without one is refused.
+    pub iss_required: bool,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OAuthStateRow {
+    pub integration_id: String,
+    pub flow: String,
+    pub redirect_uri: String,
+    pub issuer: Option<String>,
+    pub iss_required: bool,
+    pub expires_at: i64,
+}
 
 /// What an integration's OAuth grant needs besides its tokens: where to refresh, for which resource, with which
 /// client, when the access token expires, and the refresh lock (a lease: `lock_owner` until `lock_until`).
@@ -80,4 +103,42 @@ pub struct OAuthClientRow {
     pub secret_integration_id: Option<String>,
     pub client_secret_expires_at: Option<i64>,
     pub created_at: i64,
+}
+
+/// OAuth states, grants and registered clients.
+#[async_trait]
+pub trait OAuthStore: Send + Sync {
+    /// Marks an unused, unexpired state as used and returns it; `None` for unknown, expired or already used.
+    async fn consume_oauth_state(
+        &self,
+        state_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<OAuthStateRow>>;
+    /// Starts a flow: drops the integration's other unused states, inserts the new one, upserts the grant's
+    /// metadata and writes / destroys vault entries, in one transaction.
+    async fn start_oauth_flow(&self, start: OAuthFlowStart) -> Result<()>;
+    async fn get_oauth_grant(&self, integration_id: &str) -> Result<Option<OAuthGrant>>;
+    /// Writes tokens (vault entries), expiry, status and audit in one transaction, bumping the grant's version.
+    /// With `lock_owner`, writes only while that owner holds the refresh lock (and releases it); returns whether it
+    /// wrote.
+    async fn write_oauth_tokens(&self, write: OAuthTokenWrite) -> Result<bool>;
+    /// Compare-and-set on the grant row: takes the refresh lock for `owner` until `until` when nobody holds it or
+    /// the holder's lease ended before `now`. Returns whether `owner` got it.
+    async fn try_lock_oauth_refresh(
+        &self,
+        integration_id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool>;
+    /// Releases the refresh lock if `owner` holds it.
+    async fn release_oauth_refresh(&self, integration_id: &str, owner: &str) -> Result<()>;
+    async fn get_oauth_client(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<OAuthClientRow>>;
+    /// Inserts or replaces the client registered for `(issuer, redirect_uri)`.
+    async fn put_oauth_client(&self, client: OAuthClientRow) -> Result<()>;
+    async fn delete_oauth_client(&self, issuer: &str, redirect_uri: &str) -> Result<()>;
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::{new_id, PgStore, SqliteStore, Store};
+use crate::{new_id, Database, PgStore, SqliteStore, Store};
 
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

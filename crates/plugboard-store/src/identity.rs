@@ -1,9 +1,12 @@
-//! Plain records returned by the store.
+//! Users, workspaces, memberships, crews and API tokens: who may do what.
 
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use crate::Result;
 
 /// A member's role on a workspace, lowest to highest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -99,4 +102,32 @@ pub struct TokenRecord {
 pub struct TokenOwner {
     pub token_id: String,
     pub user_id: String,
+}
+
+/// Users, workspaces, memberships, crews and API tokens.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    async fn create_user(&self, email: &str, name: &str) -> Result<User>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>>;
+    /// Creates the workspace and makes `owner_id` its OWNER, atomically.
+    async fn create_workspace(&self, name: &str, owner_id: &str) -> Result<Workspace>;
+    async fn get_workspace(&self, id: &str) -> Result<Option<Workspace>>;
+    /// Adds a member or changes an existing member's role.
+    async fn add_member(&self, workspace_id: &str, user_id: &str, role: Role)
+        -> Result<Membership>;
+    async fn member_role(&self, workspace_id: &str, user_id: &str) -> Result<Option<Role>>;
+    async fn create_crew(&self, workspace_id: &str, name: &str) -> Result<Crew>;
+    async fn get_crew(&self, id: &str) -> Result<Option<Crew>>;
+    async fn create_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        token_hash: &[u8],
+    ) -> Result<TokenRecord>;
+    /// Revokes a token; `NotFound` when no token has this id. Revoking twice is not an error.
+    async fn revoke_token(&self, id: &str) -> Result<TokenRecord>;
+    /// The owner of an unrevoked token with this hash.
+    async fn token_owner(&self, token_hash: &[u8]) -> Result<Option<TokenOwner>>;
+    /// How many tokens were ever revoked: grows with every revocation, so a change means "drop caches".
+    async fn revocation_count(&self) -> Result<i64>;
 }
