@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use plugboard_store::{Role, Store};
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub const TOKEN_PREFIX: &str = "pb_";
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);

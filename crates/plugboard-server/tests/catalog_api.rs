@@ -335,6 +335,19 @@ async fn every_route_is_in_the_openapi_document() {
             "{method} {path} missing from OpenAPI"
         );
     }
+    // Every operation has its own operationId (generated clients name their methods after them).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "repeated operationIds: {ids:?}");
+    assert_eq!(count, 16);
 }
 
 /// `/a/{x}/b` -> `/a/{}/b`.

@@ -4,8 +4,8 @@ use plugboard_store::AuditRow;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::App;
 use crate::error::ApiError;
+use crate::state::App;
 
 use super::*;
 

@@ -7,10 +7,10 @@ use plugboard_catalog::Transport;
 use plugboard_store::{new_id, NewIdempotency, NewIntegration};
 use serde_json::{json, Map, Value};
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::{json_object, only_keys, truncate};
+use crate::extract::{json_object, only_keys, truncate};
+use crate::state::App;
 
 use super::idempotency::*;
 use super::stored::*;

@@ -7,9 +7,9 @@ use secrecy::zeroize::Zeroize;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::state::App;
 
 use super::*;
 

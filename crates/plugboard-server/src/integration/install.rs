@@ -8,10 +8,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::{json_object, only_keys, truncate};
+use crate::extract::{json_object, only_keys, truncate};
+use crate::state::App;
 
 use super::idempotency::*;
 use super::stored::*;

@@ -55,10 +55,10 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::app::{App, AppState};
 use crate::auth::{require_role, Principal};
 use crate::error::ApiError;
-use crate::routes::{json_object, only_keys, truncate};
+use crate::extract::{json_object, only_keys, truncate};
+use crate::state::{App, AppState};
 
 /// What every vaulted value looks like in a response.
 pub const MASK: &str = "********";

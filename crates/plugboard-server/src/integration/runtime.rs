@@ -5,9 +5,9 @@ use plugboard_store::Integration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::state::App;
 
 use super::stored::*;
 use super::*;

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::secret_names as names;
 use super::tokens::{Client, ClientAuthMethod, Target, TargetError};
-use crate::app::App;
+use crate::state::App;
 
 /// The integration's submitted form values, opened from the vault (`field.<key>` entries).
 pub(crate) async fn fields(

@@ -23,7 +23,7 @@ use super::page::Page;
 use super::secret_names as names;
 use super::tokens::{seal_tokens, token_request, EndpointError, TargetError};
 use super::{error_code, sanitize, state_hash, FLOW_BYO, FLOW_MCP};
-use crate::app::App;
+use crate::state::App;
 
 /// The callback's query parameters.
 #[derive(Clone, Default)]

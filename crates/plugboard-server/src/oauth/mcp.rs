@@ -24,8 +24,8 @@ use url::Url;
 use super::secret_names as names;
 use super::tokens::{Client, ClientAuthMethod, Target, TargetError};
 use super::{error_code, pkce, random_token, sanitize, state_hash, FLOW_MCP, STATE_TTL_MS};
-use crate::app::App;
 use crate::error::ApiError;
+use crate::state::App;
 
 /// The MCP protocol revision announced on discovery requests.
 const MCP_PROTOCOL_VERSION: &str = "2025-06-18";

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::secret_names as names;
 use super::{error_code, sanitize, FLOW_BYO, FLOW_MCP, REFRESH_MARGIN_MS};
-use crate::app::App;
 use crate::error::ApiError;
+use crate::state::App;
 
 /// Longest token accepted from a provider.
 const MAX_TOKEN_BYTES: usize = 64 * 1024;

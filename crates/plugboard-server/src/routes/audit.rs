@@ -2,18 +2,19 @@
 //! 1 to 200 (default 50); `before` takes the previous page's `next_before` (or a time in epoch milliseconds).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use plugboard_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::{require_role, Principal};
 use crate::error::ApiError;
+use crate::extract::QueryPairs;
 use crate::integration::{self, AuditPage};
-use crate::routes::QueryPairs;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/audit", get(list))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit))
 }
 
 /// A page of the workspace's audit log, newest first. Entries never hold a secret value.
@@ -24,10 +25,10 @@ pub fn router() -> Router<AppState> {
         ("before" = Option<String>, Query, description = "`next_before` of the previous page, or epoch milliseconds")),
     responses(
         (status = 200, description = "entries, newest first", body = AuditPage),
-        (status = 400, description = "missing workspace_id or a bad limit / before", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not ADMIN+ on the workspace", body = crate::openapi::ErrorBody)))]
-pub async fn list(
+        (status = 400, description = "missing workspace_id or a bad limit / before", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not ADMIN+ on the workspace", body = crate::error::ErrorBody)))]
+pub async fn list_audit(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,

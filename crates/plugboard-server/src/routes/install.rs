@@ -7,19 +7,19 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use bytes::Bytes;
 use plugboard_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::{require_role, Principal};
 use crate::error::ApiError;
+use crate::extract::{ApiPath, QueryPairs};
 use crate::integration;
-use crate::routes::{ApiPath, QueryPairs};
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/connectors/{connector_id}/install", post(install))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(install))
 }
 
 /// The request body of an install.
@@ -45,11 +45,11 @@ pub struct InstallRequest {
     request_body = InstallRequest,
     responses(
         (status = 201, description = "installed (or the replay of the first response)", body = integration::InstallBody),
-        (status = 400, description = "missing workspace_id, invalid body, a field rejected (named), unknown crew", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no connector with this id", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another request", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "missing workspace_id, invalid body, a field rejected (named), unknown crew", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on the workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no connector with this id", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another request", body = crate::error::ErrorBody)))]
 pub async fn install(
     State(app): State<AppState>,
     principal: Principal,

@@ -8,28 +8,27 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use plugboard_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::{require_role, Principal};
 use crate::error::ApiError;
+use crate::extract::{ApiPath, QueryPairs};
 use crate::integration::{self, IntegrationBody};
-use crate::routes::{ApiPath, QueryPairs};
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/integrations", get(list).post(create))
-        .route(
-            "/api/v1/integrations/{integration_id}",
-            get(get_one).patch(patch).delete(delete),
-        )
-        .route(
-            "/api/v1/integrations/{integration_id}/runtime",
-            get(runtime),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_integrations, create_integration))
+        .routes(routes!(
+            get_integration,
+            patch_integration,
+            delete_integration
+        ))
+        .routes(routes!(integration_runtime))
 }
 
 /// A header or env value of a custom server: a plain string, or `{"value": "…", "secret": true}` to vault it.
@@ -74,10 +73,10 @@ pub struct PatchRequest {
         ("crew_id" = Option<String>, Query, description = "only integrations installed at this crew's scope")),
     responses(
         (status = 200, description = "integrations", body = [IntegrationBody]),
-        (status = 400, description = "missing workspace_id, or crew_id not a crew of the workspace", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not a member of the workspace", body = crate::openapi::ErrorBody)))]
-pub async fn list(
+        (status = 400, description = "missing workspace_id, or crew_id not a crew of the workspace", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not a member of the workspace", body = crate::error::ErrorBody)))]
+pub async fn list_integrations(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,
@@ -99,11 +98,11 @@ pub async fn list(
     request_body = CustomServerRequest,
     responses(
         (status = 201, description = "created", body = integration::InstallBody),
-        (status = 400, description = "missing workspace_id or an invalid body (the key is named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another request", body = crate::openapi::ErrorBody)))]
-pub async fn create(
+        (status = 400, description = "missing workspace_id or an invalid body (the key is named)", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on the workspace", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another request", body = crate::error::ErrorBody)))]
+pub async fn create_integration(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,
@@ -124,10 +123,10 @@ pub async fn create(
     params(("integration_id" = String, Path, description = "integration id")),
     responses(
         (status = 200, description = "the integration", body = IntegrationBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not a member of its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody)))]
-pub async fn get_one(
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not a member of its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody)))]
+pub async fn get_integration(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
@@ -142,12 +141,12 @@ pub async fn get_one(
     request_body = PatchRequest,
     responses(
         (status = 200, description = "the updated integration", body = IntegrationBody),
-        (status = 400, description = "invalid body, or a field rejected (named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
-        (status = 409, description = "fields cannot be replaced: the connector left the catalog or changed its auth mode", body = crate::openapi::ErrorBody)))]
-pub async fn patch(
+        (status = 400, description = "invalid body, or a field rejected (named)", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody),
+        (status = 409, description = "fields cannot be replaced: the connector left the catalog or changed its auth mode", body = crate::error::ErrorBody)))]
+pub async fn patch_integration(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
@@ -162,10 +161,10 @@ pub async fn patch(
     params(("integration_id" = String, Path, description = "integration id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody)))]
-pub async fn delete(
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody)))]
+pub async fn delete_integration(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
@@ -180,11 +179,11 @@ pub async fn delete(
     params(("integration_id" = String, Path, description = "integration id")),
     responses(
         (status = 200, description = "the integration with `mcp` materialised (secrets included)", body = IntegrationBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not ADMIN+ on its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
-        (status = 409, description = "waiting for OAuth (`oauth_pending`) or disabled (`integration_disabled`)", body = crate::openapi::ErrorBody)))]
-pub async fn runtime(
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not ADMIN+ on its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody),
+        (status = 409, description = "waiting for OAuth (`oauth_pending`) or disabled (`integration_disabled`)", body = crate::error::ErrorBody)))]
+pub async fn integration_runtime(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,

@@ -15,24 +15,25 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use plugboard_store::{NewAudit, Role};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::{require_role, Principal};
 use crate::error::ApiError;
+use crate::extract::{json_object, only_keys, ApiPath, QueryPairs};
 use crate::limits::retry_after_secs;
 use crate::probe::{self, Outcome};
-use crate::routes::{json_object, only_keys, ApiPath, QueryPairs};
+use crate::state::AppState;
 
 /// The longest a verify waits for a probe slot (the request's own timeout is the probe timeout plus 20 s).
 const MAX_SLOT_WAIT: Duration = Duration::from_secs(10);
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/connectors/{connector_id}/verify", post(verify))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify))
 }
 
 /// The request body.
@@ -85,12 +86,12 @@ fn submitted_fields(body: &[u8]) -> Result<serde_json::Map<String, serde_json::V
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "the probe's answer", body = VerifyResponse),
-        (status = 400, description = "missing workspace_id, invalid body, or a field that is missing or invalid (named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "caller is not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no connector with this id", body = crate::openapi::ErrorBody),
-        (status = 413, description = "body larger than 1 MiB", body = crate::openapi::ErrorBody),
-        (status = 429, description = "too many verifies for this workspace (see Retry-After)", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "missing workspace_id, invalid body, or a field that is missing or invalid (named)", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "caller is not MANAGER+ on the workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no connector with this id", body = crate::error::ErrorBody),
+        (status = 413, description = "body larger than 1 MiB", body = crate::error::ErrorBody),
+        (status = 429, description = "too many verifies for this workspace (see Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn verify(
     State(app): State<AppState>,
     principal: Principal,
