@@ -2,6 +2,7 @@
 //! Data flows one way: request → extractor (principal, validated path and body) → service function →
 //! store / vault / egress → response. Handlers hold no SQL.
 
+pub mod api_tokens;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vault;
+pub mod verify;
 
 pub use config::{Config, ConfigArgs, LogFormat};
 pub use startup::{router, Application};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use plugboard_catalog::Catalog;
 use plugboard_store::Store;
 
-use crate::auth::TokenCache;
+use crate::api_tokens::TokenCache;
 use crate::config::Config;
 use crate::limits::VerifyLimits;
 use crate::prepared::PreparedCatalog;

@@ -11,7 +11,7 @@ use axum::http::Method;
 use base64::Engine;
 use integration_support::*;
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp};
-use plugboard_store::{now_ms, Role};
+use plugboard_store::{now_ms, IntegrationId, Role};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -74,12 +74,23 @@ async fn pat_install(db: Db) {
     assert!(!got.to_string().contains(&pat));
 
     // The value is in the vault, one sealed entry per field, and nowhere in the stored MCP block.
-    let secrets = app.db.store.integration_secrets(id).await.unwrap();
+    let secrets = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(id))
+        .await
+        .unwrap();
     assert_eq!(
         secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["field.token"]
     );
-    let row = app.db.store.get_integration(id).await.unwrap().unwrap();
+    let row = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(id))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         !row.mcp.contains(&pat) && row.mcp.contains("${field.token}"),
         "{}",
@@ -117,7 +128,7 @@ async fn pat_stdio_install(db: Db) {
     let names: Vec<String> = app
         .db
         .store
-        .integration_secrets(id)
+        .integration_secrets(&IntegrationId::from(id))
         .await
         .unwrap()
         .into_iter()
@@ -152,12 +163,26 @@ async fn conn_string_install(db: Db) {
             "postgres://********:********@********:********/********?sslmode=********"
         ])
     );
-    let row = app.db.store.get_integration(id).await.unwrap().unwrap();
+    let row = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(id))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(row.mcp.contains("${derived.dsn}"), "{}", row.mcp);
     for v in ["db.example.com", "p@ss", "postgres://ro"] {
         assert!(!row.mcp.contains(v), "{v} stored in the MCP block");
     }
-    assert_eq!(app.db.store.integration_secrets(id).await.unwrap().len(), 6);
+    assert_eq!(
+        app.db
+            .store
+            .integration_secrets(&IntegrationId::from(id))
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
     let rt = runtime(&app, &owner, id).await.json();
     assert_eq!(
         rt["mcp"]["args"][2],
@@ -232,7 +257,12 @@ async fn byo_oauth_install(db: Db) {
     assert_eq!(q.len(), 7, "{q:?}");
 
     // The challenge is S256 of the verifier sealed in the vault.
-    let secrets = app.db.store.integration_secrets(id).await.unwrap();
+    let secrets = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(id))
+        .await
+        .unwrap();
     let names: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
@@ -262,7 +292,7 @@ async fn byo_oauth_install(db: Db) {
         .unwrap()
         .expect("state stored by hash");
     assert_eq!(st.integration_id, id);
-    assert_eq!(st.flow, "byo_oauth");
+    assert_eq!(st.flow, plugboard_store::OAuthFlow::Byo);
     assert_eq!(st.redirect_uri, app.state.config.oauth_redirect_uri());
     let ttl = st.expires_at - before;
     assert!(
@@ -308,7 +338,7 @@ async fn none_install(db: Db) {
     assert!(app
         .db
         .store
-        .integration_secrets(id)
+        .integration_secrets(&IntegrationId::from(id))
         .await
         .unwrap()
         .is_empty());
@@ -688,7 +718,7 @@ async fn idempotent_retry(db: Db) {
     let names: Vec<String> = app
         .db
         .store
-        .integration_secrets(&id)
+        .integration_secrets(&IntegrationId::from(&id))
         .await
         .unwrap()
         .into_iter()

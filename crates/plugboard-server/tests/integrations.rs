@@ -13,7 +13,7 @@ use integration_support::*;
 use plugboard_catalog::Catalog;
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp, TestResponse};
 use plugboard_server::{App, Config};
-use plugboard_store::{Role, Workspace};
+use plugboard_store::{IntegrationId, Role, Workspace};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -136,7 +136,12 @@ async fn patch_name_enabled(db: Db) {
     let (ws, owner) = app.workspace().await;
     let manager = app.member(&ws, Role::Manager).await;
     let id = install_github(&app, &owner, &ws, &github_token("p")).await;
-    let before = app.db.store.integration_secrets(&id).await.unwrap();
+    let before = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     let res = patch(
         &app,
         &manager,
@@ -151,7 +156,14 @@ async fn patch_name_enabled(db: Db) {
     assert!(v["updated_at"].as_i64() >= v["created_at"].as_i64());
     assert_eq!(v["mcp"]["headers"]["Authorization"], "Bearer ********");
     // Secrets untouched by a rename.
-    assert_eq!(app.db.store.integration_secrets(&id).await.unwrap(), before);
+    assert_eq!(
+        app.db
+            .store
+            .integration_secrets(&IntegrationId::from(&id))
+            .await
+            .unwrap(),
+        before
+    );
     let res = patch(&app, &manager, &id, json!({"enabled": true})).await;
     assert_eq!(res.json()["enabled"], true);
     assert_eq!(res.json()["name"], "Renamed");
@@ -163,11 +175,21 @@ async fn patch_fields(db: Db) {
     let old = github_token("old");
     let new = github_token("new");
     let id = install_github(&app, &owner, &ws, &old).await;
-    let before = app.db.store.integration_secrets(&id).await.unwrap();
+    let before = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     let res = patch(&app, &owner, &id, json!({"fields": {"token": new}})).await;
     res.assert_status(200);
     assert!(!res.text().contains(&new));
-    let after = app.db.store.integration_secrets(&id).await.unwrap();
+    let after = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     assert_eq!(after.len(), 1);
     assert_ne!(after[0].ciphertext, before[0].ciphertext, "re-sealed");
     let rt = runtime(&app, &owner, &id).await.json();
@@ -229,7 +251,13 @@ async fn patch_fields(db: Db) {
             .cloned()
             .unwrap()
     };
-    let v1 = verifier(&app.db.store.integration_secrets(&byo).await.unwrap());
+    let v1 = verifier(
+        &app.db
+            .store
+            .integration_secrets(&IntegrationId::from(&byo))
+            .await
+            .unwrap(),
+    );
     patch(
         &app,
         &owner,
@@ -238,7 +266,12 @@ async fn patch_fields(db: Db) {
     )
     .await
     .assert_status(200);
-    let rows = app.db.store.integration_secrets(&byo).await.unwrap();
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&byo))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(verifier(&rows), v1);
     let secret_row = rows
@@ -254,8 +287,19 @@ async fn patch_rejected(db: Db) {
     let (ws, owner) = app.workspace().await;
     let pat = github_token("keep");
     let id = install_github(&app, &owner, &ws, &pat).await;
-    let before = app.db.store.get_integration(&id).await.unwrap().unwrap();
-    let secrets = app.db.store.integration_secrets(&id).await.unwrap();
+    let before = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    let secrets = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     for (body, needle) in [
         (
             json!({"name": "new name", "fields": {"token": "short"}}),
@@ -274,11 +318,20 @@ async fn patch_rejected(db: Db) {
         assert!(!res.text().contains("short"));
     }
     assert_eq!(
-        app.db.store.get_integration(&id).await.unwrap().unwrap(),
+        app.db
+            .store
+            .get_integration(&IntegrationId::from(&id))
+            .await
+            .unwrap()
+            .unwrap(),
         before
     );
     assert_eq!(
-        app.db.store.integration_secrets(&id).await.unwrap(),
+        app.db
+            .store
+            .integration_secrets(&IntegrationId::from(&id))
+            .await
+            .unwrap(),
         secrets
     );
     let rt = runtime(&app, &owner, &id).await.json();
@@ -371,7 +424,7 @@ async fn delete_destroys(db: Db) {
     assert!(app
         .db
         .store
-        .integration_secrets(&id)
+        .integration_secrets(&IntegrationId::from(&id))
         .await
         .unwrap()
         .is_empty());
@@ -442,7 +495,12 @@ async fn custom_http(db: Db) {
                "headers": {"Authorization": "********", "X-Team": "platform", "X-Literal": "${field.header_0}",
                            "X-Plain-Object": "visible"}})
     );
-    let rows = app.db.store.integration_secrets(id).await.unwrap();
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(id))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     let rt = runtime(&app, &owner, id).await.json();
     assert_eq!(

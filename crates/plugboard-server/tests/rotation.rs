@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use integration_support::*;
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp};
+use plugboard_store::IntegrationId;
 use plugboard_vault::MasterKey;
 use serde_json::json;
 
@@ -130,7 +131,13 @@ async fn rotate_under_load(db: Db) {
         .unwrap()
         .is_empty());
     for (id, needle) in &expected {
-        for s in app.db.store.integration_secrets(id).await.unwrap() {
+        for s in app
+            .db
+            .store
+            .integration_secrets(&IntegrationId::from(id))
+            .await
+            .unwrap()
+        {
             assert_eq!(s.key_id, new_key);
         }
         let res = runtime(&app, &owner, id).await;
@@ -139,6 +146,11 @@ async fn rotate_under_load(db: Db) {
     }
     // New values go under the new key.
     let id = install_github(&app, &owner, &ws, &github_token("after")).await;
-    let rows = app.db.store.integration_secrets(&id).await.unwrap();
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     assert_eq!(rows[0].key_id, new_key);
 }

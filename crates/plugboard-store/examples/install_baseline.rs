@@ -9,27 +9,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugboard_store::{new_id, NewAudit, NewIntegration, NewSecret, Store};
+use plugboard_store::{
+    new_id, IntegrationAuthMode, IntegrationId, IntegrationStatus, NewAudit, NewIntegration,
+    NewSecret, Store, UserId, WorkspaceId,
+};
 
-fn integration(ws: &str, user: &str, key: &str) -> NewIntegration {
-    let id = new_id();
+fn integration(ws: &WorkspaceId, user: &UserId, key: &str) -> NewIntegration {
+    let id = IntegrationId::generate();
     NewIntegration {
         id: id.clone(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         crew_id: None,
         connector_id: Some("github".into()),
         name: "GitHub".into(),
-        auth_mode: "pat".into(),
-        status: "active".into(),
+        auth_mode: IntegrationAuthMode::Connector(plugboard_catalog::AuthMode::Pat),
+        status: IntegrationStatus::Active,
         mcp: r#"{"transport":"streamable-http","endpoint":"https://api.githubcopilot.com/mcp/","headers":{"Authorization":"Bearer ${field.token}"}}"#.into(),
-        created_by: user.to_string(),
+        created_by: user.clone(),
         secrets: vec![NewSecret { name: "field.token".into(), key_id: key.to_string(), ciphertext: vec![7u8; 69] }],
         oauth_state: None,
         audit: NewAudit {
-            workspace_id: Some(ws.to_string()),
-            actor_id: Some(user.to_string()),
+            workspace_id: Some(ws.clone()),
+            actor_id: Some(user.clone()),
             action: "integration.install".into(),
-            target: Some(id),
+            target: Some(id.to_string()),
             detail: serde_json::json!({"connector_id": "github"}),
         },
         idempotency: None,

@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::Result;
+use crate::{Result, UserId, WorkspaceId};
 
 #[derive(Clone, Debug)]
 pub struct NewAudit {
-    pub workspace_id: Option<String>,
-    pub actor_id: Option<String>,
+    pub workspace_id: Option<WorkspaceId>,
+    pub actor_id: Option<UserId>,
     pub action: String,
     pub target: Option<String>,
     /// JSON object; never holds a secret value.
@@ -18,8 +18,8 @@ pub struct NewAudit {
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct AuditRow {
     pub id: String,
-    pub workspace_id: Option<String>,
-    pub actor_id: Option<String>,
+    pub workspace_id: Option<WorkspaceId>,
+    pub actor_id: Option<UserId>,
     pub action: String,
     pub target: Option<String>,
     pub detail: String,
@@ -32,7 +32,7 @@ pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, entry: NewAudit) -> Result<()>;
     async fn list_audit(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         limit: i64,
         before: Option<i64>,
     ) -> Result<Vec<AuditRow>>;
@@ -40,7 +40,7 @@ pub trait AuditStore: Send + Sync {
     /// broken by id descending), so a page boundary never skips entries written in the same millisecond.
     async fn list_audit_page(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         limit: i64,
         before: Option<(i64, &str)>,
     ) -> Result<Vec<AuditRow>>;

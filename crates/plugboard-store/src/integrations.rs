@@ -3,37 +3,40 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::{NewAudit, NewOAuthState, NewSecret, Result, SecretRow};
+use crate::{
+    CrewId, IntegrationAuthMode, IntegrationId, IntegrationStatus, NewAudit, NewOAuthState,
+    NewSecret, Result, SecretRow, UserId, WorkspaceId,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Integration {
-    pub id: String,
-    pub workspace_id: String,
-    pub crew_id: Option<String>,
+    pub id: IntegrationId,
+    pub workspace_id: WorkspaceId,
+    pub crew_id: Option<CrewId>,
     pub connector_id: Option<String>,
     pub name: String,
-    pub auth_mode: String,
-    pub status: String,
+    pub auth_mode: IntegrationAuthMode,
+    pub status: IntegrationStatus,
     pub status_reason: Option<String>,
     pub enabled: bool,
     /// The stored MCP block (JSON): templates and references to vault entries, never a materialised secret.
     pub mcp: String,
-    pub created_by: String,
+    pub created_by: UserId,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 #[derive(Clone, Debug)]
 pub struct NewIntegration {
-    pub id: String,
-    pub workspace_id: String,
-    pub crew_id: Option<String>,
+    pub id: IntegrationId,
+    pub workspace_id: WorkspaceId,
+    pub crew_id: Option<CrewId>,
     pub connector_id: Option<String>,
     pub name: String,
-    pub auth_mode: String,
-    pub status: String,
+    pub auth_mode: IntegrationAuthMode,
+    pub status: IntegrationStatus,
     pub mcp: String,
-    pub created_by: String,
+    pub created_by: UserId,
     pub secrets: Vec<NewSecret>,
     pub oauth_state: Option<NewOAuthState>,
     pub audit: NewAudit,
@@ -44,7 +47,7 @@ pub struct NewIntegration {
 pub struct IntegrationPatch {
     pub name: Option<String>,
     pub enabled: Option<bool>,
-    pub status: Option<(String, Option<String>)>,
+    pub status: Option<(IntegrationStatus, Option<String>)>,
     pub mcp: Option<String>,
     /// `(prefix, secrets)`: every existing secret of the integration whose name starts with `prefix` is destroyed
     /// and these take their place; secrets under other names (OAuth tokens written concurrently) are untouched.
@@ -75,25 +78,25 @@ pub trait IntegrationStore: Send + Sync {
     /// Inserts the integration, its secrets, its OAuth state (if any), the audit entry and the idempotency record
     /// (if any) in one transaction.
     async fn create_integration(&self, new: NewIntegration) -> Result<Integration>;
-    async fn get_integration(&self, id: &str) -> Result<Option<Integration>>;
+    async fn get_integration(&self, id: &IntegrationId) -> Result<Option<Integration>>;
     async fn list_integrations(
         &self,
-        workspace_id: &str,
-        crew_id: Option<&str>,
+        workspace_id: &WorkspaceId,
+        crew_id: Option<&CrewId>,
     ) -> Result<Vec<Integration>>;
     /// Applies a patch (and replaces secrets when given: old entries destroyed) with its audit entry, atomically.
     async fn update_integration(
         &self,
-        id: &str,
+        id: &IntegrationId,
         patch: IntegrationPatch,
     ) -> Result<Option<Integration>>;
     /// Deletes the integration and (by cascade) its vault entries and OAuth states, with its audit entry.
-    async fn delete_integration(&self, id: &str, audit: NewAudit) -> Result<bool>;
-    async fn integration_secrets(&self, integration_id: &str) -> Result<Vec<SecretRow>>;
+    async fn delete_integration(&self, id: &IntegrationId, audit: NewAudit) -> Result<bool>;
+    async fn integration_secrets(&self, integration_id: &IntegrationId) -> Result<Vec<SecretRow>>;
     async fn idempotency_get(
         &self,
-        workspace_id: &str,
-        user_id: &str,
+        workspace_id: &WorkspaceId,
+        user_id: &UserId,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>>;
 }

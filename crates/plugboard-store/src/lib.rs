@@ -6,6 +6,7 @@ mod audit;
 mod identity;
 mod ids;
 mod integrations;
+mod kinds;
 mod oauth;
 mod sql;
 #[cfg(feature = "testing")]
@@ -22,8 +23,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use audit::*;
 pub use identity::*;
-pub use ids::{new_id, now_ms};
+pub use ids::{
+    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, TokenId, UserId,
+    WorkspaceId,
+};
 pub use integrations::*;
+pub use kinds::{IntegrationAuthMode, IntegrationStatus, OAuthFlow};
 pub use oauth::*;
 pub use sql::{PgStore, SqliteStore};
 pub use vault::*;

@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 
-use crate::{NewAudit, NewSecret, Result};
+use crate::{IntegrationId, IntegrationStatus, NewAudit, NewSecret, OAuthFlow, Result};
 
 #[derive(Clone, Debug)]
 pub struct NewOAuthState {
     pub state_hash: Vec<u8>,
-    pub flow: String,
+    pub flow: OAuthFlow,
     pub redirect_uri: String,
     pub issuer: Option<String>,
     /// RFC 9207: the authorization server promised an `iss` parameter, so an answer without one is refused.
@@ -18,8 +18,8 @@ pub struct NewOAuthState {
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct OAuthStateRow {
-    pub integration_id: String,
-    pub flow: String,
+    pub integration_id: IntegrationId,
+    pub flow: OAuthFlow,
     pub redirect_uri: String,
     pub issuer: Option<String>,
     pub iss_required: bool,
@@ -30,9 +30,8 @@ pub struct OAuthStateRow {
 /// client, when the access token expires, and the refresh lock (a lease: `lock_owner` until `lock_until`).
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct OAuthGrant {
-    pub integration_id: String,
-    /// `byo_oauth` or `mcp_oauth`.
-    pub flow: String,
+    pub integration_id: IntegrationId,
+    pub flow: OAuthFlow,
     /// The authorization server's issuer (mcp_oauth).
     pub issuer: Option<String>,
     /// The token endpoint (mcp_oauth; byo_oauth renders the manifest's `token_url`).
@@ -55,7 +54,7 @@ pub struct OAuthGrant {
 /// The endpoint metadata of a grant, written when a flow starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewOAuthGrant {
-    pub flow: String,
+    pub flow: OAuthFlow,
     pub issuer: Option<String>,
     pub token_endpoint: Option<String>,
     pub resource: Option<String>,
@@ -67,7 +66,7 @@ pub struct NewOAuthGrant {
 /// metadata, vault entries to write (PKCE verifier, client secret) and to destroy, in one transaction.
 #[derive(Clone, Debug)]
 pub struct OAuthFlowStart {
-    pub integration_id: String,
+    pub integration_id: IntegrationId,
     pub state: NewOAuthState,
     pub grant: Option<NewOAuthGrant>,
     pub upsert_secrets: Vec<NewSecret>,
@@ -78,14 +77,14 @@ pub struct OAuthFlowStart {
 /// Tokens (or a failure) written for an integration, atomically with its status and audit entry.
 #[derive(Clone, Debug)]
 pub struct OAuthTokenWrite {
-    pub integration_id: String,
+    pub integration_id: IntegrationId,
     /// Used when the grant row does not exist yet.
-    pub flow: String,
+    pub flow: OAuthFlow,
     pub upsert_secrets: Vec<NewSecret>,
     pub delete_secrets: Vec<String>,
     /// `Some(x)` sets the expiry to `x`; `None` leaves it as it is.
     pub expires_at: Option<Option<i64>>,
-    pub status: Option<(String, Option<String>)>,
+    pub status: Option<(IntegrationStatus, Option<String>)>,
     /// When set, nothing is written unless this owner still holds the refresh lock; the lock is released.
     pub lock_owner: Option<String>,
     pub audit: Option<NewAudit>,
@@ -100,7 +99,7 @@ pub struct OAuthClientRow {
     /// `none`, `client_secret_post` or `client_secret_basic`.
     pub token_auth: String,
     /// For a confidential client: the integration whose vault entry `oauth.client_secret` holds the secret.
-    pub secret_integration_id: Option<String>,
+    pub secret_integration_id: Option<IntegrationId>,
     pub client_secret_expires_at: Option<i64>,
     pub created_at: i64,
 }
@@ -117,7 +116,7 @@ pub trait OAuthStore: Send + Sync {
     /// Starts a flow: drops the integration's other unused states, inserts the new one, upserts the grant's
     /// metadata and writes / destroys vault entries, in one transaction.
     async fn start_oauth_flow(&self, start: OAuthFlowStart) -> Result<()>;
-    async fn get_oauth_grant(&self, integration_id: &str) -> Result<Option<OAuthGrant>>;
+    async fn get_oauth_grant(&self, integration_id: &IntegrationId) -> Result<Option<OAuthGrant>>;
     /// Writes tokens (vault entries), expiry, status and audit in one transaction, bumping the grant's version.
     /// With `lock_owner`, writes only while that owner holds the refresh lock (and releases it); returns whether it
     /// wrote.
@@ -126,13 +125,17 @@ pub trait OAuthStore: Send + Sync {
     /// the holder's lease ended before `now`. Returns whether `owner` got it.
     async fn try_lock_oauth_refresh(
         &self,
-        integration_id: &str,
+        integration_id: &IntegrationId,
         owner: &str,
         now: i64,
         until: i64,
     ) -> Result<bool>;
     /// Releases the refresh lock if `owner` holds it.
-    async fn release_oauth_refresh(&self, integration_id: &str, owner: &str) -> Result<()>;
+    async fn release_oauth_refresh(
+        &self,
+        integration_id: &IntegrationId,
+        owner: &str,
+    ) -> Result<()>;
     async fn get_oauth_client(
         &self,
         issuer: &str,

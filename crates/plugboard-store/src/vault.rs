@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::Result;
+use crate::{IntegrationId, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct DataKeyRow {
@@ -15,7 +15,7 @@ pub struct DataKeyRow {
 /// A sealed secret: ciphertext only, with the id of the data key that sealed it.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SecretRow {
-    pub integration_id: String,
+    pub integration_id: IntegrationId,
     pub name: String,
     pub key_id: String,
     pub ciphertext: Vec<u8>,

@@ -7,10 +7,10 @@ use plugboard_store::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{require_role, Principal};
+use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
-use crate::integration::{self, AuditPage};
+use crate::integration::{self, AuditPage, AuditQuery};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -33,10 +33,15 @@ pub async fn list_audit(
     principal: Principal,
     query: QueryPairs,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let workspace_id = query.require("workspace_id")?;
-    require_role(&app, &principal, workspace_id, Role::Admin).await?;
+    let workspace_id = require_role_in(
+        &app,
+        &principal,
+        query.require("workspace_id")?,
+        Role::Admin,
+    )
+    .await?;
+    let page_query = AuditQuery::parse(&query)?;
     Ok(Json(
-        integration::audit_page(&app, workspace_id, query.get("limit"), query.get("before"))
-            .await?,
+        integration::audit_page(&app, &workspace_id, &page_query).await?,
     ))
 }

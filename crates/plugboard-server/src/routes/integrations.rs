@@ -6,7 +6,7 @@
 //! then the caller's role on its workspace (403, also for a non-member); then the body (400).
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -14,10 +14,10 @@ use plugboard_store::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{require_role, Principal};
+use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
-use crate::extract::{ApiPath, QueryPairs};
-use crate::integration::{self, IntegrationBody};
+use crate::extract::{ApiPath, IdempotencyKey, QueryPairs};
+use crate::integration::{self, CustomServerRequest, IntegrationBody, PatchRequest};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -29,41 +29,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
             delete_integration
         ))
         .routes(routes!(integration_runtime))
-}
-
-/// A header or env value of a custom server: a plain string, or `{"value": "…", "secret": true}` to vault it.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct CustomServerRequest {
-    /// User-facing label (1 to 200 characters).
-    name: String,
-    /// A crew of the same workspace; omit for workspace scope.
-    crew_id: Option<String>,
-    /// `stdio`, `streamable-http` or `sse`.
-    transport: String,
-    /// stdio: the program to run.
-    command: Option<String>,
-    /// stdio: its arguments (at most 64).
-    args: Option<Vec<String>>,
-    /// stdio: environment variables (at most 64); each a string or `{"value", "secret"}`.
-    #[schema(value_type = Object)]
-    env: Option<serde_json::Map<String, serde_json::Value>>,
-    /// streamable-http / sse: the http(s) URL, without credentials.
-    endpoint: Option<String>,
-    /// streamable-http / sse: HTTP headers (at most 64); each a string or `{"value", "secret"}`.
-    #[schema(value_type = Object)]
-    headers: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// PATCH body: any of these.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct PatchRequest {
-    name: Option<String>,
-    enabled: Option<bool>,
-    /// Credential fields to replace (merged over the current values, validated as a whole, re-sealed).
-    #[schema(value_type = Object)]
-    fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The workspace's integrations (only those of one crew with `crew_id`), oldest first. No secret values, ever.
@@ -81,13 +46,18 @@ pub async fn list_integrations(
     principal: Principal,
     query: QueryPairs,
 ) -> Result<Json<Vec<IntegrationBody>>, ApiError> {
-    let workspace_id = query.require("workspace_id")?;
-    require_role(&app, &principal, workspace_id, Role::Viewer).await?;
+    let workspace_id = require_role_in(
+        &app,
+        &principal,
+        query.require("workspace_id")?,
+        Role::Viewer,
+    )
+    .await?;
     let crew_id = query
         .get("crew_id")
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    Ok(Json(integration::list(&app, workspace_id, crew_id).await?))
+    Ok(Json(integration::list(&app, &workspace_id, crew_id).await?))
 }
 
 /// The custom MCP server escape hatch.
@@ -106,13 +76,20 @@ pub async fn create_integration(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,
-    headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let workspace_id = query.require("workspace_id")?;
-    require_role(&app, &principal, workspace_id, Role::Manager).await?;
+    let workspace_id = require_role_in(
+        &app,
+        &principal,
+        query.require("workspace_id")?,
+        Role::Manager,
+    )
+    .await?;
+    let key = key?;
+    let request = CustomServerRequest::parse(&body)?;
     Ok(
-        integration::create_custom(&app, &principal, workspace_id, &headers, &body)
+        integration::create_custom(&app, &principal, &workspace_id, key, request)
             .await?
             .into_response(),
     )
@@ -153,7 +130,10 @@ pub async fn patch_integration(
     body: Bytes,
 ) -> Result<Json<IntegrationBody>, ApiError> {
     let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
-    Ok(Json(integration::patch(&app, &principal, i, &body).await?))
+    let request = PatchRequest::parse(&body)?;
+    Ok(Json(
+        integration::patch(&app, &principal, i, request).await?,
+    ))
 }
 
 /// Removes the integration and destroys its vault entries (MANAGER+).

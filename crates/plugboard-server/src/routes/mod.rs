@@ -9,3 +9,38 @@ pub mod install;
 pub mod integrations;
 pub mod oauth;
 pub mod verify;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::integration::Created;
+use crate::state::App;
+
+/// A created resource (or its replay): its status and JSON body, `Idempotent-Replayed: true` on a replay.
+impl IntoResponse for Created {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.body).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.replayed {
+            h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        res
+    }
+}
+
+/// The catalog's manifest with this id, or 404.
+pub(crate) fn connector<'a>(
+    app: &'a App,
+    connector_id: &str,
+) -> Result<&'a plugboard_catalog::Manifest, ApiError> {
+    app.catalog
+        .catalog
+        .get(connector_id)
+        .map(|e| &e.manifest)
+        .ok_or_else(|| ApiError::not_found("connector"))
+}

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
-use plugboard_store::Role;
+use plugboard_store::{OAuthFlow, Role};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -79,10 +79,11 @@ pub async fn oauth_start(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OAuthStartBody>, ApiError> {
     let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
-    let oauth_url = if i.auth_mode == crate::oauth::FLOW_BYO {
-        integration::byo_oauth_restart(&app, &i, &principal.user_id).await?
-    } else {
-        mcp::start(&app, &i, &principal.user_id).await?
+    let oauth_url = match i.auth_mode.oauth_flow() {
+        Some(OAuthFlow::Byo) => {
+            integration::byo_oauth_restart(&app, &i, &principal.user_id).await?
+        }
+        _ => mcp::start(&app, &i, &principal.user_id).await?,
     };
     Ok(Json(OAuthStartBody { oauth_url }))
 }

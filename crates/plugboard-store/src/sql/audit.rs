@@ -9,7 +9,7 @@ for_both_backends! {
             Ok(())
         }
 
-        async fn list_audit(&self, workspace_id: &str, limit: i64, before: Option<i64>) -> Result<Vec<AuditRow>> {
+        async fn list_audit(&self, workspace_id: &WorkspaceId, limit: i64, before: Option<i64>) -> Result<Vec<AuditRow>> {
             Ok(sqlx::query_as::<_, AuditRow>(
                 "SELECT id, workspace_id, actor_id, action, target, detail, created_at FROM audit_log \
                  WHERE workspace_id = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT $3",
@@ -23,7 +23,7 @@ for_both_backends! {
 
         async fn list_audit_page(
             &self,
-            workspace_id: &str,
+            workspace_id: &WorkspaceId,
             limit: i64,
             before: Option<(i64, &str)>,
         ) -> Result<Vec<AuditRow>> {

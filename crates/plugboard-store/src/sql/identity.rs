@@ -6,7 +6,7 @@ for_both_backends! {
     impl IdentityStore {
         async fn create_user(&self, email: &str, name: &str) -> Result<User> {
             let user = User {
-                id: new_id(),
+                id: UserId::generate(),
                 email: email.trim().to_lowercase(),
                 name: name.to_string(),
                 created_at: now_ms(),
@@ -22,15 +22,15 @@ for_both_backends! {
             Ok(user)
         }
 
-        async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        async fn get_user(&self, id: &UserId) -> Result<Option<User>> {
             Ok(sqlx::query_as::<_, User>("SELECT id, email, name, created_at FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
         }
 
-        async fn create_workspace(&self, name: &str, owner_id: &str) -> Result<Workspace> {
-            let ws = Workspace { id: new_id(), name: name.to_string(), created_at: now_ms() };
+        async fn create_workspace(&self, name: &str, owner_id: &UserId) -> Result<Workspace> {
+            let ws = Workspace { id: WorkspaceId::generate(), name: name.to_string(), created_at: now_ms() };
             let mut tx = self.pool.begin().await?;
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", owner_id, "user");
             sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
@@ -52,14 +52,14 @@ for_both_backends! {
             Ok(ws)
         }
 
-        async fn get_workspace(&self, id: &str) -> Result<Option<Workspace>> {
+        async fn get_workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>> {
             Ok(sqlx::query_as::<_, Workspace>("SELECT id, name, created_at FROM workspaces WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
         }
 
-        async fn add_member(&self, workspace_id: &str, user_id: &str, role: Role) -> Result<Membership> {
+        async fn add_member(&self, workspace_id: &WorkspaceId, user_id: &UserId, role: Role) -> Result<Membership> {
             let mut tx = self.pool.begin().await?;
             require_exists!(&mut *tx, "SELECT id FROM workspaces WHERE id = $1", workspace_id, "workspace");
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", user_id, "user");
@@ -74,10 +74,10 @@ for_both_backends! {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(Membership { workspace_id: workspace_id.to_string(), user_id: user_id.to_string(), role })
+            Ok(Membership { workspace_id: workspace_id.clone(), user_id: user_id.clone(), role })
         }
 
-        async fn member_role(&self, workspace_id: &str, user_id: &str) -> Result<Option<Role>> {
+        async fn member_role(&self, workspace_id: &WorkspaceId, user_id: &UserId) -> Result<Option<Role>> {
             let row: Option<(String,)> =
                 sqlx::query_as("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
                     .bind(workspace_id)
@@ -88,10 +88,10 @@ for_both_backends! {
             Ok(row.and_then(|(r,)| r.parse().ok()))
         }
 
-        async fn create_crew(&self, workspace_id: &str, name: &str) -> Result<Crew> {
+        async fn create_crew(&self, workspace_id: &WorkspaceId, name: &str) -> Result<Crew> {
             let crew = Crew {
-                id: new_id(),
-                workspace_id: workspace_id.to_string(),
+                id: CrewId::generate(),
+                workspace_id: workspace_id.clone(),
                 name: name.to_string(),
                 created_at: now_ms(),
             };
@@ -108,17 +108,17 @@ for_both_backends! {
             Ok(crew)
         }
 
-        async fn get_crew(&self, id: &str) -> Result<Option<Crew>> {
+        async fn get_crew(&self, id: &CrewId) -> Result<Option<Crew>> {
             Ok(sqlx::query_as::<_, Crew>("SELECT id, workspace_id, name, created_at FROM crews WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
         }
 
-        async fn create_token(&self, user_id: &str, name: &str, token_hash: &[u8]) -> Result<TokenRecord> {
+        async fn create_token(&self, user_id: &UserId, name: &str, token_hash: &[u8]) -> Result<TokenRecord> {
             let rec = TokenRecord {
-                id: new_id(),
-                user_id: user_id.to_string(),
+                id: TokenId::generate(),
+                user_id: user_id.clone(),
                 name: name.to_string(),
                 created_at: now_ms(),
                 revoked_at: None,
@@ -140,7 +140,7 @@ for_both_backends! {
             Ok(rec)
         }
 
-        async fn revoke_token(&self, id: &str) -> Result<TokenRecord> {
+        async fn revoke_token(&self, id: &TokenId) -> Result<TokenRecord> {
             sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id)

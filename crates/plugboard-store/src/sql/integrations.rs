@@ -17,8 +17,8 @@ for_both_backends! {
             .bind(&new.crew_id)
             .bind(&new.connector_id)
             .bind(&new.name)
-            .bind(&new.auth_mode)
-            .bind(&new.status)
+            .bind(new.auth_mode)
+            .bind(new.status)
             .bind(true)
             .bind(&new.mcp)
             .bind(&new.created_by)
@@ -60,7 +60,7 @@ for_both_backends! {
             Ok(row)
         }
 
-        async fn get_integration(&self, id: &str) -> Result<Option<Integration>> {
+        async fn get_integration(&self, id: &IntegrationId) -> Result<Option<Integration>> {
             Ok(sqlx::query_as::<_, Integration>(&format!(
                 "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = $1"
             ))
@@ -69,7 +69,7 @@ for_both_backends! {
             .await?)
         }
 
-        async fn list_integrations(&self, workspace_id: &str, crew_id: Option<&str>) -> Result<Vec<Integration>> {
+        async fn list_integrations(&self, workspace_id: &WorkspaceId, crew_id: Option<&CrewId>) -> Result<Vec<Integration>> {
             let q = match crew_id {
                 Some(_) => format!(
                     "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE workspace_id = $1 AND crew_id = $2 \
@@ -87,7 +87,7 @@ for_both_backends! {
             Ok(query.fetch_all(&self.pool).await?)
         }
 
-        async fn update_integration(&self, id: &str, patch: IntegrationPatch) -> Result<Option<Integration>> {
+        async fn update_integration(&self, id: &IntegrationId, patch: IntegrationPatch) -> Result<Option<Integration>> {
             let now = now_ms();
             let mut tx = self.pool.begin().await?;
             let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM integrations WHERE id = $1")
@@ -159,7 +159,7 @@ for_both_backends! {
             Ok(Some(row))
         }
 
-        async fn delete_integration(&self, id: &str, audit: NewAudit) -> Result<bool> {
+        async fn delete_integration(&self, id: &IntegrationId, audit: NewAudit) -> Result<bool> {
             let mut tx = self.pool.begin().await?;
             // Explicit deletes rather than trusting the cascade alone: the vault entries must be gone.
             sqlx::query("DELETE FROM secrets WHERE integration_id = $1")
@@ -182,7 +182,7 @@ for_both_backends! {
             Ok(true)
         }
 
-        async fn integration_secrets(&self, integration_id: &str) -> Result<Vec<SecretRow>> {
+        async fn integration_secrets(&self, integration_id: &IntegrationId) -> Result<Vec<SecretRow>> {
             Ok(sqlx::query_as::<_, SecretRow>(
                 "SELECT integration_id, name, key_id, ciphertext FROM secrets WHERE integration_id = $1 \
                  ORDER BY name",
@@ -194,8 +194,8 @@ for_both_backends! {
 
         async fn idempotency_get(
             &self,
-            workspace_id: &str,
-            user_id: &str,
+            workspace_id: &WorkspaceId,
+            user_id: &UserId,
             key: &str,
         ) -> Result<Option<IdempotencyRecord>> {
             Ok(sqlx::query_as::<_, IdempotencyRecord>(

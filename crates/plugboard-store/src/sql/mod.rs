@@ -106,7 +106,7 @@ macro_rules! insert_oauth_state {
         )
         .bind(&st.state_hash)
         .bind($integration_id)
-        .bind(&st.flow)
+        .bind(st.flow)
         .bind(&st.redirect_uri)
         .bind(&st.issuer)
         .bind(st.iss_required)

@@ -48,7 +48,7 @@ for_both_backends! {
                      updated_at = excluded.updated_at",
                 )
                 .bind(id)
-                .bind(&g.flow)
+                .bind(g.flow)
                 .bind(&g.issuer)
                 .bind(&g.token_endpoint)
                 .bind(&g.resource)
@@ -72,7 +72,7 @@ for_both_backends! {
             Ok(())
         }
 
-        async fn get_oauth_grant(&self, integration_id: &str) -> Result<Option<OAuthGrant>> {
+        async fn get_oauth_grant(&self, integration_id: &IntegrationId) -> Result<Option<OAuthGrant>> {
             Ok(sqlx::query_as::<_, OAuthGrant>(
                 "SELECT integration_id, flow, issuer, token_endpoint, resource, client_id, token_auth, \
                  expires_at, version, lock_owner, lock_until, updated_at FROM oauth_grants \
@@ -110,7 +110,7 @@ for_both_backends! {
                          updated_at = excluded.updated_at",
                     )
                     .bind(id)
-                    .bind(&w.flow)
+                    .bind(w.flow)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
@@ -150,7 +150,7 @@ for_both_backends! {
 
         async fn try_lock_oauth_refresh(
             &self,
-            integration_id: &str,
+            integration_id: &IntegrationId,
             owner: &str,
             now: i64,
             until: i64,
@@ -168,7 +168,7 @@ for_both_backends! {
             Ok(done.rows_affected() == 1)
         }
 
-        async fn release_oauth_refresh(&self, integration_id: &str, owner: &str) -> Result<()> {
+        async fn release_oauth_refresh(&self, integration_id: &IntegrationId, owner: &str) -> Result<()> {
             sqlx::query(
                 "UPDATE oauth_grants SET lock_owner = NULL, lock_until = NULL \
                  WHERE integration_id = $1 AND lock_owner = $2",
