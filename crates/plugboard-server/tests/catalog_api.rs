@@ -348,6 +348,29 @@ async fn every_route_is_in_the_openapi_document() {
     ids.dedup();
     assert_eq!(ids.len(), count, "repeated operationIds: {ids:?}");
     assert_eq!(count, 16);
+    // The request bodies are described by the structs that parse them.
+    for schema in [
+        "ErrorBody",
+        "InstallRequest",
+        "CustomServerRequest",
+        "PatchRequest",
+        "VerifyRequest",
+        "IntegrationBody",
+        "InstallBody",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing from the OpenAPI components"
+        );
+    }
+    let install = &doc["components"]["schemas"]["InstallRequest"]["properties"];
+    for key in ["crew_id", "name", "fields"] {
+        assert!(
+            install.get(key).is_some(),
+            "InstallRequest.{key}: {install}"
+        );
+    }
+    assert!(install.get("raw").is_none(), "{install}");
 }
 
 /// `/a/{x}/b` -> `/a/{}/b`.

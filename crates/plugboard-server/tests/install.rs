@@ -366,70 +366,77 @@ async fn none_install(db: Db) {
 
 async fn check_order(db: Db) {
     let app = TestApp::new(db).await;
-    let (ws, _owner) = app.workspace().await;
-    let (other_ws, other_owner) = app.workspace().await;
-    let viewer = app.member(&ws, Role::Viewer).await;
-    let member = app.member(&ws, Role::Member).await;
-    let manager = app.member(&ws, Role::Manager).await;
-    let bad_body = br#"{"nope": 1"#.to_vec();
-    let post = |uri: String, token: Option<String>, body: Vec<u8>| {
-        let app = &app;
-        async move {
-            app.raw(Method::POST, &uri, token.as_deref(), &[], Some(body))
-                .await
-        }
-    };
+    let team = app.team().await;
+    let other = app.team().await;
+    let viewer = team.as_viewer().await;
+    let member = team.as_member().await;
+    let manager = team.as_manager().await;
+    let bad_body = || Some(br#"{"nope": 1"#.to_vec());
     // 401 before everything.
-    let r = post(
-        "/api/v1/connectors/nope/install".into(),
-        None,
-        bad_body.clone(),
-    )
-    .await;
-    r.assert_status(401);
-    // 400 workspace_id before role and connector.
-    let r = post(
-        "/api/v1/connectors/nope/install".into(),
-        Some(viewer.clone()),
-        bad_body.clone(),
-    )
-    .await;
-    r.assert_status(400);
-    assert!(r.json()["error"].as_str().unwrap().contains("workspace_id"));
-    // 403 before 404: roles below MANAGER, a member of another workspace, an unknown workspace.
-    for t in [&viewer, &member, &other_owner] {
-        post(
-            install_uri("nope", &ws.id),
-            Some(t.clone()),
-            bad_body.clone(),
+    app.anonymous()
+        .raw(
+            Method::POST,
+            "/api/v1/connectors/nope/install",
+            &[],
+            bad_body(),
         )
         .await
-        .assert_status(403);
+        .assert_status(401);
+    // 400 workspace_id before role and connector.
+    let r = viewer
+        .raw(
+            Method::POST,
+            "/api/v1/connectors/nope/install",
+            &[],
+            bad_body(),
+        )
+        .await;
+    r.assert_status(400);
+    assert!(r.json()["error"].as_str().unwrap().contains("workspace_id"));
+    // 403 before 404: roles below MANAGER, a member of another workspace, an unknown workspace (also one whose id
+    // has another shape).
+    for caller in [&viewer, &member, &other.owner] {
+        caller
+            .raw(
+                Method::POST,
+                &install_uri("nope", team.id()),
+                &[],
+                bad_body(),
+            )
+            .await
+            .assert_status(403);
     }
-    post(
-        install_uri("github", "cdoesnotexist00000000000"),
-        Some(manager.clone()),
-        bad_body.clone(),
-    )
-    .await
-    .assert_status(403);
-    let _ = other_ws;
-    // 404 before the body.
-    let r = post(
-        install_uri("nope", &ws.id),
-        Some(manager.clone()),
-        bad_body.clone(),
-    )
-    .await;
-    r.assert_status(404);
+    for unknown in ["cdoesnotexist00000000000", "not-a-workspace"] {
+        manager
+            .raw(
+                Method::POST,
+                &install_uri("github", unknown),
+                &[],
+                bad_body(),
+            )
+            .await
+            .assert_status(403);
+    }
+    // 404 before the Idempotency-Key and the body.
+    manager
+        .raw(
+            Method::POST,
+            &install_uri("nope", team.id()),
+            &[("idempotency-key", "")],
+            bad_body(),
+        )
+        .await
+        .assert_status(404);
     // Then the body.
-    post(
-        install_uri("github", &ws.id),
-        Some(manager.clone()),
-        bad_body,
-    )
-    .await
-    .assert_status(400);
+    manager
+        .raw(
+            Method::POST,
+            &install_uri("github", team.id()),
+            &[],
+            bad_body(),
+        )
+        .await
+        .assert_status(400);
 }
 
 async fn field_errors(db: Db) {

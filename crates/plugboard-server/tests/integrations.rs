@@ -51,10 +51,12 @@ async fn create_custom(app: &TestApp, token: &str, ws: &Workspace, body: Value) 
 
 async fn integration_shape(db: Db) {
     let app = TestApp::new(db).await;
-    let (ws, owner) = app.workspace().await;
-    let id = install_github(&app, &owner, &ws, &github_token("shape")).await;
-    let v = app
-        .get(&format!("/api/v1/integrations/{id}"), Some(&owner))
+    let team = app.team().await;
+    let owner = team.owner.token().unwrap();
+    let id = install_github(&app, owner, &team.ws, &github_token("shape")).await;
+    let v = team
+        .owner
+        .get(&format!("/api/v1/integrations/{id}"))
         .await
         .json();
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -77,32 +79,35 @@ async fn integration_shape(db: Db) {
         ]
     );
     assert_eq!(v["id"], id);
-    assert_eq!(v["workspace_id"], ws.id);
+    assert_eq!(v["workspace_id"], *team.id());
     assert!(
         v["created_at"].as_i64().unwrap() > 1_600_000_000_000,
         "epoch ms"
     );
     assert_eq!(v["created_at"], v["updated_at"]);
-    let list = app.get(&list_uri(&ws), Some(&owner)).await.json();
+    let list = team.owner.get(&list_uri(&team.ws)).await.json();
     assert_eq!(list, json!([v]));
 }
 
 async fn listing(db: Db) {
     let app = TestApp::new(db).await;
-    let (ws, owner) = app.workspace().await;
-    let (other, _) = app.workspace().await;
-    let foreign_crew = app.db.store.create_crew(&other.id, "x").await.unwrap();
-    app.get("/api/v1/integrations", Some(&owner))
+    let team = app.team().await;
+    let other = app.team().await;
+    let foreign_crew = app.db.store.create_crew(other.id(), "x").await.unwrap();
+    team.owner
+        .get("/api/v1/integrations")
         .await
         .assert_status(400);
-    let empty = app.get(&list_uri(&ws), Some(&owner)).await;
+    let empty = team.owner.get(&list_uri(&team.ws)).await;
     empty.assert_status(200);
     assert_eq!(empty.json(), json!([]));
-    let res = app
-        .get(
-            &format!("{}&crew_id={}", list_uri(&ws), foreign_crew.id),
-            Some(&owner),
-        )
+    let res = team
+        .owner
+        .get(&format!(
+            "{}&crew_id={}",
+            list_uri(&team.ws),
+            foreign_crew.id
+        ))
         .await;
     res.assert_status(400);
     assert!(res.json()["error"].as_str().unwrap().contains("crew_id"));
@@ -110,24 +115,22 @@ async fn listing(db: Db) {
 
 async fn unknown_integration(db: Db) {
     let app = TestApp::new(db).await;
-    let (_, owner) = app.workspace().await;
-    for (method, suffix) in [
-        (Method::GET, ""),
-        (Method::PATCH, ""),
-        (Method::DELETE, ""),
-        (Method::GET, "/runtime"),
-    ] {
-        let body = (method == Method::PATCH).then(|| json!({"name": "x"}));
-        let res = app
-            .request(
-                method.clone(),
-                &format!("/api/v1/integrations/cnosuchintegration000000{suffix}"),
-                Some(&owner),
-                body,
-            )
-            .await;
-        res.assert_status(404);
-        assert_eq!(res.json()["code"], "not_found", "{method} {suffix}");
+    let team = app.team().await;
+    // An unknown id, and an id of another shape (answered the same, without a lookup).
+    for id in ["cnosuchintegration000000", "not-an-id"] {
+        let uri = format!("/api/v1/integrations/{id}");
+        for (what, res) in [
+            ("GET", team.owner.get(&uri).await),
+            ("PATCH", team.owner.patch(&uri, json!({"name": "x"})).await),
+            ("DELETE", team.owner.delete(&uri).await),
+            (
+                "GET runtime",
+                team.owner.get(&format!("{uri}/runtime")).await,
+            ),
+        ] {
+            res.assert_status(404);
+            assert_eq!(res.json()["code"], "not_found", "{what} {id}");
+        }
     }
 }
 
