@@ -125,7 +125,7 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
             "Access was not granted",
             format!("{name}: {reason}"),
         )
-        .for_integration(id, "error");
+        .for_integration(id, IntegrationStatus::Error);
     }
 
     if row.iss_required && q.iss.is_none() {
@@ -146,7 +146,7 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
             "Sign-in refused",
             format!("{name}: {reason}"),
         )
-        .for_integration(id, "error");
+        .for_integration(id, IntegrationStatus::Error);
     }
     if let (Some(expected), Some(got)) = (row.issuer.as_deref(), q.iss.as_deref()) {
         if got != expected {
@@ -170,7 +170,7 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
                 "Sign-in refused",
                 format!("{name}: {reason}"),
             )
-            .for_integration(id, "error");
+            .for_integration(id, IntegrationStatus::Error);
         }
     }
 
@@ -189,7 +189,7 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
             "Sign-in failed",
             format!("{name}: {reason}"),
         )
-        .for_integration(id, "error");
+        .for_integration(id, IntegrationStatus::Error);
     };
 
     match exchange(
@@ -210,7 +210,7 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
                     "Connected",
                     format!("{name} is connected and ready to use."),
                 )
-                .for_integration(id, "active")
+                .for_integration(id, IntegrationStatus::Active)
             }
             Err(e) => internal(e),
         },
@@ -228,7 +228,7 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
                 "Sign-in failed",
                 format!("{name}: {reason}"),
             )
-            .for_integration(id, "error")
+            .for_integration(id, IntegrationStatus::Error)
         }
         Err(page) => page,
     }
