@@ -1,4 +1,5 @@
-//! The small closed sets stored as text: an integration's status and auth mode, an OAuth flow. Each is an enum with
+//! The small closed sets stored as text: an integration's status and auth mode, an OAuth flow, a client's token
+//! endpoint auth method. Each is an enum with
 //! one wire name per value (the text in the database and in JSON, unchanged from when they were plain strings).
 
 use std::fmt;
@@ -171,6 +172,40 @@ impl From<AuthMode> for IntegrationAuthMode {
 
 stored_as_text!(IntegrationAuthMode, "auth mode");
 
+/// How an OAuth client authenticates at the token endpoint (RFC 7591 `token_endpoint_auth_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientAuthMethod {
+    /// A public client: `client_id` in the form, no secret.
+    None,
+    /// `client_id` and `client_secret` in the form.
+    Post,
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    Basic,
+}
+
+impl ClientAuthMethod {
+    /// The wire name: `none`, `client_secret_post` or `client_secret_basic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::None => "none",
+            ClientAuthMethod::Post => "client_secret_post",
+            ClientAuthMethod::Basic => "client_secret_basic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ClientAuthMethod::None,
+            ClientAuthMethod::Post,
+            ClientAuthMethod::Basic,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
+stored_as_text!(ClientAuthMethod, "token endpoint auth method");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +230,13 @@ mod tests {
         assert_eq!(IntegrationAuthMode::Custom.oauth_flow(), None);
         assert_eq!(IntegrationStatus::parse("Active"), None);
         assert_eq!(OAuthFlow::parse("oauth"), None);
+        for m in [
+            ClientAuthMethod::None,
+            ClientAuthMethod::Post,
+            ClientAuthMethod::Basic,
+        ] {
+            assert_eq!(ClientAuthMethod::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(ClientAuthMethod::parse("private_key_jwt"), None);
     }
 }

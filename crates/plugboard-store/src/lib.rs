@@ -28,7 +28,7 @@ pub use ids::{
     WorkspaceId,
 };
 pub use integrations::*;
-pub use kinds::{IntegrationAuthMode, IntegrationStatus, OAuthFlow};
+pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};
 pub use oauth::*;
 pub use sql::{PgStore, SqliteStore};
 pub use vault::*;

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::{IntegrationId, IntegrationStatus, NewAudit, NewSecret, OAuthFlow, Result};
+use crate::{
+    ClientAuthMethod, IntegrationId, IntegrationStatus, NewAudit, NewSecret, OAuthFlow, Result,
+};
 
 #[derive(Clone, Debug)]
 pub struct NewOAuthState {
@@ -40,8 +42,8 @@ pub struct OAuthGrant {
     pub resource: Option<String>,
     /// The registered client's id (mcp_oauth; byo_oauth uses its `client_id` field).
     pub client_id: Option<String>,
-    /// `none`, `client_secret_post` or `client_secret_basic` (mcp_oauth).
-    pub token_auth: Option<String>,
+    /// How the registered client authenticates (mcp_oauth).
+    pub token_auth: Option<ClientAuthMethod>,
     /// When the access token expires (ms since the epoch); `None` when the provider did not say.
     pub expires_at: Option<i64>,
     /// Grows with every token write: a waiter that sees it change knows a refresh happened.
@@ -59,7 +61,7 @@ pub struct NewOAuthGrant {
     pub token_endpoint: Option<String>,
     pub resource: Option<String>,
     pub client_id: Option<String>,
-    pub token_auth: Option<String>,
+    pub token_auth: Option<ClientAuthMethod>,
 }
 
 /// A flow started: the new single-use state (every other unused state of the integration is dropped), the grant's
@@ -96,8 +98,7 @@ pub struct OAuthClientRow {
     pub issuer: String,
     pub redirect_uri: String,
     pub client_id: String,
-    /// `none`, `client_secret_post` or `client_secret_basic`.
-    pub token_auth: String,
+    pub token_auth: ClientAuthMethod,
     /// For a confidential client: the integration whose vault entry `oauth.client_secret` holds the secret.
     pub secret_integration_id: Option<IntegrationId>,
     pub client_secret_expires_at: Option<i64>,

@@ -81,7 +81,7 @@ fn grant() -> NewOAuthGrant {
         token_endpoint: Some("https://as.example/token".into()),
         resource: Some("https://mcp.example/mcp".into()),
         client_id: Some("client-1".into()),
-        token_auth: Some("none".into()),
+        token_auth: Some(ClientAuthMethod::None),
     }
 }
 
@@ -269,7 +269,7 @@ async fn clients(db: TestDb) {
         issuer: "https://as".into(),
         redirect_uri: "http://x/cb".into(),
         client_id: "c1".into(),
-        token_auth: "none".into(),
+        token_auth: ClientAuthMethod::None,
         secret_integration_id: None,
         client_secret_expires_at: None,
         created_at: 1,
@@ -319,7 +319,7 @@ async fn client_cascade(db: TestDb) {
             issuer: "https://as".into(),
             redirect_uri: "http://x/cb".into(),
             client_id: "c1".into(),
-            token_auth: "client_secret_post".into(),
+            token_auth: ClientAuthMethod::Post,
             secret_integration_id: Some(i.id.clone()),
             client_secret_expires_at: Some(0),
             created_at: 1,

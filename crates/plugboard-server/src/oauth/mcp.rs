@@ -274,7 +274,7 @@ async fn prepare(
                 token_endpoint: Some(server.token_endpoint.clone()),
                 resource: Some(resource.resource.clone()),
                 client_id: Some(client.id.clone()),
-                token_auth: Some(client.method.as_str().into()),
+                token_auth: Some(client.method),
             }),
             upsert_secrets: upsert,
             delete_secrets: delete,
@@ -296,7 +296,7 @@ async fn prepare(
             issuer: server.issuer.clone(),
             redirect_uri: redirect_uri.clone(),
             client_id: client.id.clone(),
-            token_auth: client.method.as_str().into(),
+            token_auth: client.method,
             secret_integration_id: client.secret.as_ref().map(|_| integration.id.clone()),
             client_secret_expires_at: client.secret_expires_at,
             created_at: now,
@@ -778,9 +778,7 @@ async fn reuse(
     c: &OAuthClientRow,
     now: i64,
 ) -> Result<Option<ChosenClient>, StartError> {
-    let Some(method) = ClientAuthMethod::parse(&c.token_auth) else {
-        return Ok(None);
-    };
+    let method = c.token_auth;
     let secret = match &c.secret_integration_id {
         None => None,
         Some(holder) => {
@@ -955,11 +953,7 @@ pub(crate) async fn token_target(
             "The integration's OAuth client is unknown: start its OAuth sign-in again.".into(),
         )
     })?;
-    let method = grant
-        .token_auth
-        .as_deref()
-        .and_then(ClientAuthMethod::parse)
-        .unwrap_or(ClientAuthMethod::None);
+    let method = grant.token_auth.unwrap_or(ClientAuthMethod::None);
     let secret = if method == ClientAuthMethod::None {
         None
     } else {

@@ -15,35 +15,7 @@ const MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// Longest provider text (error description) shown in a reason.
 const MAX_DESCRIPTION: usize = 200;
 
-/// How the client authenticates at the token endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuthMethod {
-    /// A public client: `client_id` in the form, no secret.
-    None,
-    /// `client_id` and `client_secret` in the form.
-    Post,
-    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
-    Basic,
-}
-
-impl ClientAuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientAuthMethod::None => "none",
-            ClientAuthMethod::Post => "client_secret_post",
-            ClientAuthMethod::Basic => "client_secret_basic",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(ClientAuthMethod::None),
-            "client_secret_post" => Some(ClientAuthMethod::Post),
-            "client_secret_basic" => Some(ClientAuthMethod::Basic),
-            _ => None,
-        }
-    }
-}
+pub use plugboard_store::ClientAuthMethod;
 
 /// The client credentials for a token request.
 pub struct Client {

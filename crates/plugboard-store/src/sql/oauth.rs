@@ -53,7 +53,7 @@ for_both_backends! {
                 .bind(&g.token_endpoint)
                 .bind(&g.resource)
                 .bind(&g.client_id)
-                .bind(&g.token_auth)
+                .bind(g.token_auth)
                 .bind(now)
                 .execute(&mut *tx)
                 .await
@@ -203,7 +203,7 @@ for_both_backends! {
             .bind(&c.issuer)
             .bind(&c.redirect_uri)
             .bind(&c.client_id)
-            .bind(&c.token_auth)
+            .bind(c.token_auth)
             .bind(&c.secret_integration_id)
             .bind(c.client_secret_expires_at)
             .bind(c.created_at)
