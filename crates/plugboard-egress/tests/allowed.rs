@@ -1,5 +1,9 @@
 //! Destinations the guard lets through, and what `allow_cidrs` can and cannot open. No connection is made here.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,6 +1,10 @@
 //! Proxy environment variables are ignored. This file is its own test binary so the variables it sets do not leak
 //! into other tests; every test in it sets the same values.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

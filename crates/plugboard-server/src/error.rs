@@ -4,6 +4,15 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+/// The error body of every 4xx and 5xx (as the OpenAPI document describes it; [`error_body`] writes it).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Human-readable message: what happened and what to do.
+    pub error: String,
+    /// Stable snake_case code.
+    pub code: String,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -87,9 +96,15 @@ impl From<plugboard_store::StoreError> for ApiError {
     }
 }
 
-/// Serialises an error body.
+/// Serialises an error body: `{"error": message, "code": code}`.
 pub fn error_body(code: &str, message: &str) -> String {
     serde_json::json!({ "error": message, "code": code }).to_string()
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::bad_request("invalid path parameter")
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -2,10 +2,11 @@
 //! Data flows one way: request → extractor (principal, validated path and body) → service function →
 //! store / vault / egress → response. Handlers hold no SQL.
 
-pub mod app;
+pub mod api_tokens;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod integration;
 pub mod limits;
 pub mod oauth;
@@ -13,9 +14,13 @@ pub mod openapi;
 pub mod prepared;
 pub mod probe;
 pub mod routes;
+pub mod startup;
+pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vault;
+pub mod verify;
 
-pub use app::{router, App, AppState, Application, StartupError};
 pub use config::{Config, ConfigArgs, LogFormat};
+pub use startup::{router, Application};
+pub use state::{App, AppState, StartupError};

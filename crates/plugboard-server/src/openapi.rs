@@ -1,17 +1,10 @@
-//! The OpenAPI document, generated from the handlers' annotations and served at `/api/openapi.json`.
+//! The OpenAPI document's frame (title, the bearer scheme). Its paths and schemas come from the handlers'
+//! `#[utoipa::path]` annotations and the request and response types' `ToSchema`, collected by the route list in
+//! [`crate::startup::api_routes`]; the document is served at `/api/openapi.json`.
 
+use bytes::Bytes;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-/// The error body of every 4xx and 5xx.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// Human-readable message.
-    error: String,
-    /// Stable snake_case code.
-    code: String,
-}
 
 struct BearerAuth;
 
@@ -33,32 +26,26 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Plugboard", description = "MCP connector catalog and credential vault"),
-    paths(
-        crate::routes::health::healthz,
-        crate::routes::health::readyz,
-        crate::routes::health::openapi,
-        crate::routes::connectors::list,
-        crate::routes::connectors::get_one,
-        crate::routes::oauth::oauth_callback,
-        crate::routes::oauth::oauth_start,
-        crate::routes::install::install,
-        crate::routes::integrations::list,
-        crate::routes::integrations::create,
-        crate::routes::integrations::get_one,
-        crate::routes::integrations::patch,
-        crate::routes::integrations::delete,
-        crate::routes::integrations::runtime,
-        crate::routes::audit::list,
-        crate::routes::verify::verify,
-    ),
-    components(schemas(ErrorBody, crate::prepared::ConnectorSummary, crate::routes::oauth::OAuthStartBody, crate::routes::install::InstallRequest, crate::integration::InstallBody, crate::integration::IntegrationBody, crate::integration::AuditEntry, crate::integration::AuditPage, crate::routes::integrations::CustomServerRequest, crate::routes::integrations::PatchRequest, crate::routes::verify::VerifyRequest, crate::routes::verify::VerifyResponse)),
+    components(schemas(crate::error::ErrorBody)),
     modifiers(&BearerAuth)
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
-pub fn document() -> Vec<u8> {
+/// The document before any route is added.
+pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
-        .to_json()
-        .map(String::into_bytes)
-        .unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// The serialised document, made once when the router is built (handed to the handler as an extension).
+#[derive(Clone)]
+pub struct OpenApiJson(pub Bytes);
+
+impl OpenApiJson {
+    pub fn new(doc: &utoipa::openapi::OpenApi) -> OpenApiJson {
+        OpenApiJson(Bytes::from(
+            doc.to_json()
+                .map(String::into_bytes)
+                .unwrap_or_else(|_| b"{}".to_vec()),
+        ))
+    }
 }

@@ -1,5 +1,13 @@
 //! In-process test harness: a fresh database (SQLite file or PostgreSQL schema), the real router, and helpers to
 //! make users, workspaces and tokens and to send requests with `router.oneshot`.
+//!
+//! Callers carry their own token, as crates.io's test helpers do: `app.anonymous().get(uri)`,
+//! `app.with_token(&t).post(uri, body)`, or for a workspace made with [`TestApp::team`]:
+//! `team.owner.post(…)`, `team.as_manager().await.post(…)`.
+
+// Test support (behind the `testing` feature, used only by tests): a failed set-up is a failed test, so this module
+// may panic, unwrap and expect like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -7,11 +15,11 @@ use axum::Router;
 use bytes::Bytes;
 use plugboard_catalog::Catalog;
 use plugboard_store::testing::TestDb;
-use plugboard_store::{Role, User, Workspace};
+use plugboard_store::{Role, User, Workspace, WorkspaceId};
 use secrecy::{ExposeSecret, SecretString};
 use tower::ServiceExt;
 
-use crate::auth::generate_token;
+use crate::api_tokens::generate_token;
 use crate::{App, AppState, Config};
 
 pub use plugboard_store::test_on_both_backends;
@@ -204,5 +212,114 @@ impl TestApp {
         body: serde_json::Value,
     ) -> TestResponse {
         self.request(Method::POST, uri, token, Some(body)).await
+    }
+}
+
+/// Someone sending requests: a token, or none (anonymous).
+#[derive(Clone)]
+pub struct Caller<'a> {
+    app: &'a TestApp,
+    token: Option<String>,
+}
+
+impl Caller<'_> {
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub async fn get(&self, uri: &str) -> TestResponse {
+        self.app.request(Method::GET, uri, self.token(), None).await
+    }
+
+    pub async fn post(&self, uri: &str, body: serde_json::Value) -> TestResponse {
+        self.app
+            .request(Method::POST, uri, self.token(), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, uri: &str, body: serde_json::Value) -> TestResponse {
+        self.app
+            .request(Method::PATCH, uri, self.token(), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, uri: &str) -> TestResponse {
+        self.app
+            .request(Method::DELETE, uri, self.token(), None)
+            .await
+    }
+
+    /// Any method, extra headers, raw body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> TestResponse {
+        self.app.raw(method, uri, self.token(), headers, body).await
+    }
+}
+
+/// A workspace, its owner, and members made on demand.
+pub struct Team<'a> {
+    pub app: &'a TestApp,
+    pub ws: Workspace,
+    pub owner: Caller<'a>,
+}
+
+impl<'a> Team<'a> {
+    pub fn id(&self) -> &WorkspaceId {
+        &self.ws.id
+    }
+
+    /// A new member with `role`, as a caller.
+    pub async fn as_role(&self, role: Role) -> Caller<'a> {
+        let token = self.app.member(&self.ws, role).await;
+        self.app.with_token(&token)
+    }
+
+    pub async fn as_viewer(&self) -> Caller<'a> {
+        self.as_role(Role::Viewer).await
+    }
+
+    pub async fn as_member(&self) -> Caller<'a> {
+        self.as_role(Role::Member).await
+    }
+
+    pub async fn as_manager(&self) -> Caller<'a> {
+        self.as_role(Role::Manager).await
+    }
+
+    pub async fn as_admin(&self) -> Caller<'a> {
+        self.as_role(Role::Admin).await
+    }
+}
+
+impl TestApp {
+    /// A caller without a token.
+    pub fn anonymous(&self) -> Caller<'_> {
+        Caller {
+            app: self,
+            token: None,
+        }
+    }
+
+    /// A caller with this bearer token.
+    pub fn with_token(&self, token: &str) -> Caller<'_> {
+        Caller {
+            app: self,
+            token: Some(token.to_string()),
+        }
+    }
+
+    /// A new workspace with its owner as a caller; `team.as_manager()` and friends add members.
+    pub async fn team(&self) -> Team<'_> {
+        let (ws, token) = self.workspace().await;
+        Team {
+            app: self,
+            ws,
+            owner: self.with_token(&token),
+        }
     }
 }

@@ -6,11 +6,27 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use plugboard_store::{NewSecret, SecretRow, Store, StoreError};
+use plugboard_store::{IntegrationId, NewSecret, SecretRow, Store, StoreError};
 use plugboard_vault::{secret_aad, KeyRing, MasterKey, Plaintext, Sealed, VaultError, WrappedKey};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
+
+/// The names of an integration's vault entries: every one is written here, nowhere else.
+pub mod names {
+    /// Prefix of the submitted form values (`field.token`, `field.client_id`, …) and a custom server's secret
+    /// header / env values (`field.header_<n>`, `field.env_<n>`).
+    pub const FIELD_PREFIX: &str = "field.";
+    pub const ACCESS_TOKEN: &str = "oauth.access_token";
+    pub const REFRESH_TOKEN: &str = "oauth.refresh_token";
+    /// The PKCE code verifier of a pending authorization, for the callback to consume.
+    pub const PKCE_VERIFIER: &str = "oauth.pkce_verifier";
+    /// The client secret of a dynamically registered confidential client (mcp_oauth).
+    pub const CLIENT_SECRET: &str = "oauth.client_secret";
+    /// The authorization URL of a byo_oauth install made with an `Idempotency-Key`, kept for replays: it carries
+    /// the client id and the state, so it is sealed rather than stored with the replayable response.
+    pub const AUTHORIZE_URL: &str = "oauth.authorize_url";
+}
 
 /// How long a server trusts its idea of the active data key before asking the database again.
 const ACTIVE_KEY_RECHECK: Duration = Duration::from_secs(1);
@@ -199,7 +215,7 @@ impl Vault {
     /// Seals `plaintext` as secret `name` of `integration_id`.
     pub async fn seal(
         &self,
-        integration_id: &str,
+        integration_id: &IntegrationId,
         name: &str,
         plaintext: &[u8],
     ) -> Result<NewSecret, VaultServiceError> {

@@ -1,5 +1,9 @@
 //! The catalog read API, authentication and the HTTP conventions, through the router.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use axum::http::Method;
 use plugboard_catalog::{parse_manifest, Catalog};
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp};
@@ -331,6 +335,42 @@ async fn every_route_is_in_the_openapi_document() {
             "{method} {path} missing from OpenAPI"
         );
     }
+    // Every operation has its own operationId (generated clients name their methods after them).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "repeated operationIds: {ids:?}");
+    assert_eq!(count, 16);
+    // The request bodies are described by the structs that parse them.
+    for schema in [
+        "ErrorBody",
+        "InstallRequest",
+        "CustomServerRequest",
+        "PatchRequest",
+        "VerifyRequest",
+        "IntegrationBody",
+        "InstallBody",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing from the OpenAPI components"
+        );
+    }
+    let install = &doc["components"]["schemas"]["InstallRequest"]["properties"];
+    for key in ["crew_id", "name", "fields"] {
+        assert!(
+            install.get(key).is_some(),
+            "InstallRequest.{key}: {install}"
+        );
+    }
+    assert!(install.get("raw").is_none(), "{install}");
 }
 
 /// `/a/{x}/b` -> `/a/{}/b`.

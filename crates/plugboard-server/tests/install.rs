@@ -1,13 +1,17 @@
 //! `POST /api/v1/connectors/{id}/install`: every auth mode of the built-in catalog, the contract's check order and
 //! errors, crews, the byo_oauth authorization URL (state and PKCE), and idempotent retries. On both backends.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod integration_support;
 
 use axum::http::Method;
 use base64::Engine;
 use integration_support::*;
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp};
-use plugboard_store::{now_ms, Role};
+use plugboard_store::{now_ms, IntegrationId, Role};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -70,12 +74,23 @@ async fn pat_install(db: Db) {
     assert!(!got.to_string().contains(&pat));
 
     // The value is in the vault, one sealed entry per field, and nowhere in the stored MCP block.
-    let secrets = app.db.store.integration_secrets(id).await.unwrap();
+    let secrets = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(id))
+        .await
+        .unwrap();
     assert_eq!(
         secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["field.token"]
     );
-    let row = app.db.store.get_integration(id).await.unwrap().unwrap();
+    let row = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(id))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         !row.mcp.contains(&pat) && row.mcp.contains("${field.token}"),
         "{}",
@@ -113,7 +128,7 @@ async fn pat_stdio_install(db: Db) {
     let names: Vec<String> = app
         .db
         .store
-        .integration_secrets(id)
+        .integration_secrets(&IntegrationId::from(id))
         .await
         .unwrap()
         .into_iter()
@@ -148,12 +163,26 @@ async fn conn_string_install(db: Db) {
             "postgres://********:********@********:********/********?sslmode=********"
         ])
     );
-    let row = app.db.store.get_integration(id).await.unwrap().unwrap();
+    let row = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(id))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(row.mcp.contains("${derived.dsn}"), "{}", row.mcp);
     for v in ["db.example.com", "p@ss", "postgres://ro"] {
         assert!(!row.mcp.contains(v), "{v} stored in the MCP block");
     }
-    assert_eq!(app.db.store.integration_secrets(id).await.unwrap().len(), 6);
+    assert_eq!(
+        app.db
+            .store
+            .integration_secrets(&IntegrationId::from(id))
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
     let rt = runtime(&app, &owner, id).await.json();
     assert_eq!(
         rt["mcp"]["args"][2],
@@ -228,7 +257,12 @@ async fn byo_oauth_install(db: Db) {
     assert_eq!(q.len(), 7, "{q:?}");
 
     // The challenge is S256 of the verifier sealed in the vault.
-    let secrets = app.db.store.integration_secrets(id).await.unwrap();
+    let secrets = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(id))
+        .await
+        .unwrap();
     let names: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
@@ -258,7 +292,7 @@ async fn byo_oauth_install(db: Db) {
         .unwrap()
         .expect("state stored by hash");
     assert_eq!(st.integration_id, id);
-    assert_eq!(st.flow, "byo_oauth");
+    assert_eq!(st.flow, plugboard_store::OAuthFlow::Byo);
     assert_eq!(st.redirect_uri, app.state.config.oauth_redirect_uri());
     let ttl = st.expires_at - before;
     assert!(
@@ -304,7 +338,7 @@ async fn none_install(db: Db) {
     assert!(app
         .db
         .store
-        .integration_secrets(id)
+        .integration_secrets(&IntegrationId::from(id))
         .await
         .unwrap()
         .is_empty());
@@ -332,70 +366,77 @@ async fn none_install(db: Db) {
 
 async fn check_order(db: Db) {
     let app = TestApp::new(db).await;
-    let (ws, _owner) = app.workspace().await;
-    let (other_ws, other_owner) = app.workspace().await;
-    let viewer = app.member(&ws, Role::Viewer).await;
-    let member = app.member(&ws, Role::Member).await;
-    let manager = app.member(&ws, Role::Manager).await;
-    let bad_body = br#"{"nope": 1"#.to_vec();
-    let post = |uri: String, token: Option<String>, body: Vec<u8>| {
-        let app = &app;
-        async move {
-            app.raw(Method::POST, &uri, token.as_deref(), &[], Some(body))
-                .await
-        }
-    };
+    let team = app.team().await;
+    let other = app.team().await;
+    let viewer = team.as_viewer().await;
+    let member = team.as_member().await;
+    let manager = team.as_manager().await;
+    let bad_body = || Some(br#"{"nope": 1"#.to_vec());
     // 401 before everything.
-    let r = post(
-        "/api/v1/connectors/nope/install".into(),
-        None,
-        bad_body.clone(),
-    )
-    .await;
-    r.assert_status(401);
-    // 400 workspace_id before role and connector.
-    let r = post(
-        "/api/v1/connectors/nope/install".into(),
-        Some(viewer.clone()),
-        bad_body.clone(),
-    )
-    .await;
-    r.assert_status(400);
-    assert!(r.json()["error"].as_str().unwrap().contains("workspace_id"));
-    // 403 before 404: roles below MANAGER, a member of another workspace, an unknown workspace.
-    for t in [&viewer, &member, &other_owner] {
-        post(
-            install_uri("nope", &ws.id),
-            Some(t.clone()),
-            bad_body.clone(),
+    app.anonymous()
+        .raw(
+            Method::POST,
+            "/api/v1/connectors/nope/install",
+            &[],
+            bad_body(),
         )
         .await
-        .assert_status(403);
+        .assert_status(401);
+    // 400 workspace_id before role and connector.
+    let r = viewer
+        .raw(
+            Method::POST,
+            "/api/v1/connectors/nope/install",
+            &[],
+            bad_body(),
+        )
+        .await;
+    r.assert_status(400);
+    assert!(r.json()["error"].as_str().unwrap().contains("workspace_id"));
+    // 403 before 404: roles below MANAGER, a member of another workspace, an unknown workspace (also one whose id
+    // has another shape).
+    for caller in [&viewer, &member, &other.owner] {
+        caller
+            .raw(
+                Method::POST,
+                &install_uri("nope", team.id()),
+                &[],
+                bad_body(),
+            )
+            .await
+            .assert_status(403);
     }
-    post(
-        install_uri("github", "cdoesnotexist00000000000"),
-        Some(manager.clone()),
-        bad_body.clone(),
-    )
-    .await
-    .assert_status(403);
-    let _ = other_ws;
-    // 404 before the body.
-    let r = post(
-        install_uri("nope", &ws.id),
-        Some(manager.clone()),
-        bad_body.clone(),
-    )
-    .await;
-    r.assert_status(404);
+    for unknown in ["cdoesnotexist00000000000", "not-a-workspace"] {
+        manager
+            .raw(
+                Method::POST,
+                &install_uri("github", unknown),
+                &[],
+                bad_body(),
+            )
+            .await
+            .assert_status(403);
+    }
+    // 404 before the Idempotency-Key and the body.
+    manager
+        .raw(
+            Method::POST,
+            &install_uri("nope", team.id()),
+            &[("idempotency-key", "")],
+            bad_body(),
+        )
+        .await
+        .assert_status(404);
     // Then the body.
-    post(
-        install_uri("github", &ws.id),
-        Some(manager.clone()),
-        bad_body,
-    )
-    .await
-    .assert_status(400);
+    manager
+        .raw(
+            Method::POST,
+            &install_uri("github", team.id()),
+            &[],
+            bad_body(),
+        )
+        .await
+        .assert_status(400);
 }
 
 async fn field_errors(db: Db) {
@@ -684,7 +725,7 @@ async fn idempotent_retry(db: Db) {
     let names: Vec<String> = app
         .db
         .store
-        .integration_secrets(&id)
+        .integration_secrets(&IntegrationId::from(&id))
         .await
         .unwrap()
         .into_iter()

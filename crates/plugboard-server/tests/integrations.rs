@@ -1,6 +1,10 @@
 //! The integrations endpoints: list, get, patch, delete, the custom MCP server, the runtime view, the audit log and
 //! the authorization matrix. On both backends.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod integration_support;
 
 use axum::body::Body;
@@ -9,7 +13,7 @@ use integration_support::*;
 use plugboard_catalog::Catalog;
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp, TestResponse};
 use plugboard_server::{App, Config};
-use plugboard_store::{Role, Workspace};
+use plugboard_store::{IntegrationId, Role, Workspace};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -47,10 +51,12 @@ async fn create_custom(app: &TestApp, token: &str, ws: &Workspace, body: Value) 
 
 async fn integration_shape(db: Db) {
     let app = TestApp::new(db).await;
-    let (ws, owner) = app.workspace().await;
-    let id = install_github(&app, &owner, &ws, &github_token("shape")).await;
-    let v = app
-        .get(&format!("/api/v1/integrations/{id}"), Some(&owner))
+    let team = app.team().await;
+    let owner = team.owner.token().unwrap();
+    let id = install_github(&app, owner, &team.ws, &github_token("shape")).await;
+    let v = team
+        .owner
+        .get(&format!("/api/v1/integrations/{id}"))
         .await
         .json();
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -73,32 +79,35 @@ async fn integration_shape(db: Db) {
         ]
     );
     assert_eq!(v["id"], id);
-    assert_eq!(v["workspace_id"], ws.id);
+    assert_eq!(v["workspace_id"], *team.id());
     assert!(
         v["created_at"].as_i64().unwrap() > 1_600_000_000_000,
         "epoch ms"
     );
     assert_eq!(v["created_at"], v["updated_at"]);
-    let list = app.get(&list_uri(&ws), Some(&owner)).await.json();
+    let list = team.owner.get(&list_uri(&team.ws)).await.json();
     assert_eq!(list, json!([v]));
 }
 
 async fn listing(db: Db) {
     let app = TestApp::new(db).await;
-    let (ws, owner) = app.workspace().await;
-    let (other, _) = app.workspace().await;
-    let foreign_crew = app.db.store.create_crew(&other.id, "x").await.unwrap();
-    app.get("/api/v1/integrations", Some(&owner))
+    let team = app.team().await;
+    let other = app.team().await;
+    let foreign_crew = app.db.store.create_crew(other.id(), "x").await.unwrap();
+    team.owner
+        .get("/api/v1/integrations")
         .await
         .assert_status(400);
-    let empty = app.get(&list_uri(&ws), Some(&owner)).await;
+    let empty = team.owner.get(&list_uri(&team.ws)).await;
     empty.assert_status(200);
     assert_eq!(empty.json(), json!([]));
-    let res = app
-        .get(
-            &format!("{}&crew_id={}", list_uri(&ws), foreign_crew.id),
-            Some(&owner),
-        )
+    let res = team
+        .owner
+        .get(&format!(
+            "{}&crew_id={}",
+            list_uri(&team.ws),
+            foreign_crew.id
+        ))
         .await;
     res.assert_status(400);
     assert!(res.json()["error"].as_str().unwrap().contains("crew_id"));
@@ -106,24 +115,22 @@ async fn listing(db: Db) {
 
 async fn unknown_integration(db: Db) {
     let app = TestApp::new(db).await;
-    let (_, owner) = app.workspace().await;
-    for (method, suffix) in [
-        (Method::GET, ""),
-        (Method::PATCH, ""),
-        (Method::DELETE, ""),
-        (Method::GET, "/runtime"),
-    ] {
-        let body = (method == Method::PATCH).then(|| json!({"name": "x"}));
-        let res = app
-            .request(
-                method.clone(),
-                &format!("/api/v1/integrations/cnosuchintegration000000{suffix}"),
-                Some(&owner),
-                body,
-            )
-            .await;
-        res.assert_status(404);
-        assert_eq!(res.json()["code"], "not_found", "{method} {suffix}");
+    let team = app.team().await;
+    // An unknown id, and an id of another shape (answered the same, without a lookup).
+    for id in ["cnosuchintegration000000", "not-an-id"] {
+        let uri = format!("/api/v1/integrations/{id}");
+        for (what, res) in [
+            ("GET", team.owner.get(&uri).await),
+            ("PATCH", team.owner.patch(&uri, json!({"name": "x"})).await),
+            ("DELETE", team.owner.delete(&uri).await),
+            (
+                "GET runtime",
+                team.owner.get(&format!("{uri}/runtime")).await,
+            ),
+        ] {
+            res.assert_status(404);
+            assert_eq!(res.json()["code"], "not_found", "{what} {id}");
+        }
     }
 }
 
@@ -132,7 +139,12 @@ async fn patch_name_enabled(db: Db) {
     let (ws, owner) = app.workspace().await;
     let manager = app.member(&ws, Role::Manager).await;
     let id = install_github(&app, &owner, &ws, &github_token("p")).await;
-    let before = app.db.store.integration_secrets(&id).await.unwrap();
+    let before = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     let res = patch(
         &app,
         &manager,
@@ -147,7 +159,14 @@ async fn patch_name_enabled(db: Db) {
     assert!(v["updated_at"].as_i64() >= v["created_at"].as_i64());
     assert_eq!(v["mcp"]["headers"]["Authorization"], "Bearer ********");
     // Secrets untouched by a rename.
-    assert_eq!(app.db.store.integration_secrets(&id).await.unwrap(), before);
+    assert_eq!(
+        app.db
+            .store
+            .integration_secrets(&IntegrationId::from(&id))
+            .await
+            .unwrap(),
+        before
+    );
     let res = patch(&app, &manager, &id, json!({"enabled": true})).await;
     assert_eq!(res.json()["enabled"], true);
     assert_eq!(res.json()["name"], "Renamed");
@@ -159,11 +178,21 @@ async fn patch_fields(db: Db) {
     let old = github_token("old");
     let new = github_token("new");
     let id = install_github(&app, &owner, &ws, &old).await;
-    let before = app.db.store.integration_secrets(&id).await.unwrap();
+    let before = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     let res = patch(&app, &owner, &id, json!({"fields": {"token": new}})).await;
     res.assert_status(200);
     assert!(!res.text().contains(&new));
-    let after = app.db.store.integration_secrets(&id).await.unwrap();
+    let after = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     assert_eq!(after.len(), 1);
     assert_ne!(after[0].ciphertext, before[0].ciphertext, "re-sealed");
     let rt = runtime(&app, &owner, &id).await.json();
@@ -225,7 +254,13 @@ async fn patch_fields(db: Db) {
             .cloned()
             .unwrap()
     };
-    let v1 = verifier(&app.db.store.integration_secrets(&byo).await.unwrap());
+    let v1 = verifier(
+        &app.db
+            .store
+            .integration_secrets(&IntegrationId::from(&byo))
+            .await
+            .unwrap(),
+    );
     patch(
         &app,
         &owner,
@@ -234,7 +269,12 @@ async fn patch_fields(db: Db) {
     )
     .await
     .assert_status(200);
-    let rows = app.db.store.integration_secrets(&byo).await.unwrap();
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&byo))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(verifier(&rows), v1);
     let secret_row = rows
@@ -250,8 +290,19 @@ async fn patch_rejected(db: Db) {
     let (ws, owner) = app.workspace().await;
     let pat = github_token("keep");
     let id = install_github(&app, &owner, &ws, &pat).await;
-    let before = app.db.store.get_integration(&id).await.unwrap().unwrap();
-    let secrets = app.db.store.integration_secrets(&id).await.unwrap();
+    let before = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    let secrets = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     for (body, needle) in [
         (
             json!({"name": "new name", "fields": {"token": "short"}}),
@@ -270,11 +321,20 @@ async fn patch_rejected(db: Db) {
         assert!(!res.text().contains("short"));
     }
     assert_eq!(
-        app.db.store.get_integration(&id).await.unwrap().unwrap(),
+        app.db
+            .store
+            .get_integration(&IntegrationId::from(&id))
+            .await
+            .unwrap()
+            .unwrap(),
         before
     );
     assert_eq!(
-        app.db.store.integration_secrets(&id).await.unwrap(),
+        app.db
+            .store
+            .integration_secrets(&IntegrationId::from(&id))
+            .await
+            .unwrap(),
         secrets
     );
     let rt = runtime(&app, &owner, &id).await.json();
@@ -367,7 +427,7 @@ async fn delete_destroys(db: Db) {
     assert!(app
         .db
         .store
-        .integration_secrets(&id)
+        .integration_secrets(&IntegrationId::from(&id))
         .await
         .unwrap()
         .is_empty());
@@ -438,7 +498,12 @@ async fn custom_http(db: Db) {
                "headers": {"Authorization": "********", "X-Team": "platform", "X-Literal": "${field.header_0}",
                            "X-Plain-Object": "visible"}})
     );
-    let rows = app.db.store.integration_secrets(id).await.unwrap();
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(id))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     let rt = runtime(&app, &owner, id).await.json();
     assert_eq!(

@@ -1,6 +1,10 @@
 //! byo_oauth end to end against a fake authorization server on loopback: install, the person approves, the callback
 //! exchanges the code through the egress guard; denial, failed exchanges, bad states; refresh.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod oauth_support;
 
 use std::time::Duration;
@@ -8,7 +12,7 @@ use std::time::Duration;
 use oauth_support::*;
 use plugboard_server::oauth::{self, callback, TokenError};
 use plugboard_server::testing::{Db, TestApp};
-use plugboard_store::{now_ms, Workspace};
+use plugboard_store::{now_ms, IntegrationId, Workspace};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -79,7 +83,7 @@ async fn open_secret(app: &TestApp, id: &str, name: &str) -> Option<String> {
     let row = app
         .db
         .store
-        .integration_secrets(id)
+        .integration_secrets(&IntegrationId::from(id))
         .await
         .unwrap()
         .into_iter()
@@ -89,7 +93,13 @@ async fn open_secret(app: &TestApp, id: &str, name: &str) -> Option<String> {
 }
 
 async fn token_of(app: &TestApp, id: &str) -> Result<String, TokenError> {
-    let i = app.db.store.get_integration(id).await.unwrap().unwrap();
+    let i = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(id))
+        .await
+        .unwrap()
+        .unwrap();
     oauth::access_token(&app.state, &i)
         .await
         .map(|t| t.expose_secret().to_string())
@@ -139,7 +149,14 @@ async fn full_flow_pkce_post(db: Db) {
         !names.contains(&"oauth.pkce_verifier".to_string()),
         "the verifier is destroyed after use"
     );
-    let grant = s.app.db.store.get_oauth_grant(&id).await.unwrap().unwrap();
+    let grant = s
+        .app
+        .db
+        .store
+        .get_oauth_grant(&IntegrationId::from(&id))
+        .await
+        .unwrap()
+        .unwrap();
     let expires = grant.expires_at.unwrap() - now_ms();
     assert!((3_590_000..=3_600_000).contains(&expires), "{expires}");
 
@@ -489,7 +506,14 @@ async fn invalid_grant(db: Db) {
         Err(TokenError::Reconnect(_))
     ));
     assert_eq!(s.fake.refresh_requests(), 1);
-    let g = s.app.db.store.get_oauth_grant(&id).await.unwrap().unwrap();
+    let g = s
+        .app
+        .db
+        .store
+        .get_oauth_grant(&IntegrationId::from(&id))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(g.lock_owner.is_none(), "the lock was released");
 }
 

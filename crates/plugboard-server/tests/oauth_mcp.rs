@@ -2,6 +2,10 @@
 //! challenge, the well-known forms), dynamic registration and reuse, the authorization URL, the callback, refresh
 //! with `resource`; and a callback handled by a second instance on the same PostgreSQL database.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod oauth_support;
 
 use std::sync::Arc;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use oauth_support::*;
 use plugboard_server::oauth;
 use plugboard_server::testing::{Db, TestApp, TestResponse};
-use plugboard_store::{Role, Workspace};
+use plugboard_store::{IntegrationId, Role, Workspace};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tower::ServiceExt;
@@ -107,7 +111,13 @@ async fn callback(app: &TestApp, a: &Approved, iss: Option<&str>) -> TestRespons
 }
 
 async fn token_of(app: &TestApp, id: &str) -> Result<String, oauth::TokenError> {
-    let i = app.db.store.get_integration(id).await.unwrap().unwrap();
+    let i = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(id))
+        .await
+        .unwrap()
+        .unwrap();
     oauth::access_token(&app.state, &i)
         .await
         .map(|t| t.expose_secret().to_string())
@@ -593,7 +603,14 @@ async fn second_instance(db: Db) {
         c.expires_in = Some(3600);
         c.refresh_delay = Duration::from_millis(300);
     });
-    let i = s.app.db.store.get_integration(&mcp).await.unwrap().unwrap();
+    let i = s
+        .app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(&mcp))
+        .await
+        .unwrap()
+        .unwrap();
     let on_a = (0..4).map(|_| oauth::access_token(&s.app.state, &i));
     let on_b = (0..4).map(|_| oauth::access_token(&state_b, &i));
     let all = futures_util::future::join_all(on_a.chain(on_b)).await;

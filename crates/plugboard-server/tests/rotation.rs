@@ -1,6 +1,10 @@
 //! `plugboard vault rotate` while the server serves: runtime reads hammer every integration during the rotation and
 //! none fails; afterwards every secret is sealed under the new key and the old keys are gone. On both backends.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod integration_support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,6 +12,7 @@ use std::sync::Arc;
 
 use integration_support::*;
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp};
+use plugboard_store::IntegrationId;
 use plugboard_vault::MasterKey;
 use serde_json::json;
 
@@ -126,7 +131,13 @@ async fn rotate_under_load(db: Db) {
         .unwrap()
         .is_empty());
     for (id, needle) in &expected {
-        for s in app.db.store.integration_secrets(id).await.unwrap() {
+        for s in app
+            .db
+            .store
+            .integration_secrets(&IntegrationId::from(id))
+            .await
+            .unwrap()
+        {
             assert_eq!(s.key_id, new_key);
         }
         let res = runtime(&app, &owner, id).await;
@@ -135,6 +146,11 @@ async fn rotate_under_load(db: Db) {
     }
     // New values go under the new key.
     let id = install_github(&app, &owner, &ws, &github_token("after")).await;
-    let rows = app.db.store.integration_secrets(&id).await.unwrap();
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     assert_eq!(rows[0].key_id, new_key);
 }

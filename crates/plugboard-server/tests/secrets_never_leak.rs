@@ -3,12 +3,16 @@
 //! database files or columns (raw, hex or base64), never in another response, never in the logs at TRACE level.
 //! And a sealed value moved to another row or field, or with a flipped bit, fails to open. On both backends.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod integration_support;
 
 use axum::http::Method;
 use integration_support::*;
 use plugboard_server::testing::{test_on_both_backends, Db, TestApp, TestResponse};
-use plugboard_store::Role;
+use plugboard_store::{IntegrationId, Role};
 use plugboard_vault::MasterKey;
 use serde_json::json;
 
@@ -272,14 +276,14 @@ async fn swapped_rows(db: Db) {
     let ra = app
         .db
         .store
-        .integration_secrets(&ia)
+        .integration_secrets(&IntegrationId::from(&ia))
         .await
         .unwrap()
         .remove(0);
     let rb = app
         .db
         .store
-        .integration_secrets(&ib)
+        .integration_secrets(&IntegrationId::from(&ib))
         .await
         .unwrap()
         .remove(0);
@@ -293,7 +297,13 @@ async fn swapped_rows(db: Db) {
         "the cause is logged"
     );
     // Listing still works: it never decrypts.
-    let row = app.db.store.get_integration(&ia).await.unwrap().unwrap();
+    let row = app
+        .db
+        .store
+        .get_integration(&IntegrationId::from(&ia))
+        .await
+        .unwrap()
+        .unwrap();
     app.get(
         &format!("/api/v1/integrations?workspace_id={}", row.workspace_id),
         Some(&owner),
@@ -317,14 +327,25 @@ async fn swapped_fields(db: Db) {
         .as_str()
         .unwrap()
         .to_string();
-    let rows = app.db.store.integration_secrets(&id).await.unwrap();
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap();
     let host = rows.iter().find(|r| r.name == "field.host").unwrap();
     let pw = rows.iter().find(|r| r.name == "field.password").unwrap();
     set_secret(&app.db, &id, &host.name, &pw.key_id, &pw.ciphertext).await;
     set_secret(&app.db, &id, &pw.name, &host.key_id, &host.ciphertext).await;
     assert_opaque_500(&runtime(&app, &owner, &id).await, &["h.example.com", "pw"]);
     // Opening each row directly fails too: both are bound to their own field.
-    for r in app.db.store.integration_secrets(&id).await.unwrap() {
+    for r in app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(&id))
+        .await
+        .unwrap()
+    {
         if r.name == "field.host" || r.name == "field.password" {
             assert!(app.state.vault.open(&r).await.is_err(), "{}", r.name);
         }
@@ -338,7 +359,7 @@ async fn flipped_bit(db: Db) {
     let row = app
         .db
         .store
-        .integration_secrets(&ia)
+        .integration_secrets(&IntegrationId::from(&ia))
         .await
         .unwrap()
         .remove(0);

@@ -1,6 +1,10 @@
 //! HTTP verify probes against real loopback providers: success rules, provider messages, secrets never echoed,
 //! bounded messages, timeouts, and the egress guard (blocked destinations are never contacted).
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod verify_support;
 
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! MCP verify probes against a real MCP server (the official Rust SDK, `rmcp`, streamable HTTP) on loopback, behind
 //! a bearer-token check.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod verify_support;
 
 use std::sync::Arc;

@@ -1,6 +1,10 @@
 //! SQL verify probes against the real local PostgreSQL at 127.0.0.1:5432 (user `postgres`). Each test that needs it
 //! passes with a note when that server is not reachable. The guard tests use recording listeners instead.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod verify_support;
 
 use std::time::Duration;

@@ -9,27 +9,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugboard_store::{new_id, NewAudit, NewIntegration, NewSecret, Store};
+use plugboard_store::{
+    new_id, IntegrationAuthMode, IntegrationId, IntegrationStatus, NewAudit, NewIntegration,
+    NewSecret, Store, UserId, WorkspaceId,
+};
 
-fn integration(ws: &str, user: &str, key: &str) -> NewIntegration {
-    let id = new_id();
+fn integration(ws: &WorkspaceId, user: &UserId, key: &str) -> NewIntegration {
+    let id = IntegrationId::generate();
     NewIntegration {
         id: id.clone(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         crew_id: None,
         connector_id: Some("github".into()),
         name: "GitHub".into(),
-        auth_mode: "pat".into(),
-        status: "active".into(),
+        auth_mode: IntegrationAuthMode::Connector(plugboard_catalog::AuthMode::Pat),
+        status: IntegrationStatus::Active,
         mcp: r#"{"transport":"streamable-http","endpoint":"https://api.githubcopilot.com/mcp/","headers":{"Authorization":"Bearer ${field.token}"}}"#.into(),
-        created_by: user.to_string(),
+        created_by: user.clone(),
         secrets: vec![NewSecret { name: "field.token".into(), key_id: key.to_string(), ciphertext: vec![7u8; 69] }],
         oauth_state: None,
         audit: NewAudit {
-            workspace_id: Some(ws.to_string()),
-            actor_id: Some(user.to_string()),
+            workspace_id: Some(ws.clone()),
+            actor_id: Some(user.clone()),
             action: "integration.install".into(),
-            target: Some(id),
+            target: Some(id.to_string()),
             detail: serde_json::json!({"connector_id": "github"}),
         },
         idempotency: None,
@@ -37,7 +40,7 @@ fn integration(ws: &str, user: &str, key: &str) -> NewIntegration {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<String> = std::env::args().collect();
     let url = args
         .get(1)
@@ -46,26 +49,18 @@ async fn main() {
     let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let concurrency: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(64);
     let existing: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let store: Arc<dyn Store> = plugboard_store::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    let store: Arc<dyn Store> = plugboard_store::connect(&url).await?;
+    store.migrate().await?;
     let user = store
         .create_user(&format!("{}@bench.example", new_id()), "bench")
-        .await
-        .expect("user");
-    let ws = store
-        .create_workspace("bench", &user.id)
-        .await
-        .expect("workspace");
+        .await?;
+    let ws = store.create_workspace("bench", &user.id).await?;
     let key = format!("dk_{}", &new_id()[..16]);
-    store
-        .insert_data_key(&key, &[0u8; 61], false)
-        .await
-        .expect("key");
+    store.insert_data_key(&key, &[0u8; 61], false).await?;
     for _ in 0..existing {
         store
             .create_integration(integration(&ws.id, &user.id, &key))
-            .await
-            .expect("seed");
+            .await?;
     }
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -83,14 +78,14 @@ async fn main() {
             while Instant::now() < deadline {
                 store
                     .create_integration(integration(&ws, &user, &key))
-                    .await
-                    .expect("install");
+                    .await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
+            Ok::<(), plugboard_store::StoreError>(())
         }));
     }
     for t in tasks {
-        t.await.expect("task");
+        t.await??;
     }
     let elapsed = start.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
@@ -98,4 +93,5 @@ async fn main() {
         "{}",
         serde_json::json!({"installs": n, "seconds": elapsed, "per_sec": n as f64 / elapsed})
     );
+    Ok(())
 }

@@ -1,18 +1,37 @@
-//! Opaque identifiers: a letter then 23 random lowercase alphanumerics (cuid2-like, ~119 bits).
+//! Identifiers: opaque random strings (a letter then 23 lowercase alphanumerics, cuid2-like, ~119 bits), and one
+//! newtype per kind of id so that a workspace id cannot be passed where a user id is expected.
+//!
+//! Two ways to make an id value:
+//! - [`WorkspaceId::parse`] (and `str::parse`) for an id that arrives in a request: `None` unless it has the shape
+//!   [`new_id`] makes, so the edge can answer an id of the wrong shape as an unknown id before any database sees it;
+//! - `WorkspaceId::from(String)` / `from(&str)` for an id from a trusted source (a database row, an operator's
+//!   command line, a test): not checked.
+
+use std::fmt;
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// Length of an id made by [`new_id`].
+pub const ID_LEN: usize = 24;
 
 /// A new random id, e.g. `c8k2m0x7q1v9b3n5h4j6w2t0`.
 pub fn new_id() -> String {
     let mut rng = rand::thread_rng();
-    let mut id = String::with_capacity(24);
+    let mut id = String::with_capacity(ID_LEN);
     id.push('c');
-    for _ in 0..23 {
+    for _ in 1..ID_LEN {
         id.push(char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]));
     }
     id
+}
+
+/// Whether `s` has the shape [`new_id`] makes: 24 lowercase ASCII letters and digits, the first a letter.
+pub fn is_well_formed_id(s: &str) -> bool {
+    s.len() == ID_LEN
+        && s.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && s.bytes().all(|b| ALPHABET.contains(&b))
 }
 
 /// Milliseconds since the Unix epoch.
@@ -21,6 +40,144 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// An id of the wrong shape (see [`is_well_formed_id`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a well-formed id")]
+pub struct MalformedId;
+
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident;)+) => {$(
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type)]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id.
+            pub fn generate() -> Self {
+                $name(new_id())
+            }
+
+            /// An id from a request: `None` unless it has the shape [`new_id`] makes.
+            pub fn parse(s: &str) -> Option<Self> {
+                is_well_formed_id(s).then(|| $name(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = MalformedId;
+            fn from_str(s: &str) -> Result<Self, MalformedId> {
+                $name::parse(s).ok_or(MalformedId)
+            }
+        }
+
+        /// Unchecked: for ids from a trusted source (the database, an operator, a test).
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
+
+        /// Unchecked: for ids from a trusted source (the database, an operator, a test).
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_owned())
+            }
+        }
+
+        /// Unchecked: for ids from a trusted source (the database, an operator, a test).
+        impl From<&String> for $name {
+            fn from(s: &String) -> Self {
+                $name(s.clone())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        /// A JSON string equal to the id (responses carry ids as strings).
+        impl PartialEq<$name> for serde_json::Value {
+            fn eq(&self, other: &$name) -> bool {
+                self.as_str() == Some(other.as_str())
+            }
+        }
+    )+};
+}
+
+id_type! {
+    /// A person's id.
+    UserId;
+    /// A workspace's id.
+    WorkspaceId;
+    /// A crew's id (a group inside a workspace).
+    CrewId;
+    /// An integration's id.
+    IntegrationId;
+    /// An API token's id (not the token: that is never stored).
+    TokenId;
 }
 
 #[cfg(test)]
@@ -34,5 +191,26 @@ mod tests {
         assert!(id.starts_with('c'));
         assert!(id.bytes().all(|b| ALPHABET.contains(&b)));
         assert_ne!(new_id(), new_id());
+        assert!(is_well_formed_id(&id));
+    }
+
+    #[test]
+    fn only_ids_of_the_generated_shape_parse() {
+        let id = WorkspaceId::generate();
+        assert_eq!(WorkspaceId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(id.as_str().parse::<WorkspaceId>(), Ok(id));
+        for bad in [
+            "",
+            "nope",
+            "cdoesnotexist0000000000",
+            "cdoesnotexist000000000000",
+            "Cdoesnotexist00000000000",
+            "0doesnotexist00000000000",
+            "cdoesnotexist0000000000é",
+            "c-oesnotexist00000000000",
+        ] {
+            assert_eq!(WorkspaceId::parse(bad), None, "{bad:?}");
+        }
+        assert!(WorkspaceId::parse("cdoesnotexist00000000000").is_some());
     }
 }

@@ -1,14 +1,17 @@
-//! Plugboard's storage: repository trait [`Store`] with a SQLite ([`SqliteStore`]) and a PostgreSQL ([`PgStore`])
-//! implementation. Both run the same SQL text (sqlx accepts `$N` placeholders on both), generated from one body by a
+//! Plugboard's storage: the repository [`Store`], by area (identity, vault, integrations, OAuth, audit: one module
+//! of records and a trait each), with a SQLite ([`SqliteStore`]) and a PostgreSQL ([`PgStore`]) implementation. Both run the same SQL text (sqlx accepts `$N` placeholders on both), generated from one body by a
 //! macro, so the two backends cannot drift apart. Migrations are embedded, one folder per dialect.
 
+mod audit;
+mod identity;
 mod ids;
-mod model;
+mod integrations;
+mod kinds;
 mod oauth;
-mod records;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod vault;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,11 +21,17 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use ids::{new_id, now_ms};
-pub use model::*;
+pub use audit::*;
+pub use identity::*;
+pub use ids::{
+    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, TokenId, UserId,
+    WorkspaceId,
+};
+pub use integrations::*;
+pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};
 pub use oauth::*;
-pub use records::*;
 pub use sql::{PgStore, SqliteStore};
+pub use vault::*;
 
 /// Errors that name outcomes; the database's own error is kept for the log, never shown to clients.
 #[derive(Debug, thiserror::Error)]
@@ -51,138 +60,29 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The repository. Every method is one transaction at most; multi-row writes are atomic.
+/// What every backend offers besides the areas: its name, a health check and its migrations.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Database: Send + Sync {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Cheap round-trip used by `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> Result<usize>;
+}
 
-    // --- identity ---
-    async fn create_user(&self, email: &str, name: &str) -> Result<User>;
-    async fn get_user(&self, id: &str) -> Result<Option<User>>;
-    /// Creates the workspace and makes `owner_id` its OWNER, atomically.
-    async fn create_workspace(&self, name: &str, owner_id: &str) -> Result<Workspace>;
-    async fn get_workspace(&self, id: &str) -> Result<Option<Workspace>>;
-    /// Adds a member or changes an existing member's role.
-    async fn add_member(&self, workspace_id: &str, user_id: &str, role: Role)
-        -> Result<Membership>;
-    async fn member_role(&self, workspace_id: &str, user_id: &str) -> Result<Option<Role>>;
-    async fn create_crew(&self, workspace_id: &str, name: &str) -> Result<Crew>;
-    async fn get_crew(&self, id: &str) -> Result<Option<Crew>>;
-    async fn create_token(
-        &self,
-        user_id: &str,
-        name: &str,
-        token_hash: &[u8],
-    ) -> Result<TokenRecord>;
-    /// Revokes a token; `NotFound` when no token has this id. Revoking twice is not an error.
-    async fn revoke_token(&self, id: &str) -> Result<TokenRecord>;
-    /// The owner of an unrevoked token with this hash.
-    async fn token_owner(&self, token_hash: &[u8]) -> Result<Option<TokenOwner>>;
-    /// How many tokens were ever revoked: grows with every revocation, so a change means "drop caches".
-    async fn revocation_count(&self) -> Result<i64>;
+/// The repository, one handle for every area: [`IdentityStore`], [`VaultStore`], [`IntegrationStore`],
+/// [`OAuthStore`] and [`AuditStore`] (each in its own module, with its SQL in `sql/<area>.rs`). Every method is one
+/// transaction at most; multi-row writes are atomic. Callers hold an `Arc<dyn Store>` and call any area's methods
+/// on it.
+pub trait Store:
+    Database + IdentityStore + VaultStore + IntegrationStore + OAuthStore + AuditStore + 'static
+{
+}
 
-    // --- vault ---
-    async fn data_keys(&self) -> Result<Vec<DataKeyRow>>;
-    /// Inserts a wrapped data key; when `active`, it becomes the only active key in the same transaction.
-    async fn insert_data_key(&self, id: &str, wrapped: &[u8], active: bool) -> Result<()>;
-    async fn active_data_key_id(&self) -> Result<Option<String>>;
-    /// Up to `limit` secrets sealed under any key other than `key_id`.
-    async fn secrets_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<SecretRow>>;
-    /// Compare-and-set: replaces a secret's ciphertext only if it still holds `old`. Returns whether it did.
-    async fn rewrap_secret(
-        &self,
-        old: &SecretRow,
-        new_key_id: &str,
-        new_ciphertext: &[u8],
-    ) -> Result<bool>;
-    /// Deletes data keys that are neither active nor used by any secret; returns how many.
-    async fn delete_unused_data_keys(&self) -> Result<u64>;
-    async fn count_secrets(&self) -> Result<i64>;
-
-    // --- integrations ---
-    /// Inserts the integration, its secrets, its OAuth state (if any), the audit entry and the idempotency record
-    /// (if any) in one transaction.
-    async fn create_integration(&self, new: NewIntegration) -> Result<Integration>;
-    async fn get_integration(&self, id: &str) -> Result<Option<Integration>>;
-    async fn list_integrations(
-        &self,
-        workspace_id: &str,
-        crew_id: Option<&str>,
-    ) -> Result<Vec<Integration>>;
-    /// Applies a patch (and replaces secrets when given: old entries destroyed) with its audit entry, atomically.
-    async fn update_integration(
-        &self,
-        id: &str,
-        patch: IntegrationPatch,
-    ) -> Result<Option<Integration>>;
-    /// Deletes the integration and (by cascade) its vault entries and OAuth states, with its audit entry.
-    async fn delete_integration(&self, id: &str, audit: NewAudit) -> Result<bool>;
-    async fn integration_secrets(&self, integration_id: &str) -> Result<Vec<SecretRow>>;
-    async fn idempotency_get(
-        &self,
-        workspace_id: &str,
-        user_id: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>>;
-
-    // --- OAuth states ---
-    /// Marks an unused, unexpired state as used and returns it; `None` for unknown, expired or already used.
-    async fn consume_oauth_state(
-        &self,
-        state_hash: &[u8],
-        now: i64,
-    ) -> Result<Option<OAuthStateRow>>;
-
-    // --- OAuth grants and clients ---
-    /// Starts a flow: drops the integration's other unused states, inserts the new one, upserts the grant's
-    /// metadata and writes / destroys vault entries, in one transaction.
-    async fn start_oauth_flow(&self, start: OAuthFlowStart) -> Result<()>;
-    async fn get_oauth_grant(&self, integration_id: &str) -> Result<Option<OAuthGrant>>;
-    /// Writes tokens (vault entries), expiry, status and audit in one transaction, bumping the grant's version.
-    /// With `lock_owner`, writes only while that owner holds the refresh lock (and releases it); returns whether it
-    /// wrote.
-    async fn write_oauth_tokens(&self, write: OAuthTokenWrite) -> Result<bool>;
-    /// Compare-and-set on the grant row: takes the refresh lock for `owner` until `until` when nobody holds it or
-    /// the holder's lease ended before `now`. Returns whether `owner` got it.
-    async fn try_lock_oauth_refresh(
-        &self,
-        integration_id: &str,
-        owner: &str,
-        now: i64,
-        until: i64,
-    ) -> Result<bool>;
-    /// Releases the refresh lock if `owner` holds it.
-    async fn release_oauth_refresh(&self, integration_id: &str, owner: &str) -> Result<()>;
-    async fn get_oauth_client(
-        &self,
-        issuer: &str,
-        redirect_uri: &str,
-    ) -> Result<Option<OAuthClientRow>>;
-    /// Inserts or replaces the client registered for `(issuer, redirect_uri)`.
-    async fn put_oauth_client(&self, client: OAuthClientRow) -> Result<()>;
-    async fn delete_oauth_client(&self, issuer: &str, redirect_uri: &str) -> Result<()>;
-
-    // --- audit ---
-    async fn append_audit(&self, entry: NewAudit) -> Result<()>;
-    async fn list_audit(
-        &self,
-        workspace_id: &str,
-        limit: i64,
-        before: Option<i64>,
-    ) -> Result<Vec<AuditRow>>;
-    /// Up to `limit` entries of a workspace strictly older than the cursor `(created_at, id)` (newest first, ties
-    /// broken by id descending), so a page boundary never skips entries written in the same millisecond.
-    async fn list_audit_page(
-        &self,
-        workspace_id: &str,
-        limit: i64,
-        before: Option<(i64, &str)>,
-    ) -> Result<Vec<AuditRow>>;
+impl<T> Store for T where
+    T: Database + IdentityStore + VaultStore + IntegrationStore + OAuthStore + AuditStore + 'static
+{
 }
 
 /// Opens the store a `sqlite://…` or `postgres://…` URL names (without migrating).

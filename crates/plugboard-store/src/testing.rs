@@ -1,9 +1,13 @@
 //! Fresh databases for tests: a new SQLite file per test, or a new schema on the PostgreSQL server named by
 //! `PLUGBOARD_TEST_DATABASE_URL` (when set).
 
+// Test support (behind the `testing` feature, used only by tests): a failed set-up is a failed test, so this module
+// may panic, unwrap and expect like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
-use crate::{new_id, PgStore, SqliteStore, Store};
+use crate::{new_id, Database, PgStore, SqliteStore, Store};
 
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

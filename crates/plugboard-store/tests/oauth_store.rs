@@ -1,5 +1,9 @@
 //! OAuth grants, the refresh lock and registered clients, on SQLite and (when configured) PostgreSQL.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use plugboard_store::testing::TestDb;
 use plugboard_store::*;
 
@@ -26,13 +30,13 @@ async fn integration(db: &TestDb) -> (Integration, Workspace) {
     let i = db
         .store
         .create_integration(NewIntegration {
-            id: new_id(),
+            id: IntegrationId::generate(),
             workspace_id: ws.id.clone(),
             crew_id: None,
             connector_id: Some("x".into()),
             name: "X".into(),
-            auth_mode: "mcp_oauth".into(),
-            status: "pending_oauth".into(),
+            auth_mode: IntegrationAuthMode::parse("mcp_oauth").unwrap(),
+            status: IntegrationStatus::PendingOauth,
             mcp: "{}".into(),
             created_by: user.id.clone(),
             secrets: vec![],
@@ -62,7 +66,7 @@ fn secret(name: &str, byte: u8) -> NewSecret {
 fn state(hash: &[u8]) -> NewOAuthState {
     NewOAuthState {
         state_hash: hash.to_vec(),
-        flow: "mcp_oauth".into(),
+        flow: OAuthFlow::Mcp,
         redirect_uri: "http://x/cb".into(),
         issuer: Some("https://as.example".into()),
         iss_required: false,
@@ -72,12 +76,12 @@ fn state(hash: &[u8]) -> NewOAuthState {
 
 fn grant() -> NewOAuthGrant {
     NewOAuthGrant {
-        flow: "mcp_oauth".into(),
+        flow: OAuthFlow::Mcp,
         issuer: Some("https://as.example".into()),
         token_endpoint: Some("https://as.example/token".into()),
         resource: Some("https://mcp.example/mcp".into()),
         client_id: Some("client-1".into()),
-        token_auth: Some("none".into()),
+        token_auth: Some(ClientAuthMethod::None),
     }
 }
 
@@ -95,17 +99,17 @@ fn start(id: &str, hash: &[u8]) -> OAuthFlowStart {
 fn write(id: &str) -> OAuthTokenWrite {
     OAuthTokenWrite {
         integration_id: id.into(),
-        flow: "mcp_oauth".into(),
+        flow: OAuthFlow::Mcp,
         upsert_secrets: vec![secret("oauth.access_token", 2)],
         delete_secrets: vec!["oauth.pkce_verifier".into()],
         expires_at: Some(Some(12345)),
-        status: Some(("active".into(), None)),
+        status: Some((IntegrationStatus::Active, None)),
         lock_owner: None,
         audit: None,
     }
 }
 
-async fn names(db: &TestDb, id: &str) -> Vec<String> {
+async fn names(db: &TestDb, id: &IntegrationId) -> Vec<String> {
     db.store
         .integration_secrets(id)
         .await
@@ -139,7 +143,7 @@ async fn flow_start(db: TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.flow, "mcp_oauth");
+    assert_eq!(row.flow, OAuthFlow::Mcp);
     assert_eq!(row.issuer.as_deref(), Some("https://as.example"));
     let g = db.store.get_oauth_grant(&i.id).await.unwrap().unwrap();
     assert_eq!(g.client_id.as_deref(), Some("client-1"));
@@ -160,14 +164,14 @@ async fn token_write(db: TestDb) {
     assert_eq!(g.expires_at, Some(12345));
     assert_eq!(names(&db, &i.id).await, vec!["oauth.access_token"]);
     let got = db.store.get_integration(&i.id).await.unwrap().unwrap();
-    assert_eq!(got.status, "active");
+    assert_eq!(got.status, IntegrationStatus::Active);
 
     // A write that leaves the expiry alone, on an integration without a grant row yet (byo_oauth).
     let (j, _) = integration(&db).await;
     let mut w = write(&j.id);
-    w.flow = "byo_oauth".into();
+    w.flow = OAuthFlow::Byo;
     w.expires_at = None;
-    w.status = Some(("error".into(), Some("nope".into())));
+    w.status = Some((IntegrationStatus::Error, Some("nope".into())));
     assert!(db.store.write_oauth_tokens(w).await.unwrap());
     let g = db.store.get_oauth_grant(&j.id).await.unwrap().unwrap();
     assert_eq!(
@@ -265,7 +269,7 @@ async fn clients(db: TestDb) {
         issuer: "https://as".into(),
         redirect_uri: "http://x/cb".into(),
         client_id: "c1".into(),
-        token_auth: "none".into(),
+        token_auth: ClientAuthMethod::None,
         secret_integration_id: None,
         client_secret_expires_at: None,
         created_at: 1,
@@ -315,7 +319,7 @@ async fn client_cascade(db: TestDb) {
             issuer: "https://as".into(),
             redirect_uri: "http://x/cb".into(),
             client_id: "c1".into(),
-            token_auth: "client_secret_post".into(),
+            token_auth: ClientAuthMethod::Post,
             secret_integration_id: Some(i.id.clone()),
             client_secret_expires_at: Some(0),
             created_at: 1,

@@ -1,5 +1,9 @@
 //! The store's behaviour, run on SQLite and (when configured) PostgreSQL.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use plugboard_store::testing::TestDb;
 use plugboard_store::*;
 
@@ -31,9 +35,9 @@ async fn setup(db: &TestDb) -> (User, Workspace) {
     (user, ws)
 }
 
-fn audit(ws: &str, action: &str) -> NewAudit {
+fn audit(ws: &WorkspaceId, action: &str) -> NewAudit {
     NewAudit {
-        workspace_id: Some(ws.to_string()),
+        workspace_id: Some(ws.clone()),
         actor_id: None,
         action: action.to_string(),
         target: None,
@@ -42,15 +46,15 @@ fn audit(ws: &str, action: &str) -> NewAudit {
 }
 
 fn new_integration(ws: &Workspace, user: &User, key_id: &str) -> NewIntegration {
-    let id = new_id();
+    let id = IntegrationId::generate();
     NewIntegration {
         id: id.clone(),
         workspace_id: ws.id.clone(),
         crew_id: None,
         connector_id: Some("github".into()),
         name: "GitHub".into(),
-        auth_mode: "pat".into(),
-        status: "active".into(),
+        auth_mode: IntegrationAuthMode::parse("pat").unwrap(),
+        status: IntegrationStatus::Active,
         mcp: "{}".into(),
         created_by: user.id.clone(),
         secrets: vec![NewSecret {
@@ -79,7 +83,11 @@ async fn workspace_owner(db: TestDb) {
         db.store.get_workspace(&ws.id).await.unwrap().unwrap().name,
         "Acme"
     );
-    let err = db.store.create_workspace("x", "nobody").await.unwrap_err();
+    let err = db
+        .store
+        .create_workspace("x", &UserId::from("nobody"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound("user")));
 }
 
@@ -105,7 +113,7 @@ async fn member_role_change(db: TestDb) {
     );
     assert!(matches!(
         db.store
-            .add_member("nope", &bob.id, Role::Viewer)
+            .add_member(&WorkspaceId::from("nope"), &bob.id, Role::Viewer)
             .await
             .unwrap_err(),
         StoreError::NotFound("workspace")
@@ -134,7 +142,11 @@ async fn crew_needs_workspace(db: TestDb) {
             .workspace_id,
         ws.id
     );
-    assert!(db.store.create_crew("missing", "x").await.is_err());
+    assert!(db
+        .store
+        .create_crew(&WorkspaceId::from("missing"), "x")
+        .await
+        .is_err());
 }
 
 async fn token_lifecycle(db: TestDb) {
@@ -154,7 +166,10 @@ async fn token_lifecycle(db: TestDb) {
     assert!(db.store.token_owner(b"hash-1").await.unwrap().is_none());
     assert_eq!(db.store.revocation_count().await.unwrap(), before + 1);
     assert!(matches!(
-        db.store.revoke_token("missing").await.unwrap_err(),
+        db.store
+            .revoke_token(&TokenId::from("missing"))
+            .await
+            .unwrap_err(),
         StoreError::NotFound("token")
     ));
 }
@@ -191,7 +206,7 @@ async fn integration_atomic(db: TestDb) {
 
     let good = new_integration(&ws, &user, "dk1");
     let row = db.store.create_integration(good.clone()).await.unwrap();
-    assert_eq!(row.status, "active");
+    assert_eq!(row.status, IntegrationStatus::Active);
     assert!(row.enabled);
     assert_eq!(
         db.store.integration_secrets(&good.id).await.unwrap().len(),
@@ -207,7 +222,7 @@ async fn integration_atomic(db: TestDb) {
     );
     assert!(db
         .store
-        .list_integrations(&ws.id, Some("crew"))
+        .list_integrations(&ws.id, Some(&CrewId::from("crew")))
         .await
         .unwrap()
         .is_empty());
@@ -251,7 +266,7 @@ async fn replace_secrets(db: TestDb) {
     assert_eq!(names, ["field.pat", "oauth.access_token"]);
     assert!(db
         .store
-        .update_integration("missing", IntegrationPatch::default())
+        .update_integration(&IntegrationId::from("missing"), IntegrationPatch::default())
         .await
         .unwrap()
         .is_none());
@@ -263,7 +278,7 @@ async fn delete_destroys(db: TestDb) {
     let mut new = new_integration(&ws, &user, "dk1");
     new.oauth_state = Some(NewOAuthState {
         state_hash: b"s".to_vec(),
-        flow: "byo_oauth".into(),
+        flow: OAuthFlow::Byo,
         redirect_uri: "http://x/cb".into(),
         issuer: None,
         iss_required: false,
@@ -296,7 +311,7 @@ async fn oauth_state_once(db: TestDb) {
     let mut a = new_integration(&ws, &user, "dk1");
     a.oauth_state = Some(NewOAuthState {
         state_hash: b"fresh".to_vec(),
-        flow: "byo_oauth".into(),
+        flow: OAuthFlow::Byo,
         redirect_uri: "http://x/cb".into(),
         issuer: None,
         iss_required: false,
@@ -306,7 +321,7 @@ async fn oauth_state_once(db: TestDb) {
     let mut b = new_integration(&ws, &user, "dk1");
     b.oauth_state = Some(NewOAuthState {
         state_hash: b"stale".to_vec(),
-        flow: "byo_oauth".into(),
+        flow: OAuthFlow::Byo,
         redirect_uri: "http://x/cb".into(),
         issuer: None,
         iss_required: false,
@@ -415,7 +430,10 @@ async fn audit_listing(db: TestDb) {
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    db.store.append_audit(audit("other", "x")).await.unwrap();
+    db.store
+        .append_audit(audit(&WorkspaceId::from("other"), "x"))
+        .await
+        .unwrap();
     let rows = db.store.list_audit(&ws.id, 2, None).await.unwrap();
     assert_eq!(
         rows.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
@@ -432,7 +450,10 @@ async fn audit_pages(db: TestDb) {
             .await
             .unwrap();
     }
-    db.store.append_audit(audit("other", "x")).await.unwrap();
+    db.store
+        .append_audit(audit(&WorkspaceId::from("other"), "x"))
+        .await
+        .unwrap();
     let mut seen: Vec<AuditRow> = Vec::new();
     let mut cursor: Option<(i64, String)> = None;
     loop {

@@ -11,7 +11,7 @@ use serde_json::json;
 use plugboard_server::auth::generate_token;
 use plugboard_server::vault::{resolve_master_key, rotate};
 use plugboard_server::{App, Application, Config, ConfigArgs, LogFormat};
-use plugboard_store::{Role, Store};
+use plugboard_store::{Role, Store, TokenId, UserId, WorkspaceId};
 
 #[derive(Parser)]
 #[command(
@@ -317,7 +317,7 @@ async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
         } => {
             let name = check_text("--name", &name, 200)?;
             let ws = store
-                .create_workspace(&name, owner.trim())
+                .create_workspace(&name, &UserId::from(owner.trim()))
                 .await
                 .map_err(|e| match e {
                     plugboard_store::StoreError::NotFound(_) => {
@@ -337,7 +337,11 @@ async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
         } => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let m = store
-                .add_member(workspace.trim(), user.trim(), role)
+                .add_member(
+                    &WorkspaceId::from(workspace.trim()),
+                    &UserId::from(user.trim()),
+                    role,
+                )
                 .await?;
             print(
                 json!({ "workspace_id": m.workspace_id, "user_id": m.user_id, "role": m.role.as_str() }),
@@ -347,7 +351,9 @@ async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
             command: CrewCommand::Create { workspace, name },
         } => {
             let name = check_text("--name", &name, 200)?;
-            let crew = store.create_crew(workspace.trim(), &name).await?;
+            let crew = store
+                .create_crew(&WorkspaceId::from(workspace.trim()), &name)
+                .await?;
             print(json!({ "id": crew.id }));
         }
         AdminCommand::Token {
@@ -359,7 +365,7 @@ async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
             };
             let (token, hash) = generate_token();
             let rec = store
-                .create_token(user.trim(), &name, &hash)
+                .create_token(&UserId::from(user.trim()), &name, &hash)
                 .await
                 .map_err(|e| match e {
                     plugboard_store::StoreError::NotFound(_) => {
@@ -372,12 +378,15 @@ async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
         AdminCommand::Token {
             command: TokenCommand::Revoke { id },
         } => {
-            let rec = store.revoke_token(id.trim()).await.map_err(|e| match e {
-                plugboard_store::StoreError::NotFound(_) => {
-                    anyhow::anyhow!("no token with id `{}`", id.trim())
-                }
-                other => other.into(),
-            })?;
+            let rec = store
+                .revoke_token(&TokenId::from(id.trim()))
+                .await
+                .map_err(|e| match e {
+                    plugboard_store::StoreError::NotFound(_) => {
+                        anyhow::anyhow!("no token with id `{}`", id.trim())
+                    }
+                    other => other.into(),
+                })?;
             print(json!({ "id": rec.id, "revoked": true }));
         }
     }

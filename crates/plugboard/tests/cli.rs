@@ -1,6 +1,10 @@
 //! The binary as an operator uses it: operator commands print one JSON object (or fail with a message on stderr),
 //! and `serve` answers on the configured database, seeing tokens created and revoked by other processes.
 
+// clippy.toml lets `#[test]` functions unwrap, expect and panic; the helpers and `test_on_both_backends!` bodies of
+// an integration test crate are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;

@@ -1,11 +1,12 @@
 //! Reading the audit log.
 
-use plugboard_store::AuditRow;
+use plugboard_store::{AuditRow, UserId, WorkspaceId};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::App;
 use crate::error::ApiError;
+use crate::extract::QueryPairs;
+use crate::state::App;
 
 use super::*;
 
@@ -13,8 +14,10 @@ use super::*;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
-    pub workspace_id: Option<String>,
-    pub actor_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub workspace_id: Option<WorkspaceId>,
+    #[schema(value_type = Option<String>)]
+    pub actor_id: Option<UserId>,
     /// e.g. `integration.install`, `integration.runtime_read`.
     pub action: String,
     /// The integration id.
@@ -47,27 +50,32 @@ pub(crate) fn parse_cursor(raw: &str) -> Option<(i64, String)> {
     Some((at, id.to_string()))
 }
 
-/// `GET /api/v1/audit`: newest first, `limit` 1..=200 (default 50), `before` a cursor.
-pub async fn audit_page(
-    app: &App,
-    workspace_id: &str,
-    limit: Option<&str>,
-    before: Option<&str>,
-) -> Result<AuditPage, ApiError> {
-    let limit = match limit {
-        None => AUDIT_DEFAULT_LIMIT,
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=AUDIT_MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
+/// The query of `GET /api/v1/audit` besides `workspace_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// 1 to 200, default 50.
+    pub limit: i64,
+    /// Only entries strictly older than this `(created_at, id)`.
+    pub before: Option<(i64, String)>,
+}
+
+impl AuditQuery {
+    /// `limit` and `before` of the query string (400 naming the parameter when unusable).
+    pub fn parse(query: &QueryPairs) -> Result<AuditQuery, ApiError> {
+        let limit = match query.get("limit") {
+            None => AUDIT_DEFAULT_LIMIT,
+            Some(raw) => raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=AUDIT_MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
                     "query parameter `limit` must be a whole number from 1 to {AUDIT_MAX_LIMIT}"
                 ))
-            })?,
-    };
-    let cursor = match before.map(str::trim).filter(|s| !s.is_empty()) {
+                })?,
+        };
+        let before = match query.get("before").map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => Some(parse_cursor(raw).ok_or_else(|| {
             ApiError::bad_request(
@@ -75,12 +83,23 @@ pub async fn audit_page(
             )
         })?),
     };
+        Ok(AuditQuery { limit, before })
+    }
+}
+
+/// `GET /api/v1/audit`: newest first, at most `query.limit` entries older than `query.before`.
+pub async fn audit_page(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    query: &AuditQuery,
+) -> Result<AuditPage, ApiError> {
+    let limit = query.limit;
     let rows = app
         .store
         .list_audit_page(
             workspace_id,
             limit,
-            cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
+            query.before.as_ref().map(|(t, id)| (*t, id.as_str())),
         )
         .await?;
     let next_before = if i64::try_from(rows.len()).unwrap_or(0) == limit {

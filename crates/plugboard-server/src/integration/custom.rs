@@ -2,15 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use plugboard_catalog::Transport;
-use plugboard_store::{new_id, NewIdempotency, NewIntegration};
+use plugboard_store::{
+    IntegrationAuthMode, IntegrationId, IntegrationStatus, NewIdempotency, NewIntegration,
+    WorkspaceId,
+};
 use serde_json::{json, Map, Value};
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::{json_object, only_keys, truncate};
+use crate::extract::{truncate, IdempotencyKey};
+use crate::state::App;
 
 use super::idempotency::*;
 use super::stored::*;
@@ -90,39 +93,22 @@ pub(crate) fn no_control(what: &str, s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) fn object_of<'a>(
-    body: &'a Map<String, Value>,
-    key: &str,
-) -> Result<Option<&'a Map<String, Value>>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(_) => Err(ApiError::invalid_field(format!(
-            "`{key}` must be an object"
+/// Refuses the keys of the other transport (present and non-empty), naming the first.
+pub(crate) fn forbid(present: &[(&str, bool)], transport: &str) -> Result<(), ApiError> {
+    match present.iter().find(|(_, p)| *p) {
+        Some((k, _)) => Err(ApiError::invalid_field(format!(
+            "`{k}` is not allowed with transport `{transport}`"
         ))),
+        None => Ok(()),
     }
 }
 
-pub(crate) fn forbid(
-    body: &Map<String, Value>,
-    keys: &[&str],
-    transport: &str,
-) -> Result<(), ApiError> {
-    for k in keys {
-        let present = match body.get(*k) {
-            None | Some(Value::Null) => false,
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::Object(o)) => !o.is_empty(),
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(_) => true,
-        };
-        if present {
-            return Err(ApiError::invalid_field(format!(
-                "`{k}` is not allowed with transport `{transport}`"
-            )));
-        }
-    }
-    Ok(())
+fn non_empty_str(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+fn non_empty_map(v: &Option<Map<String, Value>>) -> bool {
+    v.as_ref().is_some_and(|m| !m.is_empty())
 }
 
 /// The stored block of a custom server being built, with the values to seal.
@@ -152,19 +138,25 @@ impl CustomBuilder {
 
     pub(crate) fn http(
         &mut self,
-        body: &Map<String, Value>,
+        request: &CustomServerRequest,
         transport: Transport,
     ) -> Result<(), ApiError> {
-        forbid(body, &["command", "args", "env"], transport.as_str())?;
-        let endpoint = match body.get("endpoint") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
+        forbid(
+            &[
+                ("command", non_empty_str(&request.command)),
+                ("args", request.args.as_ref().is_some_and(|a| !a.is_empty())),
+                ("env", non_empty_map(&request.env)),
+            ],
+            transport.as_str(),
+        )?;
+        let endpoint = match request.endpoint.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => s,
+            _ => {
                 return Err(ApiError::invalid_field(format!(
                     "`endpoint` is required with transport `{}`",
                     transport.as_str()
                 )))
             }
-            Some(_) => return Err(ApiError::invalid_field("`endpoint` must be a string")),
         };
         if endpoint.len() > MAX_ENDPOINT_BYTES {
             return Err(ApiError::invalid_field(format!(
@@ -186,7 +178,7 @@ impl CustomBuilder {
             ));
         }
         self.stored.endpoint = Some(escape_literal(url.as_str()));
-        let Some(headers) = object_of(body, "headers")? else {
+        let Some(headers) = &request.headers else {
             return Ok(());
         };
         if headers.len() > MAX_MAP_ENTRIES {
@@ -230,16 +222,21 @@ impl CustomBuilder {
         Ok(())
     }
 
-    pub(crate) fn stdio(&mut self, body: &Map<String, Value>) -> Result<(), ApiError> {
-        forbid(body, &["endpoint", "headers"], "stdio")?;
-        let command = match body.get("command") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
+    pub(crate) fn stdio(&mut self, request: &CustomServerRequest) -> Result<(), ApiError> {
+        forbid(
+            &[
+                ("endpoint", non_empty_str(&request.endpoint)),
+                ("headers", non_empty_map(&request.headers)),
+            ],
+            "stdio",
+        )?;
+        let command = match request.command.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => s,
+            _ => {
                 return Err(ApiError::invalid_field(
                     "`command` is required with transport `stdio`",
                 ))
             }
-            Some(_) => return Err(ApiError::invalid_field("`command` must be a string")),
         };
         if command.len() > MAX_COMMAND_BYTES {
             return Err(ApiError::invalid_field(format!(
@@ -248,33 +245,22 @@ impl CustomBuilder {
         }
         no_control("`command`", command)?;
         self.stored.command = Some(escape_literal(command));
-        match body.get("args") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(args)) => {
-                if args.len() > MAX_ARGS {
+        if let Some(args) = &request.args {
+            if args.len() > MAX_ARGS {
+                return Err(ApiError::invalid_field(format!(
+                    "`args` may have at most {MAX_ARGS} items"
+                )));
+            }
+            for (i, a) in args.iter().enumerate() {
+                if a.len() > MAX_ARG_BYTES || a.contains('\0') {
                     return Err(ApiError::invalid_field(format!(
-                        "`args` may have at most {MAX_ARGS} items"
+                        "`args[{i}]` must be at most {MAX_ARG_BYTES} bytes without NUL"
                     )));
                 }
-                for (i, a) in args.iter().enumerate() {
-                    let a = a.as_str().ok_or_else(|| {
-                        ApiError::invalid_field(format!("`args[{i}]` must be a string"))
-                    })?;
-                    if a.len() > MAX_ARG_BYTES || a.contains('\0') {
-                        return Err(ApiError::invalid_field(format!(
-                            "`args[{i}]` must be at most {MAX_ARG_BYTES} bytes without NUL"
-                        )));
-                    }
-                    self.stored.args.push(escape_literal(a));
-                }
-            }
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "`args` must be an array of strings",
-                ))
+                self.stored.args.push(escape_literal(a));
             }
         }
-        let Some(env) = object_of(body, "env")? else {
+        let Some(env) = &request.env else {
             return Ok(());
         };
         if env.len() > MAX_MAP_ENTRIES {
@@ -308,27 +294,12 @@ impl CustomBuilder {
 pub async fn create_custom(
     app: &App,
     principal: &Principal,
-    workspace_id: &str,
-    headers: &HeaderMap,
-    raw_body: &[u8],
+    workspace_id: &WorkspaceId,
+    key: IdempotencyKey,
+    request: CustomServerRequest,
 ) -> Result<Created, ApiError> {
-    let key = idempotency_key(headers)?;
-    let body = json_object(raw_body)?;
-    only_keys(
-        &body,
-        &[
-            "name",
-            "crew_id",
-            "transport",
-            "command",
-            "args",
-            "env",
-            "endpoint",
-            "headers",
-        ],
-    )?;
-    let idem = key.map(|key| Idem {
-        fingerprint: fingerprint(&app.vault, "custom", "", &body),
+    let idem = key.0.map(|key| Idem {
+        fingerprint: fingerprint(&app.vault, "custom", "", &request.raw),
         key,
     });
     if let Some(idem) = &idem {
@@ -336,14 +307,7 @@ pub async fn create_custom(
             return Ok(first);
         }
     }
-    let name = opt_name(&body)?.ok_or_else(|| ApiError::invalid_field("`name` is required"))?;
-    let transport = match body.get("transport") {
-        Some(Value::String(s)) => Transport::parse(s).ok_or_else(|| {
-            ApiError::invalid_field("`transport` must be one of: stdio, streamable-http, sse")
-        })?,
-        None | Some(Value::Null) => return Err(ApiError::invalid_field("`transport` is required")),
-        Some(_) => return Err(ApiError::invalid_field("`transport` must be a string")),
-    };
+    let transport = request.transport;
     let mut custom = CustomBuilder {
         stored: StoredMcp {
             v: STORED_MCP_VERSION,
@@ -360,12 +324,13 @@ pub async fn create_custom(
         secret_values: FieldValues::default(),
     };
     if transport.is_http() {
-        custom.http(&body, transport)?;
+        custom.http(&request, transport)?;
     } else {
-        custom.stdio(&body)?;
+        custom.stdio(&request)?;
     }
-    let crew_id = check_crew(app, workspace_id, &body).await?;
-    let id = new_id();
+    let crew_id = check_crew(app, workspace_id, request.crew_id.as_deref()).await?;
+    let name = request.name;
+    let id = IntegrationId::generate();
     let CustomBuilder {
         stored,
         secret_values,
@@ -380,12 +345,12 @@ pub async fn create_custom(
     .map_err(ApiError::internal)?;
     let new = NewIntegration {
         id: id.clone(),
-        workspace_id: workspace_id.to_string(),
+        workspace_id: workspace_id.clone(),
         crew_id: crew_id.clone(),
         connector_id: None,
         name,
-        auth_mode: CUSTOM_AUTH_MODE.to_string(),
-        status: "active".to_string(),
+        auth_mode: IntegrationAuthMode::Custom,
+        status: IntegrationStatus::Active,
         mcp: stored.to_json()?,
         created_by: principal.user_id.clone(),
         secrets,

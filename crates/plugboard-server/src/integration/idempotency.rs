@@ -1,62 +1,24 @@
 //! `Idempotency-Key`: scope (workspace, caller, key), request fingerprints, replays and the unique race.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use plugboard_store::{NewIntegration, StoreError};
+use axum::http::StatusCode;
+use plugboard_store::{NewIntegration, StoreError, WorkspaceId};
 use secrecy::zeroize::Zeroize;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::state::App;
 
 use super::*;
 
-/// A created resource (or the replay of one): status, JSON body, and whether it is a replay.
+/// A created resource (or the replay of one): status, JSON body, and whether it is a replay. The handler turns it
+/// into the response (with `Idempotent-Replayed: true` on a replay).
+#[derive(Debug)]
 pub struct Created {
     pub status: StatusCode,
     pub body: String,
     pub replayed: bool,
-}
-
-impl IntoResponse for Created {
-    fn into_response(self) -> Response {
-        let mut res = (self.status, self.body).into_response();
-        let h = res.headers_mut();
-        h.insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if self.replayed {
-            h.insert("idempotent-replayed", HeaderValue::from_static("true"));
-        }
-        res
-    }
-}
-
-/// The `Idempotency-Key` header: absent, or 1 to 255 visible ASCII characters (400 otherwise).
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let mut values = headers.get_all("idempotency-key").iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    let bad = || {
-        ApiError::bad_request(format!(
-            "the Idempotency-Key header must be one value of 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"
-        ))
-    };
-    if values.next().is_some() {
-        return Err(bad());
-    }
-    let bytes = value.as_bytes();
-    if bytes.is_empty()
-        || bytes.len() > MAX_IDEMPOTENCY_KEY_BYTES
-        || !bytes.iter().all(|b| (0x21..=0x7e).contains(b))
-    {
-        return Err(bad());
-    }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// The JSON value with object keys sorted, recursively.
@@ -119,7 +81,7 @@ pub(crate) fn key_reused() -> ApiError {
 /// A stored first response for this (workspace, caller, key), if any: the replay, or 422 for another request.
 pub(crate) async fn replay(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     principal: &Principal,
     idem: &Idem,
 ) -> Result<Option<Created>, ApiError> {
@@ -153,7 +115,7 @@ async fn restore_oauth_url(app: &App, stored: String) -> Result<String, ApiError
     let rows = app.store.integration_secrets(&body.integration_id).await?;
     let row = rows
         .iter()
-        .find(|r| r.name == AUTHORIZE_URL_SECRET)
+        .find(|r| r.name == names::AUTHORIZE_URL)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -208,23 +170,6 @@ pub(crate) async fn write_integration(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn idempotency_keys_are_visible_ascii_of_bounded_length() {
-        let mut h = HeaderMap::new();
-        assert_eq!(idempotency_key(&h).unwrap(), None);
-        h.insert("idempotency-key", HeaderValue::from_static("abc-123_~!"));
-        assert_eq!(idempotency_key(&h).unwrap().as_deref(), Some("abc-123_~!"));
-        for bad in ["", "with space", &"k".repeat(256)] {
-            h.insert("idempotency-key", HeaderValue::from_str(bad).unwrap());
-            assert!(idempotency_key(&h).is_err(), "{bad:?}");
-        }
-        h.insert(
-            "idempotency-key",
-            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
-        );
-        assert!(idempotency_key(&h).is_err());
-    }
 
     #[test]
     fn the_fingerprint_ignores_key_order_but_not_values() {

@@ -1,48 +1,39 @@
-//! Install from the catalog, and the byo_oauth authorization URL.
+//! Install from the catalog, and the byo_oauth authorization URL (install and reconnect).
 
-use axum::http::{HeaderMap, StatusCode};
-use base64::Engine;
+use axum::http::StatusCode;
 use plugboard_catalog::{AuthMode, Manifest, RenderContext};
-use plugboard_store::{new_id, now_ms, NewIdempotency, NewIntegration, NewOAuthState, NewSecret};
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
+use plugboard_store::{
+    now_ms, IntegrationId, IntegrationStatus, NewIdempotency, NewIntegration, NewOAuthState,
+    NewSecret, OAuthFlow, UserId, WorkspaceId,
+};
+use secrecy::ExposeSecret;
+use serde_json::json;
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::{json_object, only_keys, truncate};
+use crate::extract::{truncate, IdempotencyKey};
+use crate::oauth::authorize::{AuthorizationParams, AuthorizationRequest};
+use crate::state::App;
+use crate::vault::names;
 
 use super::idempotency::*;
 use super::stored::*;
 use super::*;
 
-/// `POST /api/v1/connectors/{id}/install`, after authentication, `workspace_id` and the role check: connector (404),
-/// Idempotency-Key and body (400), replay or 422, fields (400), crew (400), then one transaction.
-#[tracing::instrument(skip_all, fields(connector_id = %truncate(connector_id, 64)))]
+/// `POST /api/v1/connectors/{id}/install`, after authentication, `workspace_id`, the role check, the connector
+/// (404), the `Idempotency-Key` and the body's shape (400): replay or 422, fields (400), crew (400), then one
+/// transaction.
+#[tracing::instrument(skip_all, fields(connector_id = %truncate(&m.id, 64)))]
 pub async fn install(
     app: &App,
     principal: &Principal,
-    workspace_id: &str,
-    connector_id: &str,
-    headers: &HeaderMap,
-    raw_body: &[u8],
+    workspace_id: &WorkspaceId,
+    m: &Manifest,
+    key: IdempotencyKey,
+    request: InstallRequest,
 ) -> Result<Created, ApiError> {
-    let entry = app
-        .catalog
-        .catalog
-        .get(connector_id)
-        .ok_or_else(|| ApiError::not_found("connector"))?;
-    let m = &entry.manifest;
-    let key = idempotency_key(headers)?;
-    let body = if raw_body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        json_object(raw_body)?
-    };
-    only_keys(&body, &["crew_id", "name", "fields"])?;
-    let idem = key.map(|key| Idem {
-        fingerprint: fingerprint(&app.vault, "install", &m.id, &body),
+    let idem = key.0.map(|key| Idem {
+        fingerprint: fingerprint(&app.vault, "install", &m.id, &request.raw),
         key,
     });
     if let Some(idem) = &idem {
@@ -50,28 +41,37 @@ pub async fn install(
             return Ok(first);
         }
     }
-    let submitted = match body.get("fields") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(f)) => f.clone(),
-        Some(_) => return Err(ApiError::invalid_field("`fields` must be an object")),
-    };
+    let InstallRequest {
+        crew_id,
+        name,
+        fields: submitted,
+        raw,
+    } = request;
+    drop(raw);
     let values = FieldValues::from(m.validate_submission(&submitted).map_err(field_error)?);
     drop(submitted);
-    let name = opt_name(&body)?.unwrap_or_else(|| m.name.clone());
-    let crew_id = check_crew(app, workspace_id, &body).await?;
+    let name = name.unwrap_or_else(|| m.name.clone());
+    let crew_id = check_crew(app, workspace_id, crew_id.as_deref()).await?;
 
-    let id = new_id();
+    let id = IntegrationId::generate();
     let (plain, vaulted) = split_values(m, &values);
     let mut secrets = seal_fields(app, &id, &values, &vaulted).await?;
     let (status, next_step, oauth_url, oauth_state) = match m.auth_mode {
-        AuthMode::Pat | AuthMode::ConnString | AuthMode::None => ("active", "", None, None),
-        AuthMode::McpOauth => ("pending_oauth", "mcp_oauth", None, None),
+        AuthMode::Pat | AuthMode::ConnString | AuthMode::None => {
+            (IntegrationStatus::Active, "", None, None)
+        }
+        AuthMode::McpOauth => (IntegrationStatus::PendingOauth, "mcp_oauth", None, None),
         AuthMode::ByoOauth => {
             let start = byo_oauth_start(app, m, &id, &values).await?;
             if let Some(v) = start.verifier {
                 secrets.push(v);
             }
-            ("pending_oauth", "oauth", Some(start.url), Some(start.state))
+            (
+                IntegrationStatus::PendingOauth,
+                "oauth",
+                Some(start.url),
+                Some(start.state),
+            )
         }
     };
     drop(values);
@@ -81,7 +81,7 @@ pub async fn install(
     if let (Some(_), Some(url)) = (&idem, &oauth_url) {
         secrets.push(
             app.vault
-                .seal(&id, AUTHORIZE_URL_SECRET, url.as_bytes())
+                .seal(&id, names::AUTHORIZE_URL, url.as_bytes())
                 .await
                 .map_err(vault_err)?,
         );
@@ -96,12 +96,12 @@ pub async fn install(
     let response = serde_json::to_string(&body).map_err(ApiError::internal)?;
     let new = NewIntegration {
         id: id.clone(),
-        workspace_id: workspace_id.to_string(),
+        workspace_id: workspace_id.clone(),
         crew_id: crew_id.clone(),
         connector_id: Some(m.id.clone()),
         name,
-        auth_mode: m.auth_mode.as_str().to_string(),
-        status: status.to_string(),
+        auth_mode: m.auth_mode.into(),
+        status,
         mcp: stored,
         created_by: principal.user_id.clone(),
         secrets,
@@ -135,7 +135,7 @@ pub(crate) struct OAuthStart {
 pub(crate) async fn byo_oauth_start(
     app: &App,
     m: &Manifest,
-    integration_id: &str,
+    integration_id: &IntegrationId,
     values: &FieldValues,
 ) -> Result<OAuthStart, ApiError> {
     let oauth = m
@@ -156,7 +156,7 @@ pub(crate) async fn byo_oauth_start(
         .authorization_url
         .render(&ctx)
         .map_err(ApiError::internal)?;
-    let mut url = url::Url::parse(&rendered)
+    let endpoint = url::Url::parse(&rendered)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
         .ok_or_else(|| {
@@ -167,59 +167,39 @@ pub(crate) async fn byo_oauth_start(
     let client_id = values
         .get("client_id")
         .ok_or_else(|| ApiError::invalid_field("field `client_id`: is required"))?;
-    let state = random_b64url(32);
-    let state_hash = Sha256::digest(state.as_bytes()).to_vec();
     let redirect_uri = app.config.oauth_redirect_uri();
     let mut extra = Vec::with_capacity(oauth.authorize_params.len());
     for (k, t) in &oauth.authorize_params {
         extra.push((k.clone(), t.render(&ctx).map_err(ApiError::internal)?));
     }
-    let verifier = if oauth.pkce {
-        let verifier = SecretString::from(random_b64url(32));
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(verifier.expose_secret().as_bytes()));
-        let sealed = app
-            .vault
-            .seal(
-                integration_id,
-                PKCE_VERIFIER_SECRET,
-                verifier.expose_secret().as_bytes(),
-            )
-            .await
-            .map_err(vault_err)?;
-        Some((sealed, challenge))
-    } else {
-        None
+    let request = AuthorizationRequest::new(oauth.pkce);
+    let scope = oauth.scope_string();
+    let url = request.url(
+        &endpoint,
+        &AuthorizationParams {
+            client_id,
+            redirect_uri: &redirect_uri,
+            scope: Some(&scope),
+            extra: &extra,
+        },
+    );
+    let verifier = match &request.pkce {
+        Some(pkce) => Some(
+            app.vault
+                .seal(
+                    integration_id,
+                    names::PKCE_VERIFIER,
+                    pkce.verifier().expose_secret().as_bytes(),
+                )
+                .await
+                .map_err(vault_err)?,
+        ),
+        None => None,
     };
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code");
-        q.append_pair("client_id", client_id);
-        q.append_pair("redirect_uri", &redirect_uri);
-        let scope = oauth.scope_string();
-        if !scope.is_empty() {
-            q.append_pair("scope", &scope);
-        }
-        q.append_pair("state", &state);
-        if let Some((_, challenge)) = &verifier {
-            q.append_pair("code_challenge", challenge);
-            q.append_pair("code_challenge_method", "S256");
-        }
-        for (k, v) in &extra {
-            q.append_pair(k, v);
-        }
-    }
     Ok(OAuthStart {
         url: url.to_string(),
-        state: NewOAuthState {
-            state_hash,
-            flow: BYO_OAUTH_FLOW.to_string(),
-            redirect_uri,
-            issuer: None,
-            iss_required: false,
-            expires_at: now_ms().saturating_add(OAUTH_STATE_TTL_MS),
-        },
-        verifier: verifier.map(|(s, _)| s),
+        state: request.state_record(OAuthFlow::Byo, &redirect_uri, None, false, now_ms()),
+        verifier,
     })
 }
 
@@ -227,12 +207,12 @@ pub(crate) async fn byo_oauth_start(
 /// authorization URL from the manifest and the fields in the vault, a new single-use state (earlier unused ones are
 /// dropped) and, with PKCE, a new sealed verifier. The tokens already stored stay until the callback replaces them,
 /// so an `error` integration can be reconnected without a new install.
-pub(crate) async fn byo_oauth_restart(
+pub async fn byo_oauth_restart(
     app: &App,
     integration: &plugboard_store::Integration,
-    actor_id: &str,
+    actor_id: &UserId,
 ) -> Result<String, ApiError> {
-    use crate::oauth::tokens::TargetError;
+    use crate::oauth::token_endpoint::TargetError;
     let target_err = |e: TargetError| match e {
         TargetError::Config(msg) => ApiError::conflict(msg),
         TargetError::Internal => {
@@ -249,7 +229,7 @@ pub(crate) async fn byo_oauth_restart(
     drop(values);
     let (upsert_secrets, delete_secrets) = match start.verifier {
         Some(v) => (vec![v], Vec::new()),
-        None => (Vec::new(), vec![PKCE_VERIFIER_SECRET.to_string()]),
+        None => (Vec::new(), vec![names::PKCE_VERIFIER.to_string()]),
     };
     app.store
         .start_oauth_flow(plugboard_store::OAuthFlowStart {
@@ -260,10 +240,10 @@ pub(crate) async fn byo_oauth_restart(
             delete_secrets,
             audit: Some(plugboard_store::NewAudit {
                 workspace_id: Some(integration.workspace_id.clone()),
-                actor_id: Some(actor_id.to_string()),
+                actor_id: Some(actor_id.clone()),
                 action: "integration.oauth_start".into(),
-                target: Some(integration.id.clone()),
-                detail: json!({ "flow": crate::oauth::FLOW_BYO }),
+                target: Some(integration.id.to_string()),
+                detail: json!({ "flow": OAuthFlow::Byo.as_str() }),
             }),
         })
         .await?;

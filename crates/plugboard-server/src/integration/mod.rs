@@ -35,46 +35,38 @@ mod audit;
 mod custom;
 mod idempotency;
 mod install;
-pub(crate) use install::byo_oauth_restart;
+mod requests;
 mod runtime;
 mod stored;
 
-pub use audit::{audit_page, AuditEntry, AuditPage};
+pub use audit::{audit_page, AuditEntry, AuditPage, AuditQuery};
 pub use custom::create_custom;
-pub use idempotency::{idempotency_key, Created};
-pub use install::install;
+pub use idempotency::Created;
+pub use install::{byo_oauth_restart, install};
+pub use requests::{CustomServerRequest, InstallRequest, PatchRequest};
 pub use runtime::{oauth_access_token, runtime};
 pub use stored::{escape_literal, FieldValues, StoredMcp};
 
 use std::collections::BTreeMap;
 
 use plugboard_catalog::{AuthMode, Manifest};
-use plugboard_store::{Integration, IntegrationPatch, NewAudit, NewSecret, Role, SecretRow};
+use plugboard_store::{
+    CrewId, Integration, IntegrationAuthMode, IntegrationId, IntegrationPatch, IntegrationStatus,
+    NewAudit, NewSecret, Role, SecretRow, UserId, WorkspaceId,
+};
 use secrecy::zeroize::Zeroize;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::app::{App, AppState};
 use crate::auth::{require_role, Principal};
 use crate::error::ApiError;
-use crate::routes::{json_object, only_keys, truncate};
+use crate::extract::truncate;
+use crate::state::{App, AppState};
+use crate::vault::names;
 
 /// What every vaulted value looks like in a response.
 pub const MASK: &str = "********";
-/// Secret names of credential fields: `field.<key>`.
-pub const FIELD_SECRET_PREFIX: &str = "field.";
-/// The PKCE code verifier of a pending byo_oauth install, for the OAuth callback to consume.
-pub const PKCE_VERIFIER_SECRET: &str = "oauth.pkce_verifier";
-/// The authorization URL of a byo_oauth install made with an `Idempotency-Key`, kept for replays: it carries the
-/// client id and the state, so it is sealed rather than stored with the replayable response.
-pub const AUTHORIZE_URL_SECRET: &str = "oauth.authorize_url";
-/// `auth_mode` of a custom MCP server.
-pub const CUSTOM_AUTH_MODE: &str = "custom";
-/// An OAuth `state` is good for this long.
-pub const OAUTH_STATE_TTL_MS: i64 = 10 * 60 * 1000;
-/// The flow name stored with a byo_oauth state.
-pub const BYO_OAUTH_FLOW: &str = "byo_oauth";
 
 /// Limits on what a request may set.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -85,24 +77,28 @@ pub const MAX_MAP_ENTRIES: usize = 64;
 pub const MAX_MAP_KEY_BYTES: usize = 128;
 pub const MAX_MAP_VALUE_BYTES: usize = 16 * 1024;
 pub const MAX_ENDPOINT_BYTES: usize = 2048;
-pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 pub const AUDIT_DEFAULT_LIMIT: i64 = 50;
 pub const AUDIT_MAX_LIMIT: i64 = 200;
 
 /// An integration as every endpoint but `/runtime` returns it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntegrationBody {
-    pub id: String,
-    pub workspace_id: String,
+    #[schema(value_type = String)]
+    pub id: IntegrationId,
+    #[schema(value_type = String)]
+    pub workspace_id: WorkspaceId,
     /// `null` at workspace scope.
-    pub crew_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub crew_id: Option<CrewId>,
     /// `null` for a custom server.
     pub connector_id: Option<String>,
     pub name: String,
     /// `pat`, `conn_string`, `mcp_oauth`, `byo_oauth`, `none`, or `custom` for a custom server.
-    pub auth_mode: String,
+    #[schema(value_type = String)]
+    pub auth_mode: IntegrationAuthMode,
     /// `active`, `pending_oauth` or `error`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: IntegrationStatus,
     /// Why the status is what it is (set with `error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
@@ -110,7 +106,8 @@ pub struct IntegrationBody {
     /// Transport and its settings; every secret value is `"********"` (in `/runtime`: materialised).
     #[schema(value_type = Object)]
     pub mcp: Value,
-    pub created_by: String,
+    #[schema(value_type = String)]
+    pub created_by: UserId,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     /// Milliseconds since the Unix epoch.
@@ -120,7 +117,8 @@ pub struct IntegrationBody {
 /// The install response (201).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstallBody {
-    pub integration_id: String,
+    #[schema(value_type = String)]
+    pub integration_id: IntegrationId,
     /// `""` done; `"oauth"` open `oauth_url`; `"mcp_oauth"` hand off to the MCP OAuth flow.
     pub next_step: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,8 +145,8 @@ pub(crate) fn body_with_mcp(i: &Integration, mcp: Value) -> IntegrationBody {
         crew_id: i.crew_id.clone(),
         connector_id: i.connector_id.clone(),
         name: i.name.clone(),
-        auth_mode: i.auth_mode.clone(),
-        status: i.status.clone(),
+        auth_mode: i.auth_mode,
+        status: i.status,
         status_reason: i.status_reason.clone(),
         enabled: i.enabled,
         mcp,
@@ -177,31 +175,19 @@ pub(crate) fn valid_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-pub(crate) fn opt_name(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
-    match body.get("name") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => valid_name(s).map(Some),
-        Some(_) => Err(ApiError::invalid_field("`name` must be a string")),
-    }
-}
-
-/// `crew_id`, when given, must be a crew of `workspace_id`.
+/// `crew_id`, when given, must be a crew of `workspace_id` (an id of the wrong shape is not one, without a lookup).
 pub(crate) async fn check_crew(
     app: &App,
-    workspace_id: &str,
-    body: &Map<String, Value>,
-) -> Result<Option<String>, ApiError> {
-    let crew_id = match body.get("crew_id") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s.trim(),
-        Some(_) => return Err(ApiError::invalid_field("`crew_id` must be a string")),
+    workspace_id: &WorkspaceId,
+    crew_id: Option<&str>,
+) -> Result<Option<CrewId>, ApiError> {
+    let Some(crew_id) = crew_id else {
+        return Ok(None);
     };
     let bad = || ApiError::invalid_field("`crew_id` is not a crew of this workspace");
-    if crew_id.is_empty() || crew_id.len() > 64 {
-        return Err(bad());
-    }
-    match app.store.get_crew(crew_id).await? {
-        Some(c) if c.workspace_id == workspace_id => Ok(Some(c.id)),
+    let crew_id = CrewId::parse(crew_id.trim()).ok_or_else(bad)?;
+    match app.store.get_crew(&crew_id).await? {
+        Some(c) if c.workspace_id == *workspace_id => Ok(Some(c.id)),
         _ => Err(bad()),
     }
 }
@@ -212,7 +198,7 @@ pub(crate) fn vault_err(e: crate::vault::VaultServiceError) -> ApiError {
 
 pub(crate) async fn seal_fields(
     app: &App,
-    integration_id: &str,
+    integration_id: &IntegrationId,
     values: &FieldValues,
     keys: &[String],
 ) -> Result<Vec<NewSecret>, ApiError> {
@@ -223,7 +209,7 @@ pub(crate) async fn seal_fields(
             app.vault
                 .seal(
                     integration_id,
-                    &format!("{FIELD_SECRET_PREFIX}{key}"),
+                    &format!("{}{key}", names::FIELD_PREFIX),
                     value.as_bytes(),
                 )
                 .await
@@ -260,14 +246,14 @@ pub(crate) fn field_error(e: plugboard_catalog::FieldError) -> ApiError {
 }
 
 pub(crate) fn audit(
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     principal: &Principal,
     action: &str,
-    target: &str,
+    target: &IntegrationId,
     detail: Value,
 ) -> NewAudit {
     NewAudit {
-        workspace_id: Some(workspace_id.to_string()),
+        workspace_id: Some(workspace_id.clone()),
         actor_id: Some(principal.user_id.clone()),
         action: action.to_string(),
         target: Some(target.to_string()),
@@ -275,7 +261,8 @@ pub(crate) fn audit(
     }
 }
 
-/// Loads an integration and checks the caller's role on its workspace: 404 when it does not exist, then 403.
+/// Loads an integration (by the id a request named) and checks the caller's role on its workspace: 404 when it
+/// does not exist (an id of the wrong shape does not, without a lookup), then 403.
 pub async fn load_for(
     app: &AppState,
     principal: &Principal,
@@ -283,12 +270,10 @@ pub async fn load_for(
     min: Role,
 ) -> Result<Integration, ApiError> {
     let not_found = || ApiError::not_found("integration");
-    if integration_id.is_empty() || integration_id.len() > 64 {
-        return Err(not_found());
-    }
+    let id = IntegrationId::parse(integration_id).ok_or_else(not_found)?;
     let integration = app
         .store
-        .get_integration(integration_id)
+        .get_integration(&id)
         .await?
         .ok_or_else(not_found)?;
     require_role(app, principal, &integration.workspace_id, min).await?;
@@ -298,20 +283,24 @@ pub async fn load_for(
 /// The integrations of a workspace (optionally only those installed at one crew's scope), oldest first.
 pub async fn list(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     crew_id: Option<&str>,
 ) -> Result<Vec<IntegrationBody>, ApiError> {
-    if let Some(c) = crew_id {
-        match app.store.get_crew(c).await? {
-            Some(crew) if crew.workspace_id == workspace_id => {}
-            _ => {
-                return Err(ApiError::bad_request(
-                    "`crew_id` is not a crew of this workspace",
-                ))
+    let crew_id = match crew_id {
+        None => None,
+        Some(c) => {
+            let bad = || ApiError::bad_request("`crew_id` is not a crew of this workspace");
+            let c = CrewId::parse(c).ok_or_else(bad)?;
+            match app.store.get_crew(&c).await? {
+                Some(crew) if crew.workspace_id == *workspace_id => Some(c),
+                _ => return Err(bad()),
             }
         }
-    }
-    let rows = app.store.list_integrations(workspace_id, crew_id).await?;
+    };
+    let rows = app
+        .store
+        .list_integrations(workspace_id, crew_id.as_ref())
+        .await?;
     Ok(rows.iter().map(|i| integration_body(app, i)).collect())
 }
 
@@ -319,7 +308,7 @@ pub async fn list(
 pub(crate) async fn open_fields(app: &App, rows: &[SecretRow]) -> Result<FieldValues, ApiError> {
     let mut values = FieldValues::default();
     for row in rows {
-        if let Some(key) = row.name.strip_prefix(FIELD_SECRET_PREFIX) {
+        if let Some(key) = row.name.strip_prefix(names::FIELD_PREFIX) {
             let plain = app.vault.open(row).await.map_err(vault_err)?;
             let text = plain
                 .into_string()
@@ -337,23 +326,12 @@ pub async fn patch(
     app: &App,
     principal: &Principal,
     integration: Integration,
-    raw_body: &[u8],
+    request: PatchRequest,
 ) -> Result<IntegrationBody, ApiError> {
-    let body = json_object(raw_body)?;
-    only_keys(&body, &["name", "enabled", "fields"])?;
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "the body must set at least one of: name, enabled, fields",
-        ));
-    }
     let mut patch = IntegrationPatch {
-        name: opt_name(&body)?,
+        name: request.name,
+        enabled: request.enabled,
         ..Default::default()
-    };
-    patch.enabled = match body.get("enabled") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => return Err(ApiError::invalid_field("`enabled` must be true or false")),
     };
     let mut changed: Vec<&str> = Vec::new();
     if patch.name.is_some() {
@@ -363,9 +341,8 @@ pub async fn patch(
         changed.push("enabled");
     }
     let mut field_keys: Vec<String> = Vec::new();
-    match body.get("fields") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(submitted)) => {
+    if let Some(submitted) = &request.fields {
+        {
             let connector_id = integration.connector_id.as_deref().ok_or_else(|| {
                 ApiError::invalid_field("`fields`: a custom server has no credential fields")
             })?;
@@ -377,7 +354,7 @@ pub async fn patch(
                 ))
             })?;
             let m = &entry.manifest;
-            if m.auth_mode.as_str() != integration.auth_mode {
+            if IntegrationAuthMode::from(m.auth_mode) != integration.auth_mode {
                 return Err(ApiError::conflict(
                     "the connector's auth mode has changed since this integration was installed; \
                      delete it and install again",
@@ -410,11 +387,10 @@ pub async fn patch(
             // Only the credential fields are replaced: entries under other names (an OAuth verifier, tokens a
             // concurrent callback or refresh is writing) are left alone in the database, not copied over.
             patch.mcp = Some(StoredMcp::from_manifest(m, plain, vaulted).to_json()?);
-            patch.replace_secrets = Some((FIELD_SECRET_PREFIX.to_string(), secrets));
+            patch.replace_secrets = Some((names::FIELD_PREFIX.to_string(), secrets));
             field_keys = submitted.keys().map(|k| truncate(k, 64)).collect();
             changed.push("fields");
         }
-        Some(_) => return Err(ApiError::invalid_field("`fields` must be an object")),
     }
     patch.audit = Some(audit(
         &integration.workspace_id,

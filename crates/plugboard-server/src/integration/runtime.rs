@@ -1,13 +1,13 @@
 //! The runtime view: the MCP block materialised with secrets decrypted, audited on every read.
 
 use axum::http::StatusCode;
-use plugboard_store::Integration;
+use plugboard_store::{Integration, IntegrationStatus};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::state::App;
 
 use super::stored::*;
 use super::*;
@@ -18,7 +18,7 @@ pub async fn oauth_access_token(
     app: &App,
     integration: &Integration,
 ) -> Result<Option<SecretString>, ApiError> {
-    if integration.auth_mode != "byo_oauth" && integration.auth_mode != "mcp_oauth" {
+    if integration.auth_mode.oauth_flow().is_none() {
         return Ok(None);
     }
     Ok(Some(crate::oauth::access_token(app, integration).await?))
@@ -32,7 +32,7 @@ pub async fn runtime(
     principal: &Principal,
     integration: Integration,
 ) -> Result<IntegrationBody, ApiError> {
-    if integration.status == "pending_oauth" {
+    if integration.status == IntegrationStatus::PendingOauth {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "oauth_pending",
@@ -53,8 +53,9 @@ pub async fn runtime(
     for key in &stored.vaulted {
         if values.get(key).is_none() {
             return Err(ApiError::internal(format!(
-                "integration {}: vault entry {FIELD_SECRET_PREFIX}{key} is missing",
-                integration.id
+                "integration {}: vault entry {}{key} is missing",
+                integration.id,
+                names::FIELD_PREFIX
             )));
         }
     }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
 use plugboard_catalog::{Manifest, RenderContext, Template, Transport};
 use rand::RngCore;
 use secrecy::zeroize::Zeroize;
@@ -268,14 +267,6 @@ pub(crate) fn random_alphanumeric(n: usize) -> String {
         .iter()
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
         .collect()
-}
-
-pub(crate) fn random_b64url(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    let out = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&buf);
-    buf.zeroize();
-    out
 }
 
 #[cfg(test)]

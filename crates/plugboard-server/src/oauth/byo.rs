@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 
 use plugboard_catalog::{Manifest, RenderContext, TokenAuth};
-use plugboard_store::Integration;
+use plugboard_store::{Integration, IntegrationId};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::secret_names as names;
-use super::tokens::{Client, ClientAuthMethod, Target, TargetError};
-use crate::app::App;
+use super::token_endpoint::{Client, ClientAuthMethod, Target, TargetError};
+use crate::state::App;
+use crate::vault::names;
 
 /// The integration's submitted form values, opened from the vault (`field.<key>` entries).
 pub(crate) async fn fields(
     state: &App,
-    integration_id: &str,
+    integration_id: &IntegrationId,
 ) -> Result<BTreeMap<String, String>, TargetError> {
     let rows = state
         .store

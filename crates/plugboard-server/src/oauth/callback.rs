@@ -15,15 +15,17 @@
 //! once the state was valid.
 
 use axum::http::StatusCode;
-use plugboard_store::{Integration, NewAudit, OAuthTokenWrite};
+use plugboard_store::{Integration, IntegrationStatus, NewAudit, OAuthFlow, OAuthTokenWrite};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
+use super::authorize::state_hash;
 use super::page::Page;
-use super::secret_names as names;
-use super::tokens::{seal_tokens, token_request, EndpointError, TargetError};
-use super::{error_code, sanitize, state_hash, FLOW_BYO, FLOW_MCP};
-use crate::app::App;
+use super::refresh::seal_tokens;
+use super::token_endpoint::{token_request, EndpointError, TargetError};
+use super::{error_code, sanitize};
+use crate::state::App;
+use crate::vault::names;
 
 /// The callback's query parameters.
 #[derive(Clone, Default)]
@@ -110,13 +112,20 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
                 format!("The provider did not grant access ({code_text}). Connect again to retry.")
             }
         };
-        fail(app, &integration, &reason, "integration.oauth_denied").await;
+        fail(
+            app,
+            &integration,
+            row.flow,
+            &reason,
+            "integration.oauth_denied",
+        )
+        .await;
         return Page::new(
             StatusCode::OK,
             "Access was not granted",
             format!("{name}: {reason}"),
         )
-        .for_integration(id, "error");
+        .for_integration(id, IntegrationStatus::Error);
     }
 
     if row.iss_required && q.iss.is_none() {
@@ -124,13 +133,20 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
                       nothing was exchanged. Connect again."
             .to_string();
         tracing::warn!(integration_id = %id, "oauth callback without the promised iss");
-        fail(app, &integration, &reason, "integration.oauth_error").await;
+        fail(
+            app,
+            &integration,
+            row.flow,
+            &reason,
+            "integration.oauth_error",
+        )
+        .await;
         return Page::new(
             StatusCode::BAD_REQUEST,
             "Sign-in refused",
             format!("{name}: {reason}"),
         )
-        .for_integration(id, "error");
+        .for_integration(id, IntegrationStatus::Error);
     }
     if let (Some(expected), Some(got)) = (row.issuer.as_deref(), q.iss.as_deref()) {
         if got != expected {
@@ -141,31 +157,45 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
                 sanitize(expected, 200, &[])
             );
             tracing::warn!(integration_id = %id, "oauth callback issuer mismatch");
-            fail(app, &integration, &reason, "integration.oauth_error").await;
+            fail(
+                app,
+                &integration,
+                row.flow,
+                &reason,
+                "integration.oauth_error",
+            )
+            .await;
             return Page::new(
                 StatusCode::BAD_REQUEST,
                 "Sign-in refused",
                 format!("{name}: {reason}"),
             )
-            .for_integration(id, "error");
+            .for_integration(id, IntegrationStatus::Error);
         }
     }
 
     let Some(code) = code.filter(|c| c.len() <= 4096) else {
         let reason = "The provider's answer had no authorization code. Connect again.".to_string();
-        fail(app, &integration, &reason, "integration.oauth_error").await;
+        fail(
+            app,
+            &integration,
+            row.flow,
+            &reason,
+            "integration.oauth_error",
+        )
+        .await;
         return Page::new(
             StatusCode::BAD_REQUEST,
             "Sign-in failed",
             format!("{name}: {reason}"),
         )
-        .for_integration(id, "error");
+        .for_integration(id, IntegrationStatus::Error);
     };
 
     match exchange(
         app,
         &integration,
-        &row.flow,
+        row.flow,
         &row.redirect_uri,
         code,
         &redact,
@@ -180,18 +210,25 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
                     "Connected",
                     format!("{name} is connected and ready to use."),
                 )
-                .for_integration(id, "active")
+                .for_integration(id, IntegrationStatus::Active)
             }
             Err(e) => internal(e),
         },
         Ok(Exchanged::Failed(reason)) => {
-            fail(app, &integration, &reason, "integration.oauth_error").await;
+            fail(
+                app,
+                &integration,
+                row.flow,
+                &reason,
+                "integration.oauth_error",
+            )
+            .await;
             Page::new(
                 StatusCode::BAD_GATEWAY,
                 "Sign-in failed",
                 format!("{name}: {reason}"),
             )
-            .for_integration(id, "error")
+            .for_integration(id, IntegrationStatus::Error)
         }
         Err(page) => page,
     }
@@ -206,12 +243,12 @@ enum Exchanged {
 async fn exchange(
     app: &App,
     integration: &Integration,
-    flow: &str,
+    flow: OAuthFlow,
     redirect_uri: &str,
     code: &str,
     redact: &[&str],
 ) -> Result<Exchanged, Page> {
-    let id = integration.id.as_str();
+    let id = &integration.id;
     let secrets = app.store.integration_secrets(id).await.map_err(internal)?;
     let verifier = match secrets.iter().find(|s| s.name == names::PKCE_VERIFIER) {
         Some(row) => Some(
@@ -223,8 +260,9 @@ async fn exchange(
         ),
         None => None,
     };
-    let (target, resource, needs_verifier) = if flow == FLOW_MCP {
-        let grant = match app.store.get_oauth_grant(id).await.map_err(internal)? {
+    let (target, resource, needs_verifier) = match flow {
+        OAuthFlow::Mcp => {
+            let grant = match app.store.get_oauth_grant(id).await.map_err(internal)? {
             Some(g) => g,
             None => {
                 return Ok(Exchanged::Failed(
@@ -233,15 +271,15 @@ async fn exchange(
                 ))
             }
         };
-        let target = super::mcp::token_target(app, integration, &grant).await;
-        (target, grant.resource.clone(), true)
-    } else if flow == FLOW_BYO {
-        let pkce = super::byo::manifest(app, integration)
-            .map(super::byo::wants_pkce)
-            .unwrap_or(false);
-        (super::byo::token_target(app, integration).await, None, pkce)
-    } else {
-        return Err(internal(format!("unknown oauth flow {flow:?}")));
+            let target = super::mcp::token_target(app, integration, &grant).await;
+            (target, grant.resource.clone(), true)
+        }
+        OAuthFlow::Byo => {
+            let pkce = super::byo::manifest(app, integration)
+                .map(super::byo::wants_pkce)
+                .unwrap_or(false);
+            (super::byo::token_target(app, integration).await, None, pkce)
+        }
     };
     let target = match target {
         Ok(t) => t,
@@ -290,12 +328,12 @@ async fn exchange(
                 delete.push(names::REFRESH_TOKEN.to_string());
             }
             Ok(Exchanged::Tokens(Box::new(OAuthTokenWrite {
-                integration_id: id.to_string(),
-                flow: flow.to_string(),
+                integration_id: id.clone(),
+                flow,
                 upsert_secrets: secrets,
                 delete_secrets: delete,
                 expires_at: Some(expires_at),
-                status: Some(("active".into(), None)),
+                status: Some((IntegrationStatus::Active, None)),
                 lock_owner: None,
                 audit: Some(NewAudit {
                     workspace_id: Some(integration.workspace_id.clone()),
@@ -311,7 +349,7 @@ async fn exchange(
             })))
         }
         Err(e) => {
-            if flow == FLOW_MCP && e.code() == Some("invalid_client") {
+            if flow == OAuthFlow::Mcp && e.code() == Some("invalid_client") {
                 forget_client(app, integration, redirect_uri).await;
             }
             let reason = match &e {
@@ -338,20 +376,20 @@ async fn forget_client(app: &App, integration: &Integration, redirect_uri: &str)
 }
 
 /// Turns the integration `error` with `reason` and destroys the PKCE verifier.
-async fn fail(app: &App, integration: &Integration, reason: &str, action: &str) {
+async fn fail(app: &App, integration: &Integration, flow: OAuthFlow, reason: &str, action: &str) {
     let write = OAuthTokenWrite {
         integration_id: integration.id.clone(),
-        flow: integration.auth_mode.clone(),
+        flow,
         upsert_secrets: vec![],
         delete_secrets: vec![names::PKCE_VERIFIER.to_string()],
         expires_at: None,
-        status: Some(("error".into(), Some(reason.to_string()))),
+        status: Some((IntegrationStatus::Error, Some(reason.to_string()))),
         lock_owner: None,
         audit: Some(NewAudit {
             workspace_id: Some(integration.workspace_id.clone()),
             actor_id: None,
             action: action.to_string(),
-            target: Some(integration.id.clone()),
+            target: Some(integration.id.to_string()),
             detail: json!({ "reason": reason }),
         }),
     };

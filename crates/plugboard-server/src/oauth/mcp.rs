@@ -14,18 +14,19 @@
 use axum::http::StatusCode;
 use plugboard_catalog::{RenderContext, Template};
 use plugboard_store::{
-    now_ms, Integration, IntegrationPatch, NewAudit, NewOAuthGrant, NewOAuthState, OAuthClientRow,
-    OAuthFlowStart, OAuthGrant,
+    now_ms, Integration, IntegrationPatch, IntegrationStatus, NewAudit, NewOAuthGrant,
+    OAuthClientRow, OAuthFlow, OAuthFlowStart, OAuthGrant, UserId,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use super::secret_names as names;
-use super::tokens::{Client, ClientAuthMethod, Target, TargetError};
-use super::{error_code, pkce, random_token, sanitize, state_hash, FLOW_MCP, STATE_TTL_MS};
-use crate::app::App;
+use super::authorize::{AuthorizationParams, AuthorizationRequest};
+use super::token_endpoint::{Client, ClientAuthMethod, Target, TargetError};
+use super::{error_code, sanitize};
 use crate::error::ApiError;
+use crate::state::App;
+use crate::vault::names;
 
 /// The MCP protocol revision announced on discovery requests.
 const MCP_PROTOCOL_VERSION: &str = "2025-06-18";
@@ -139,9 +140,9 @@ pub fn mcp_endpoint(state: &App, integration: &Integration) -> Result<String, St
 pub async fn start(
     state: &App,
     integration: &Integration,
-    actor_id: &str,
+    actor_id: &UserId,
 ) -> Result<String, StartError> {
-    if integration.auth_mode != FLOW_MCP {
+    if integration.auth_mode.oauth_flow() != Some(OAuthFlow::Mcp) {
         return Err(StartError::NotApplicable(format!(
             "this integration's auth_mode is `{}`: only mcp_oauth integrations start their OAuth flow here",
             integration.auth_mode
@@ -162,15 +163,15 @@ pub async fn start(
         Err(e) => {
             if let StartError::Discovery(_) | StartError::Unsupported(_) = &e {
                 tracing::warn!(error = %e.message(), "mcp oauth discovery failed");
-                if integration.status == "pending_oauth" {
+                if integration.status == IntegrationStatus::PendingOauth {
                     let reason = format!("OAuth sign-in could not start: {}", e.message());
                     let patch = IntegrationPatch {
-                        status: Some(("error".into(), Some(reason.clone()))),
+                        status: Some((IntegrationStatus::Error, Some(reason.clone()))),
                         audit: Some(NewAudit {
                             workspace_id: Some(integration.workspace_id.clone()),
-                            actor_id: Some(actor_id.to_string()),
+                            actor_id: Some(actor_id.clone()),
                             action: "integration.oauth_error".into(),
-                            target: Some(integration.id.clone()),
+                            target: Some(integration.id.to_string()),
                             detail: json!({ "reason": reason }),
                         }),
                         ..Default::default()
@@ -189,7 +190,7 @@ async fn prepare(
     state: &App,
     integration: &Integration,
     endpoint: &str,
-    actor_id: &str,
+    actor_id: &UserId,
 ) -> Result<String, StartError> {
     let endpoint_url = parse_http_url(endpoint).ok_or_else(|| {
         discovery(format!(
@@ -215,26 +216,30 @@ async fn prepare(
     let now = now_ms();
     let client = client_for(state, integration, &server, &redirect_uri, now).await?;
 
-    let verifier = pkce::verifier();
-    let oauth_state = random_token();
-    let mut url = Url::parse(&server.authorization_endpoint)
+    let endpoint = Url::parse(&server.authorization_endpoint)
         .map_err(|_| discovery("the authorization endpoint is not a URL"))?;
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("response_type", "code")
-            .append_pair("client_id", &client.id)
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("state", &oauth_state)
-            .append_pair("code_challenge", &pkce::challenge(&verifier))
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("resource", &resource.resource);
-        if let Some(scope) = resource.scope.as_deref().filter(|s| !s.is_empty()) {
-            q.append_pair("scope", scope);
-        }
-    }
+    let request = AuthorizationRequest::new(true);
+    let url = request.url(
+        &endpoint,
+        &AuthorizationParams {
+            client_id: &client.id,
+            redirect_uri: &redirect_uri,
+            scope: resource.scope.as_deref(),
+            extra: &[("resource".to_string(), resource.resource.clone())],
+        },
+    );
+    let verifier = request
+        .pkce
+        .as_ref()
+        .ok_or_else(|| internal("an mcp_oauth request without PKCE"))?
+        .verifier();
     let mut upsert = vec![state
         .vault
-        .seal(&integration.id, names::PKCE_VERIFIER, verifier.as_bytes())
+        .seal(
+            &integration.id,
+            names::PKCE_VERIFIER,
+            verifier.expose_secret().as_bytes(),
+        )
         .await
         .map_err(internal)?];
     let mut delete = vec![];
@@ -256,29 +261,28 @@ async fn prepare(
         .store
         .start_oauth_flow(OAuthFlowStart {
             integration_id: integration.id.clone(),
-            state: NewOAuthState {
-                state_hash: state_hash(&oauth_state),
-                flow: FLOW_MCP.into(),
-                redirect_uri: redirect_uri.clone(),
-                issuer: Some(server.issuer.clone()),
-                iss_required: server.iss_supported,
-                expires_at: now + STATE_TTL_MS,
-            },
+            state: request.state_record(
+                OAuthFlow::Mcp,
+                &redirect_uri,
+                Some(server.issuer.clone()),
+                server.iss_supported,
+                now,
+            ),
             grant: Some(NewOAuthGrant {
-                flow: FLOW_MCP.into(),
+                flow: OAuthFlow::Mcp,
                 issuer: Some(server.issuer.clone()),
                 token_endpoint: Some(server.token_endpoint.clone()),
                 resource: Some(resource.resource.clone()),
                 client_id: Some(client.id.clone()),
-                token_auth: Some(client.method.as_str().into()),
+                token_auth: Some(client.method),
             }),
             upsert_secrets: upsert,
             delete_secrets: delete,
             audit: Some(NewAudit {
                 workspace_id: Some(integration.workspace_id.clone()),
-                actor_id: Some(actor_id.to_string()),
+                actor_id: Some(actor_id.clone()),
                 action: "integration.oauth_start".into(),
-                target: Some(integration.id.clone()),
+                target: Some(integration.id.to_string()),
                 detail: json!({
                     "issuer": server.issuer,
                     "client_registered": client.registered,
@@ -292,7 +296,7 @@ async fn prepare(
             issuer: server.issuer.clone(),
             redirect_uri: redirect_uri.clone(),
             client_id: client.id.clone(),
-            token_auth: client.method.as_str().into(),
+            token_auth: client.method,
             secret_integration_id: client.secret.as_ref().map(|_| integration.id.clone()),
             client_secret_expires_at: client.secret_expires_at,
             created_at: now,
@@ -774,9 +778,7 @@ async fn reuse(
     c: &OAuthClientRow,
     now: i64,
 ) -> Result<Option<ChosenClient>, StartError> {
-    let Some(method) = ClientAuthMethod::parse(&c.token_auth) else {
-        return Ok(None);
-    };
+    let method = c.token_auth;
     let secret = match &c.secret_integration_id {
         None => None,
         Some(holder) => {
@@ -951,11 +953,7 @@ pub(crate) async fn token_target(
             "The integration's OAuth client is unknown: start its OAuth sign-in again.".into(),
         )
     })?;
-    let method = grant
-        .token_auth
-        .as_deref()
-        .and_then(ClientAuthMethod::parse)
-        .unwrap_or(ClientAuthMethod::None);
+    let method = grant.token_auth.unwrap_or(ClientAuthMethod::None);
     let secret = if method == ClientAuthMethod::None {
         None
     } else {

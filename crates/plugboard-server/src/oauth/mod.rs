@@ -1,61 +1,33 @@
-//! OAuth for integrations: the byo_oauth callback, MCP authorization (discovery, dynamic client registration, the
-//! authorization URL), token exchange, storage and refresh.
+//! OAuth for integrations: the authorization request, the byo_oauth and mcp_oauth flows, the callback, the token
+//! endpoint and refresh.
 //!
-//! - [`callback`]: `GET /api/v1/connectors/oauth/callback` completes both flows (the state is looked up in the
-//!   database, so any instance can take it).
+//! - [`authorize`]: one authorization request (state, PKCE, nonce, URL parameters) for every flow.
+//! - [`byo`]: byo_oauth targets from the manifest's `oauth` block and the integration's stored fields.
 //! - [`mcp`]: `POST /api/v1/integrations/{id}/oauth/start` for `mcp_oauth` (RFC 9728, RFC 8414 / OpenID discovery,
 //!   RFC 7591, PKCE S256, RFC 8707).
-//! - [`tokens`]: the token endpoint calls (authorization code, refresh) and [`access_token`], which hands out a
-//!   valid access token and refreshes it first when it expires within a minute (one refresh per integration at a
-//!   time, across instances: a compare-and-set lease on the grant row).
+//! - [`callback`]: `GET /api/v1/connectors/oauth/callback` completes both flows (the state is looked up in the
+//!   database, so any instance can take it); [`page`] renders its HTML answers.
+//! - [`token_endpoint`]: the token endpoint client (authorization code and refresh grants, the lenient parser).
+//! - [`refresh`]: [`access_token`], which hands out a valid access token and refreshes it first when it expires
+//!   within a minute (one refresh per integration at a time, across instances: a compare-and-set lease on the grant
+//!   row).
 //!
 //! Every outbound call goes through the egress guard with redirects off. Provider answers are hostile input: they
 //! are size-capped by the guard, parsed leniently (JSON or form-encoded) and never echoed raw. Codes, verifiers,
 //! client secrets and tokens never appear in a log line, an error message, a status reason or a page.
 
+pub mod authorize;
 pub mod byo;
 pub mod callback;
 pub mod mcp;
 pub mod page;
-pub mod pkce;
-pub mod tokens;
+pub mod refresh;
+pub mod token_endpoint;
 
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+pub use refresh::{access_token, TokenError};
 
-pub use tokens::{access_token, TokenError};
-
-/// Vault entry names of an integration's OAuth material.
-pub mod secret_names {
-    pub const ACCESS_TOKEN: &str = "oauth.access_token";
-    pub const REFRESH_TOKEN: &str = "oauth.refresh_token";
-    pub const PKCE_VERIFIER: &str = "oauth.pkce_verifier";
-    /// The client secret of a dynamically registered confidential client (mcp_oauth).
-    pub const CLIENT_SECRET: &str = "oauth.client_secret";
-    /// Prefix of the submitted form values (`field.client_id`, `field.client_secret`, …).
-    pub const FIELD_PREFIX: &str = "field.";
-}
-
-pub const FLOW_BYO: &str = "byo_oauth";
-pub const FLOW_MCP: &str = "mcp_oauth";
-
-/// A state is valid this long after the authorization URL was made.
-pub const STATE_TTL_MS: i64 = 10 * 60 * 1000;
 /// An access token that expires within this is refreshed before it is handed out.
 pub const REFRESH_MARGIN_MS: i64 = 60 * 1000;
-
-/// 32 random bytes, base64url without padding (43 characters).
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// What the database keeps of a state: its SHA-256.
-pub fn state_hash(state: &str) -> Vec<u8> {
-    Sha256::digest(state.as_bytes()).to_vec()
-}
 
 /// A provider-supplied text made safe to show: control characters dropped, at most `max` characters, and every
 /// occurrence of a known secret (code, verifier, client secret, token) replaced.
@@ -124,16 +96,5 @@ mod tests {
         assert_eq!(error_code("a\"b"), None);
         assert_eq!(error_code(&"x".repeat(65)), None);
         assert_eq!(error_code("tab\there"), None);
-    }
-
-    #[test]
-    fn states_are_43_url_safe_characters() {
-        let s = random_token();
-        assert_eq!(s.len(), 43);
-        assert!(s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_ne!(random_token(), s);
-        assert_eq!(state_hash("x").len(), 32);
     }
 }

@@ -10,6 +10,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use plugboard_store::IntegrationStatus;
 use sha2::{Digest, Sha256};
 
 const SCRIPT: &str = "(function(){var b=document.body;var m={type:\"plugboard:oauth\",\
@@ -30,7 +31,7 @@ pub struct Page {
     pub message: String,
     pub integration_id: Option<String>,
     /// The integration's status after the callback (`active` or `error`); `error` when no integration is known.
-    pub outcome: &'static str,
+    pub outcome: IntegrationStatus,
 }
 
 impl Page {
@@ -40,11 +41,11 @@ impl Page {
             title: title.to_string(),
             message: message.into(),
             integration_id: None,
-            outcome: "error",
+            outcome: IntegrationStatus::Error,
         }
     }
 
-    pub fn for_integration(mut self, id: &str, outcome: &'static str) -> Self {
+    pub fn for_integration(mut self, id: &str, outcome: IntegrationStatus) -> Self {
         self.integration_id = Some(id.to_string());
         self.outcome = outcome;
         self
@@ -91,7 +92,7 @@ pub fn render(page: &Page, public_url: &str) -> Response {
         title = escape(&page.title),
         message = escape(&page.message),
         id = escape(page.integration_id.as_deref().unwrap_or("")),
-        status = escape(page.outcome),
+        status = escape(page.outcome.as_str()),
         origin = escape(&origin),
     );
     let csp = format!(
@@ -138,7 +139,7 @@ mod tests {
             "<b>",
             "</p><script>alert(1)</script>",
         )
-        .for_integration("\"><img>", "error");
+        .for_integration("\"><img>", IntegrationStatus::Error);
         let res = render(&page, "https://pb.example.com/base");
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         let csp = res.headers()[header::CONTENT_SECURITY_POLICY]

@@ -2,18 +2,19 @@
 //! 1 to 200 (default 50); `before` takes the previous page's `next_before` (or a time in epoch milliseconds).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use plugboard_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::{require_role, Principal};
+use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
-use crate::integration::{self, AuditPage};
-use crate::routes::QueryPairs;
+use crate::extract::QueryPairs;
+use crate::integration::{self, AuditPage, AuditQuery};
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/audit", get(list))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit))
 }
 
 /// A page of the workspace's audit log, newest first. Entries never hold a secret value.
@@ -24,18 +25,23 @@ pub fn router() -> Router<AppState> {
         ("before" = Option<String>, Query, description = "`next_before` of the previous page, or epoch milliseconds")),
     responses(
         (status = 200, description = "entries, newest first", body = AuditPage),
-        (status = 400, description = "missing workspace_id or a bad limit / before", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not ADMIN+ on the workspace", body = crate::openapi::ErrorBody)))]
-pub async fn list(
+        (status = 400, description = "missing workspace_id or a bad limit / before", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not ADMIN+ on the workspace", body = crate::error::ErrorBody)))]
+pub async fn list_audit(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let workspace_id = query.require("workspace_id")?;
-    require_role(&app, &principal, workspace_id, Role::Admin).await?;
+    let workspace_id = require_role_in(
+        &app,
+        &principal,
+        query.require("workspace_id")?,
+        Role::Admin,
+    )
+    .await?;
+    let page_query = AuditQuery::parse(&query)?;
     Ok(Json(
-        integration::audit_page(&app, workspace_id, query.get("limit"), query.get("before"))
-            .await?,
+        integration::audit_page(&app, &workspace_id, &page_query).await?,
     ))
 }

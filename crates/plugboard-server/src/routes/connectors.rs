@@ -1,20 +1,20 @@
-//! The catalog flow: list, get (answered from prepared bytes), verify and install.
+//! The catalog: list and get, answered from bytes prepared when the catalog loads.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::ApiPath;
+use crate::extract::ApiPath;
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/connectors", get(list))
-        .route("/api/v1/connectors/{connector_id}", get(get_one))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_connectors))
+        .routes(routes!(get_connector))
 }
 
 /// The whole catalog, in stable order (`[]` when empty). Supports `ETag` / `If-None-Match`.
@@ -22,8 +22,12 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, description = "catalog tiles", body = [crate::prepared::ConnectorSummary]),
         (status = 304, description = "not modified (If-None-Match)"),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody)))]
-pub async fn list(State(app): State<AppState>, _who: Principal, headers: HeaderMap) -> Response {
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody)))]
+pub async fn list_connectors(
+    State(app): State<AppState>,
+    _who: Principal,
+    headers: HeaderMap,
+) -> Response {
     app.catalog.list.respond(&headers)
 }
 
@@ -33,9 +37,9 @@ pub async fn list(State(app): State<AppState>, _who: Principal, headers: HeaderM
     responses(
         (status = 200, description = "the manifest as its author wrote it", body = serde_json::Value),
         (status = 304, description = "not modified (If-None-Match)"),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no connector with this id", body = crate::openapi::ErrorBody)))]
-pub async fn get_one(
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 404, description = "no connector with this id", body = crate::error::ErrorBody)))]
+pub async fn get_connector(
     State(app): State<AppState>,
     _who: Principal,
     ApiPath(connector_id): ApiPath<String>,

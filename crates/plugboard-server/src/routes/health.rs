@@ -3,10 +3,20 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::OpenApiJson;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi))
+}
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "process up")))]
@@ -17,7 +27,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// The database is reachable.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "database reachable"),
-    (status = 503, description = "database unreachable", body = crate::openapi::ErrorBody)))]
+    (status = 503, description = "database unreachable", body = crate::error::ErrorBody)))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     app.store.ping().await.map_err(ApiError::unavailable)?;
     Ok(Json(
@@ -27,8 +37,8 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Valu
 
 /// This document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document")))]
-pub async fn openapi(State(app): State<AppState>) -> Response {
-    let mut res = app.openapi.clone().into_response();
+pub async fn openapi(Extension(doc): Extension<OpenApiJson>) -> Response {
+    let mut res = doc.0.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

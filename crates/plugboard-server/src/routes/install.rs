@@ -5,34 +5,20 @@
 //! [`crate::integration::install`].
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use bytes::Bytes;
 use plugboard_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::{require_role, Principal};
+use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
-use crate::integration;
-use crate::routes::{ApiPath, QueryPairs};
+use crate::extract::{ApiPath, IdempotencyKey, QueryPairs};
+use crate::integration::{self, InstallRequest};
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/connectors/{connector_id}/install", post(install))
-}
-
-/// The request body of an install.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct InstallRequest {
-    /// A crew of the same workspace for a crew-scoped install; omit for workspace scope.
-    crew_id: Option<String>,
-    /// User-facing label; defaults to the manifest's name.
-    name: Option<String>,
-    /// The form values keyed by field key (required when the manifest has required fields).
-    #[schema(value_type = Object)]
-    fields: Option<serde_json::Map<String, serde_json::Value>>,
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(install))
 }
 
 /// Installs a connector. With an `Idempotency-Key`, a retry of the same request returns the first response.
@@ -45,29 +31,32 @@ pub struct InstallRequest {
     request_body = InstallRequest,
     responses(
         (status = 201, description = "installed (or the replay of the first response)", body = integration::InstallBody),
-        (status = 400, description = "missing workspace_id, invalid body, a field rejected (named), unknown crew", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no connector with this id", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another request", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "missing workspace_id, invalid body, a field rejected (named), unknown crew", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on the workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no connector with this id", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another request", body = crate::error::ErrorBody)))]
 pub async fn install(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,
     ApiPath(connector_id): ApiPath<String>,
-    headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let workspace_id = query.require("workspace_id")?;
-    require_role(&app, &principal, workspace_id, Role::Manager).await?;
-    Ok(integration::install(
+    let workspace_id = require_role_in(
         &app,
         &principal,
-        workspace_id,
-        &connector_id,
-        &headers,
-        &body,
+        query.require("workspace_id")?,
+        Role::Manager,
     )
-    .await?
-    .into_response())
+    .await?;
+    let manifest = super::connector(&app, &connector_id)?;
+    let key = key?;
+    let request = InstallRequest::parse(&body)?;
+    Ok(
+        integration::install(&app, &principal, &workspace_id, manifest, key, request)
+            .await?
+            .into_response(),
+    )
 }

@@ -6,65 +6,29 @@
 //! then the caller's role on its workspace (403, also for a non-member); then the body (400).
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use plugboard_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::{require_role, Principal};
+use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
-use crate::integration::{self, IntegrationBody};
-use crate::routes::{ApiPath, QueryPairs};
+use crate::extract::{ApiPath, IdempotencyKey, QueryPairs};
+use crate::integration::{self, CustomServerRequest, IntegrationBody, PatchRequest};
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/integrations", get(list).post(create))
-        .route(
-            "/api/v1/integrations/{integration_id}",
-            get(get_one).patch(patch).delete(delete),
-        )
-        .route(
-            "/api/v1/integrations/{integration_id}/runtime",
-            get(runtime),
-        )
-}
-
-/// A header or env value of a custom server: a plain string, or `{"value": "…", "secret": true}` to vault it.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct CustomServerRequest {
-    /// User-facing label (1 to 200 characters).
-    name: String,
-    /// A crew of the same workspace; omit for workspace scope.
-    crew_id: Option<String>,
-    /// `stdio`, `streamable-http` or `sse`.
-    transport: String,
-    /// stdio: the program to run.
-    command: Option<String>,
-    /// stdio: its arguments (at most 64).
-    args: Option<Vec<String>>,
-    /// stdio: environment variables (at most 64); each a string or `{"value", "secret"}`.
-    #[schema(value_type = Object)]
-    env: Option<serde_json::Map<String, serde_json::Value>>,
-    /// streamable-http / sse: the http(s) URL, without credentials.
-    endpoint: Option<String>,
-    /// streamable-http / sse: HTTP headers (at most 64); each a string or `{"value", "secret"}`.
-    #[schema(value_type = Object)]
-    headers: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// PATCH body: any of these.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct PatchRequest {
-    name: Option<String>,
-    enabled: Option<bool>,
-    /// Credential fields to replace (merged over the current values, validated as a whole, re-sealed).
-    #[schema(value_type = Object)]
-    fields: Option<serde_json::Map<String, serde_json::Value>>,
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_integrations, create_integration))
+        .routes(routes!(
+            get_integration,
+            patch_integration,
+            delete_integration
+        ))
+        .routes(routes!(integration_runtime))
 }
 
 /// The workspace's integrations (only those of one crew with `crew_id`), oldest first. No secret values, ever.
@@ -74,21 +38,26 @@ pub struct PatchRequest {
         ("crew_id" = Option<String>, Query, description = "only integrations installed at this crew's scope")),
     responses(
         (status = 200, description = "integrations", body = [IntegrationBody]),
-        (status = 400, description = "missing workspace_id, or crew_id not a crew of the workspace", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not a member of the workspace", body = crate::openapi::ErrorBody)))]
-pub async fn list(
+        (status = 400, description = "missing workspace_id, or crew_id not a crew of the workspace", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not a member of the workspace", body = crate::error::ErrorBody)))]
+pub async fn list_integrations(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,
 ) -> Result<Json<Vec<IntegrationBody>>, ApiError> {
-    let workspace_id = query.require("workspace_id")?;
-    require_role(&app, &principal, workspace_id, Role::Viewer).await?;
+    let workspace_id = require_role_in(
+        &app,
+        &principal,
+        query.require("workspace_id")?,
+        Role::Viewer,
+    )
+    .await?;
     let crew_id = query
         .get("crew_id")
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    Ok(Json(integration::list(&app, workspace_id, crew_id).await?))
+    Ok(Json(integration::list(&app, &workspace_id, crew_id).await?))
 }
 
 /// The custom MCP server escape hatch.
@@ -99,21 +68,28 @@ pub async fn list(
     request_body = CustomServerRequest,
     responses(
         (status = 201, description = "created", body = integration::InstallBody),
-        (status = 400, description = "missing workspace_id or an invalid body (the key is named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Idempotency-Key already used for another request", body = crate::openapi::ErrorBody)))]
-pub async fn create(
+        (status = 400, description = "missing workspace_id or an invalid body (the key is named)", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on the workspace", body = crate::error::ErrorBody),
+        (status = 422, description = "Idempotency-Key already used for another request", body = crate::error::ErrorBody)))]
+pub async fn create_integration(
     State(app): State<AppState>,
     principal: Principal,
     query: QueryPairs,
-    headers: HeaderMap,
+    key: Result<IdempotencyKey, ApiError>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let workspace_id = query.require("workspace_id")?;
-    require_role(&app, &principal, workspace_id, Role::Manager).await?;
+    let workspace_id = require_role_in(
+        &app,
+        &principal,
+        query.require("workspace_id")?,
+        Role::Manager,
+    )
+    .await?;
+    let key = key?;
+    let request = CustomServerRequest::parse(&body)?;
     Ok(
-        integration::create_custom(&app, &principal, workspace_id, &headers, &body)
+        integration::create_custom(&app, &principal, &workspace_id, key, request)
             .await?
             .into_response(),
     )
@@ -124,10 +100,10 @@ pub async fn create(
     params(("integration_id" = String, Path, description = "integration id")),
     responses(
         (status = 200, description = "the integration", body = IntegrationBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not a member of its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody)))]
-pub async fn get_one(
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not a member of its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody)))]
+pub async fn get_integration(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
@@ -142,19 +118,22 @@ pub async fn get_one(
     request_body = PatchRequest,
     responses(
         (status = 200, description = "the updated integration", body = IntegrationBody),
-        (status = 400, description = "invalid body, or a field rejected (named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
-        (status = 409, description = "fields cannot be replaced: the connector left the catalog or changed its auth mode", body = crate::openapi::ErrorBody)))]
-pub async fn patch(
+        (status = 400, description = "invalid body, or a field rejected (named)", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody),
+        (status = 409, description = "fields cannot be replaced: the connector left the catalog or changed its auth mode", body = crate::error::ErrorBody)))]
+pub async fn patch_integration(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Json<IntegrationBody>, ApiError> {
     let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
-    Ok(Json(integration::patch(&app, &principal, i, &body).await?))
+    let request = PatchRequest::parse(&body)?;
+    Ok(Json(
+        integration::patch(&app, &principal, i, request).await?,
+    ))
 }
 
 /// Removes the integration and destroys its vault entries (MANAGER+).
@@ -162,10 +141,10 @@ pub async fn patch(
     params(("integration_id" = String, Path, description = "integration id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody)))]
-pub async fn delete(
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody)))]
+pub async fn delete_integration(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
@@ -180,11 +159,11 @@ pub async fn delete(
     params(("integration_id" = String, Path, description = "integration id")),
     responses(
         (status = 200, description = "the integration with `mcp` materialised (secrets included)", body = IntegrationBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not ADMIN+ on its workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
-        (status = 409, description = "waiting for OAuth (`oauth_pending`) or disabled (`integration_disabled`)", body = crate::openapi::ErrorBody)))]
-pub async fn runtime(
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not ADMIN+ on its workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody),
+        (status = 409, description = "waiting for OAuth (`oauth_pending`) or disabled (`integration_disabled`)", body = crate::error::ErrorBody)))]
+pub async fn integration_runtime(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,

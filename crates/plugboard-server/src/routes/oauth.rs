@@ -3,25 +3,23 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use plugboard_store::Role;
+use axum::Json;
+use plugboard_store::{OAuthFlow, Role};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::extract::{ApiPath, QueryPairs};
 use crate::integration;
 use crate::oauth::callback::{self, CallbackQuery};
 use crate::oauth::{mcp, page};
-use crate::routes::{ApiPath, QueryPairs};
+use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/connectors/oauth/callback", get(oauth_callback))
-        .route(
-            "/api/v1/integrations/{integration_id}/oauth/start",
-            post(oauth_start),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(oauth_callback))
+        .routes(routes!(oauth_start))
 }
 
 /// The answer of an mcp_oauth start.
@@ -69,22 +67,23 @@ pub async fn oauth_callback(State(app): State<AppState>, query: QueryPairs) -> R
     params(("integration_id" = String, Path, description = "an mcp_oauth or byo_oauth integration")),
     responses(
         (status = 200, description = "the authorization URL to open", body = OAuthStartBody),
-        (status = 400, description = "not an OAuth integration", body = crate::openapi::ErrorBody),
-        (status = 409, description = "byo_oauth: the connector left the catalog", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "not MANAGER+ on the integration's workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no such integration", body = crate::openapi::ErrorBody),
-        (status = 422, description = "discovery or registration failed (`oauth_discovery_failed`), or the authorization server lacks PKCE S256 or dynamic registration (`oauth_unsupported`); the integration, if pending, turns `error` with the same reason", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "not an OAuth integration", body = crate::error::ErrorBody),
+        (status = 409, description = "byo_oauth: the connector left the catalog", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "not MANAGER+ on the integration's workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no such integration", body = crate::error::ErrorBody),
+        (status = 422, description = "discovery or registration failed (`oauth_discovery_failed`), or the authorization server lacks PKCE S256 or dynamic registration (`oauth_unsupported`); the integration, if pending, turns `error` with the same reason", body = crate::error::ErrorBody)))]
 pub async fn oauth_start(
     State(app): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OAuthStartBody>, ApiError> {
     let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
-    let oauth_url = if i.auth_mode == crate::oauth::FLOW_BYO {
-        integration::byo_oauth_restart(&app, &i, &principal.user_id).await?
-    } else {
-        mcp::start(&app, &i, &principal.user_id).await?
+    let oauth_url = match i.auth_mode.oauth_flow() {
+        Some(OAuthFlow::Byo) => {
+            integration::byo_oauth_restart(&app, &i, &principal.user_id).await?
+        }
+        _ => mcp::start(&app, &i, &principal.user_id).await?,
     };
     Ok(Json(OAuthStartBody { oauth_url }))
 }

@@ -1,55 +1,25 @@
 //! `POST /api/v1/connectors/{connector_id}/verify?workspace_id=`: a pre-install probe of the credentials a user typed.
-//!
 //! Checks run in the contract's order: authentication (401), `workspace_id` present (400), MANAGER+ on the workspace
-//! (403, also for an unknown workspace or a non-member), the connector exists (404), the body and its fields (400,
-//! naming the field). Then the workspace's rate limit (429 with `Retry-After`), then the probe (see
-//! [`crate::probe`]): `mcp_oauth`, `byo_oauth` and `none` answer `ok: true` without any outbound call; a manifest
-//! without a verify block answers `ok: true` saying nothing was checked. Every verify that reaches the probe stage is
-//! audited as `connector.verify` with `{connector_id, ok, probe}`, never a field value.
-//!
-//! Outbound probes take a slot of [`VerifyLimits`](crate::limits::VerifyLimits) (16 at once per instance); a verify
-//! waits for a slot at most `PLUGBOARD_PROBE_TIMEOUT_MS` (and at most 10 s), then answers 429.
-
-use std::time::Duration;
+//! (403, also for an unknown workspace or a non-member), the connector exists (404), the body (400); then the
+//! service ([`crate::verify`]): fields (400, naming the field), the rate limit (429 with `Retry-After`), the probe.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
-use plugboard_store::{NewAudit, Role};
-use serde::Serialize;
+use plugboard_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::{require_role, Principal};
+use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
-use crate::limits::retry_after_secs;
-use crate::probe::{self, Outcome};
-use crate::routes::{json_object, only_keys, ApiPath, QueryPairs};
+use crate::extract::{ApiPath, QueryPairs};
+use crate::state::AppState;
+use crate::verify::{self as service, VerifyError, VerifyRequest, VerifyResponse};
 
-/// The longest a verify waits for a probe slot (the request's own timeout is the probe timeout plus 20 s).
-const MAX_SLOT_WAIT: Duration = Duration::from_secs(10);
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/connectors/{connector_id}/verify", post(verify))
-}
-
-/// The request body.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct VerifyRequest {
-    /// The form values keyed by field key; may be omitted when the connector has no required fields.
-    #[schema(value_type = Object)]
-    fields: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-/// The answer of a probe. `ok: false` means the provider (or the guard) said no: user-correctable, not an error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VerifyResponse {
-    pub ok: bool,
-    /// Empty on a plain success; otherwise a human-readable cause (at most 512 bytes, secrets removed).
-    pub message: String,
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify))
 }
 
 fn rate_limited(message: &str, retry_after: u64) -> Response {
@@ -61,22 +31,6 @@ fn rate_limited(message: &str, retry_after: u64) -> Response {
     res
 }
 
-/// The submitted `fields` object (an empty body counts as `{}`).
-fn submitted_fields(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Map::new());
-    }
-    let mut map = json_object(body)?;
-    only_keys(&map, &["fields"])?;
-    match map.remove("fields") {
-        None | Some(serde_json::Value::Null) => Ok(serde_json::Map::new()),
-        Some(serde_json::Value::Object(fields)) => Ok(fields),
-        Some(_) => Err(ApiError::bad_request(
-            "`fields` must be an object of form values keyed by field key",
-        )),
-    }
-}
-
 /// Probes the submitted credentials against the real provider.
 #[utoipa::path(post, path = "/api/v1/connectors/{connector_id}/verify", tag = "connectors", security(("bearer" = [])),
     params(
@@ -85,12 +39,12 @@ fn submitted_fields(body: &[u8]) -> Result<serde_json::Map<String, serde_json::V
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "the probe's answer", body = VerifyResponse),
-        (status = 400, description = "missing workspace_id, invalid body, or a field that is missing or invalid (named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::openapi::ErrorBody),
-        (status = 403, description = "caller is not MANAGER+ on the workspace", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no connector with this id", body = crate::openapi::ErrorBody),
-        (status = 413, description = "body larger than 1 MiB", body = crate::openapi::ErrorBody),
-        (status = 429, description = "too many verifies for this workspace (see Retry-After)", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "missing workspace_id, invalid body, or a field that is missing or invalid (named)", body = crate::error::ErrorBody),
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 403, description = "caller is not MANAGER+ on the workspace", body = crate::error::ErrorBody),
+        (status = 404, description = "no connector with this id", body = crate::error::ErrorBody),
+        (status = 413, description = "body larger than 1 MiB", body = crate::error::ErrorBody),
+        (status = 429, description = "too many verifies for this workspace (see Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn verify(
     State(app): State<AppState>,
     principal: Principal,
@@ -98,73 +52,21 @@ pub async fn verify(
     query: QueryPairs,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let workspace_id = query.require("workspace_id")?.to_owned();
-    require_role(&app, &principal, &workspace_id, Role::Manager).await?;
-    let entry = app
-        .catalog
-        .catalog
-        .get(&connector_id)
-        .ok_or_else(|| ApiError::not_found("connector"))?;
-    let manifest = &entry.manifest;
-    let submitted = submitted_fields(&body)?;
-    let fields = manifest
-        .validate_submission(&submitted)
-        .map_err(|e| ApiError::invalid_field(e.to_string()))?;
-
-    if let Err(wait) = app.verify_limits.take(&workspace_id) {
-        return Ok(rate_limited(
-            "too many verifications for this workspace; try again later",
-            retry_after_secs(wait),
-        ));
+    let workspace_id = require_role_in(
+        &app,
+        &principal,
+        query.require("workspace_id")?,
+        Role::Manager,
+    )
+    .await?;
+    let manifest = super::connector(&app, &connector_id)?;
+    let request = VerifyRequest::parse(&body)?;
+    match service::verify(&app, &principal, &workspace_id, manifest, request).await {
+        Ok(answer) => Ok(Json(answer).into_response()),
+        Err(VerifyError::RateLimited {
+            message,
+            retry_after,
+        }) => Ok(rate_limited(message, retry_after)),
+        Err(VerifyError::Api(e)) => Err(e),
     }
-
-    let outcome = if manifest.auth_mode.skips_verify() {
-        Outcome::ok("skipped")
-    } else if manifest.verify.is_none() {
-        probe::run(
-            &app.egress,
-            app.config.probe_timeout,
-            manifest,
-            &fields,
-            &app.config.public_url,
-        )
-        .await
-    } else {
-        let wait = app.config.probe_timeout.min(MAX_SLOT_WAIT);
-        let Some(_slot) = app.verify_limits.probe_slot(wait).await else {
-            return Ok(rate_limited(
-                "too many verifications are running on this server; try again shortly",
-                1,
-            ));
-        };
-        probe::run(
-            &app.egress,
-            app.config.probe_timeout,
-            manifest,
-            &fields,
-            &app.config.public_url,
-        )
-        .await
-    };
-
-    app.store
-        .append_audit(NewAudit {
-            workspace_id: Some(workspace_id.clone()),
-            actor_id: Some(principal.user_id.clone()),
-            action: "connector.verify".to_owned(),
-            target: Some(manifest.id.clone()),
-            detail: serde_json::json!({
-                "connector_id": manifest.id,
-                "ok": outcome.ok,
-                "probe": outcome.probe,
-            }),
-        })
-        .await?;
-    tracing::info!(connector_id = %manifest.id, workspace_id = %workspace_id, ok = outcome.ok, probe = outcome.probe, "verify finished");
-
-    Ok(Json(VerifyResponse {
-        ok: outcome.ok,
-        message: outcome.message,
-    })
-    .into_response())
 }

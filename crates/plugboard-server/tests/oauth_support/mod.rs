@@ -16,7 +16,7 @@ use axum::Router;
 use base64::Engine;
 use plugboard_catalog::{parse_manifest, Catalog};
 use plugboard_server::testing::{Db, TestApp};
-use plugboard_store::Workspace;
+use plugboard_store::{IntegrationId, Workspace};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -675,17 +675,17 @@ pub async fn status_of(app: &TestApp, id: &str) -> (String, Option<String>) {
     let i = app
         .db
         .store
-        .get_integration(id)
+        .get_integration(&IntegrationId::from(id))
         .await
         .unwrap()
         .expect("integration");
-    (i.status, i.status_reason)
+    (i.status.to_string(), i.status_reason)
 }
 
 pub async fn secret_names(app: &TestApp, id: &str) -> Vec<String> {
     app.db
         .store
-        .integration_secrets(id)
+        .integration_secrets(&IntegrationId::from(id))
         .await
         .unwrap()
         .into_iter()

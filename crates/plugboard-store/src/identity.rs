@@ -1,9 +1,12 @@
-//! Plain records returned by the store.
+//! Users, workspaces, memberships, crews and API tokens: who may do what.
 
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use crate::{CrewId, Result, TokenId, UserId, WorkspaceId};
 
 /// A member's role on a workspace, lowest to highest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -56,7 +59,7 @@ impl FromStr for Role {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub name: String,
     pub created_at: i64,
@@ -64,22 +67,22 @@ pub struct User {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Workspace {
-    pub id: String,
+    pub id: WorkspaceId,
     pub name: String,
     pub created_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Membership {
-    pub workspace_id: String,
-    pub user_id: String,
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
     pub role: Role,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Crew {
-    pub id: String,
-    pub workspace_id: String,
+    pub id: CrewId,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub created_at: i64,
 }
@@ -87,8 +90,8 @@ pub struct Crew {
 /// An API token as stored: never the token itself, only its hash.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRecord {
-    pub id: String,
-    pub user_id: String,
+    pub id: TokenId,
+    pub user_id: UserId,
     pub name: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
@@ -97,6 +100,42 @@ pub struct TokenRecord {
 /// Who a valid (unrevoked) token belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenOwner {
-    pub token_id: String,
-    pub user_id: String,
+    pub token_id: TokenId,
+    pub user_id: UserId,
+}
+
+/// Users, workspaces, memberships, crews and API tokens.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    async fn create_user(&self, email: &str, name: &str) -> Result<User>;
+    async fn get_user(&self, id: &UserId) -> Result<Option<User>>;
+    /// Creates the workspace and makes `owner_id` its OWNER, atomically.
+    async fn create_workspace(&self, name: &str, owner_id: &UserId) -> Result<Workspace>;
+    async fn get_workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>>;
+    /// Adds a member or changes an existing member's role.
+    async fn add_member(
+        &self,
+        workspace_id: &WorkspaceId,
+        user_id: &UserId,
+        role: Role,
+    ) -> Result<Membership>;
+    async fn member_role(
+        &self,
+        workspace_id: &WorkspaceId,
+        user_id: &UserId,
+    ) -> Result<Option<Role>>;
+    async fn create_crew(&self, workspace_id: &WorkspaceId, name: &str) -> Result<Crew>;
+    async fn get_crew(&self, id: &CrewId) -> Result<Option<Crew>>;
+    async fn create_token(
+        &self,
+        user_id: &UserId,
+        name: &str,
+        token_hash: &[u8],
+    ) -> Result<TokenRecord>;
+    /// Revokes a token; `NotFound` when no token has this id. Revoking twice is not an error.
+    async fn revoke_token(&self, id: &TokenId) -> Result<TokenRecord>;
+    /// The owner of an unrevoked token with this hash.
+    async fn token_owner(&self, token_hash: &[u8]) -> Result<Option<TokenOwner>>;
+    /// How many tokens were ever revoked: grows with every revocation, so a change means "drop caches".
+    async fn revocation_count(&self) -> Result<i64>;
 }

@@ -1,0 +1,115 @@
+//! The application's state, passed explicitly to every handler and service (`AppState = Arc<App>`), and how it is
+//! built from the configuration. Nothing here knows a route: the router is [`crate::startup`]'s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugboard_catalog::Catalog;
+use plugboard_store::Store;
+
+use crate::api_tokens::TokenCache;
+use crate::config::Config;
+use crate::limits::VerifyLimits;
+use crate::prepared::PreparedCatalog;
+use crate::vault::{resolve_master_key, Vault};
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub catalog: PreparedCatalog,
+    pub tokens: Arc<TokenCache>,
+    pub vault: Vault,
+    pub egress: plugboard_egress::Guard,
+    pub verify_limits: VerifyLimits,
+}
+
+pub type AppState = Arc<App>;
+
+/// A start-up failure, with a message that says how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);
+
+fn startup<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> StartupError + '_ {
+    move |e| StartupError(format!("{context}: {e}"))
+}
+
+/// Loads the configured catalog: the folder (bad files logged and skipped) or the built-in one.
+pub fn load_catalog(config: &Config) -> Result<Catalog, StartupError> {
+    match &config.catalog_dir {
+        Some(dir) => {
+            let (catalog, bad) = Catalog::load_dir(dir).map_err(|e| {
+                StartupError(format!(
+                    "PLUGBOARD_CATALOG_DIR {} cannot be read: {e}",
+                    dir.display()
+                ))
+            })?;
+            for f in &bad {
+                tracing::warn!(file = %f.file, error = %f.error, "skipping invalid manifest");
+            }
+            tracing::info!(dir = %dir.display(), loaded = catalog.len(), skipped = bad.len(), "catalog loaded");
+            Ok(catalog)
+        }
+        None => {
+            let catalog = Catalog::builtin()
+                .map_err(|e| StartupError(format!("built-in catalog: {}: {}", e.file, e.error)))?;
+            tracing::info!(loaded = catalog.len(), "built-in catalog loaded");
+            Ok(catalog)
+        }
+    }
+}
+
+impl App {
+    /// Opens the database (migrating it), the vault and the catalog.
+    pub async fn build(config: Config) -> Result<AppState, StartupError> {
+        let store = plugboard_store::connect(&config.database_url)
+            .await
+            .map_err(startup(
+                "cannot open the database (check PLUGBOARD_DATABASE_URL)",
+            ))?;
+        let applied = store
+            .migrate()
+            .await
+            .map_err(startup("database migration failed"))?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        let catalog = load_catalog(&config)?;
+        App::with_parts(config, store, catalog).await
+    }
+
+    /// Assembles the state from an open, migrated store and a loaded catalog.
+    pub async fn with_parts(
+        config: Config,
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+    ) -> Result<AppState, StartupError> {
+        let master = resolve_master_key(&config).map_err(|e| StartupError(e.to_string()))?;
+        let vault = Vault::load(store.clone(), master)
+            .await
+            .map_err(|e| StartupError(e.to_string()))?;
+        let egress = plugboard_egress::Guard::new(plugboard_egress::EgressConfig {
+            allow_cidrs: config.egress_allow_cidrs.clone(),
+            total_timeout: config.probe_timeout,
+            connect_timeout: config.probe_timeout.min(Duration::from_secs(5)),
+            ..Default::default()
+        })
+        .map_err(startup("egress guard"))?;
+        let catalog = PreparedCatalog::new(catalog).map_err(startup("catalog"))?;
+        let tokens = TokenCache::new(store.clone());
+        tokens.poll_once().await;
+        tokens.spawn_poller();
+        tracing::info!(master_key = %vault.master_fingerprint(), "vault open");
+        let verify_limits =
+            VerifyLimits::new(config.verify_rate_per_minute, VerifyLimits::MAX_CONCURRENT);
+        Ok(Arc::new(App {
+            config,
+            store,
+            catalog,
+            tokens,
+            vault,
+            egress,
+            verify_limits,
+        }))
+    }
+}

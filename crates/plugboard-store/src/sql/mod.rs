@@ -1,0 +1,181 @@
+//! One body of SQL, two backends: [`for_both_backends!`] expands the same method bodies for SQLite and PostgreSQL,
+//! so the two cannot drift apart. One file per area of the store.
+
+use sqlx::migrate::Migrator;
+use sqlx::{PgPool, SqlitePool};
+
+use crate::*;
+
+/// SQLite-backed store (the embedded default).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+/// PostgreSQL-backed store (for several instances on one database).
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+impl SqliteStore {
+    const BACKEND: &'static str = "sqlite";
+    const MIGRATOR: &'static Migrator = &SQLITE_MIGRATOR;
+}
+
+impl PgStore {
+    const BACKEND: &'static str = "postgres";
+    const MIGRATOR: &'static Migrator = &PG_MIGRATOR;
+}
+
+/// Implements a trait for both backends from one body: `for_both_backends! { impl Trait { async fn … } }`. Inside,
+/// `self.pool` is the backend's pool and the SQL text is the same for both (sqlx takes `$N` placeholders on both).
+macro_rules! for_both_backends {
+    (impl $trait:ident { $($body:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $trait for $crate::sql::SqliteStore {
+            $($body)*
+        }
+        #[async_trait::async_trait]
+        impl $trait for $crate::sql::PgStore {
+            $($body)*
+        }
+    };
+}
+
+/// Maps constraint violations to outcomes; everything else stays a database error.
+fn map_err(e: sqlx::Error, what: &'static str) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(format!("{what} already exists"));
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::Invalid(format!("{what} refers to something that does not exist"));
+        }
+    }
+    StoreError::Database(e)
+}
+
+const INTEGRATION_COLUMNS: &str =
+    "id, workspace_id, crew_id, connector_id, name, auth_mode, status, status_reason, \
+     enabled, mcp, created_by, created_at, updated_at";
+
+const INSERT_SECRET: &str =
+    "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)";
+const UPSERT_SECRET: &str = "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (integration_id, name) \
+     DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at";
+const DELETE_SECRET: &str = "DELETE FROM secrets WHERE integration_id = $1 AND name = $2";
+
+/// Writes one sealed secret of an integration (`INSERT_SECRET` or `UPSERT_SECRET`) inside an open transaction.
+macro_rules! write_secret {
+    ($exec:expr, $sql:expr, $integration_id:expr, $secret:expr, $now:expr) => {{
+        let secret: &NewSecret = $secret;
+        sqlx::query($sql)
+            .bind($integration_id)
+            .bind(&secret.name)
+            .bind(&secret.key_id)
+            .bind(&secret.ciphertext)
+            .bind($now)
+            .execute($exec)
+            .await
+            .map_err(|e| map_err(e, "the secret"))?;
+    }};
+}
+
+/// Fails with `NotFound(what)` unless the query (one `$1` id) finds a row, inside an open transaction.
+macro_rules! require_exists {
+    ($exec:expr, $sql:literal, $id:expr, $what:literal) => {{
+        let row: Option<(String,)> = sqlx::query_as($sql).bind($id).fetch_optional($exec).await?;
+        if row.is_none() {
+            return Err(StoreError::NotFound($what));
+        }
+    }};
+}
+
+/// Inserts one single-use OAuth state (only its hash) for an integration inside an open transaction.
+macro_rules! insert_oauth_state {
+    ($exec:expr, $integration_id:expr, $state:expr, $now:expr) => {{
+        let st: &NewOAuthState = $state;
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, integration_id, flow, redirect_uri, issuer, iss_required, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&st.state_hash)
+        .bind($integration_id)
+        .bind(st.flow)
+        .bind(&st.redirect_uri)
+        .bind(&st.issuer)
+        .bind(st.iss_required)
+        .bind($now)
+        .bind(st.expires_at)
+        .execute($exec)
+        .await
+        .map_err(|e| map_err(e, "the OAuth state"))?;
+    }};
+}
+
+/// Appends one audit entry with the given executor (a pool or an open transaction).
+macro_rules! insert_audit {
+    ($exec:expr, $entry:expr) => {{
+        let entry: &NewAudit = $entry;
+        sqlx::query(
+            "INSERT INTO audit_log (id, workspace_id, actor_id, action, target, detail, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id())
+        .bind(&entry.workspace_id)
+        .bind(&entry.actor_id)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(entry.detail.to_string())
+        .bind(now_ms())
+        .execute($exec)
+        .await?;
+    }};
+}
+
+for_both_backends! {
+    impl Database {
+        fn backend(&self) -> &'static str {
+            Self::BACKEND
+        }
+
+        async fn ping(&self) -> Result<()> {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        }
+
+        async fn migrate(&self) -> Result<usize> {
+            let before = applied_count(&self.pool).await;
+            Self::MIGRATOR.run(&self.pool).await?;
+            let after = applied_count(&self.pool).await;
+            Ok(after.saturating_sub(before))
+        }
+    }
+}
+
+// After the macros above: each area's SQL, one file each.
+mod audit;
+mod identity;
+mod integrations;
+mod oauth;
+mod vault;
+
+async fn applied_count<'e, E>(exec: E) -> usize
+where
+    E: sqlx::Executor<'e>,
+    i64: sqlx::Type<E::Database> + for<'r> sqlx::Decode<'r, E::Database>,
+    (i64,): for<'r> sqlx::FromRow<'r, <E::Database as sqlx::Database>::Row>,
+    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
+{
+    // Before the first migration the table does not exist: that is zero applied.
+    sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+        .fetch_one(exec)
+        .await
+        .map(|(n,)| usize::try_from(n).unwrap_or(0))
+        .unwrap_or(0)
+}
