@@ -2,6 +2,8 @@
 //! (`mod console_signin;` ...). Run with `cargo test -p plugboard-browser-tests`; screenshots land in
 //! `target/screenshots/`. Needs Debian's `chromium` and `chromium-driver`, and Node.js with npm for axe-core.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod demo;
 mod harness;
 mod real_server;
