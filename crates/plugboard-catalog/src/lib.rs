@@ -72,8 +72,9 @@
 //!   `https://` when the scheme is written literally (whether the destination is allowed is the
 //!   egress guard's job at run time).
 //! * **`verify.http.method`** is one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (any case);
-//!   `expect_status` a code or a non-empty list of codes in 100..=599; `verify.mcp_method` only
-//!   for `streamable-http` / `sse`.
+//!   `expect_status` a code or a non-empty list of codes in 100..=599; `verify.mcp_method` on any
+//!   transport: on a `stdio` manifest it loads (foreign catalogs carry it) and the server's verify answers
+//!   `ok: true` saying that a stdio server is not started by a verify.
 //! * **`mcp_oauth`** needs `streamable-http` exactly (not `sse`), per the spec.
 //! * **Limits.** Files up to [`MAX_FILE_BYTES`]; ids up to 64 bytes; field and derived keys are
 //!   `^[A-Za-z_][A-Za-z0-9_-]*$` (hyphens allowed, as in `api-key`), up to 64 bytes; at most [`MAX_FIELDS`] fields and
