@@ -31,6 +31,9 @@
 //! assert_eq!(m.mcp.args[0].render(&ctx).unwrap(), derived["dsn"]);
 //! ```
 //!
+//! [`convert_registry_document`] turns entries of the official MCP Registry into manifests (see its module for
+//! the mapping).
+//!
 //! # Decisions where the spec leaves room
 //!
 //! * **Literal `$`.** A `$` not followed by `{` is a literal `$` (so foreign catalogs load
@@ -99,6 +102,7 @@ mod catalog;
 mod load;
 mod manifest;
 mod raw;
+mod registry;
 mod template;
 mod util;
 
@@ -113,4 +117,5 @@ pub use manifest::{
     AuthMode, Brand, Docs, Field, FieldError, FieldType, HttpVerify, Manifest, Mcp, OAuthConfig,
     Pattern, SqlDriver, SqlVerify, TokenAuth, Transport, Validation, Verify, MAX_VALUE_BYTES,
 };
+pub use registry::{convert_registry_document, registry_id, Converted, Skipped};
 pub use template::{Filter, Placeholder, RenderContext, RenderError, Template, TemplateError, Var};
