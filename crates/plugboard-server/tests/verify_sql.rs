@@ -348,6 +348,7 @@ async fn mysql_app() -> plugboard_server::testing::TestApp {
     manifests.push(mysql_manifest("my-plain", "?ssl-mode=DISABLED"));
     manifests.push(mysql_manifest("my-tls", "?ssl-mode=REQUIRED"));
     manifests.push(mysql_manifest("my-bad-mode", "?ssl-mode=sometimes"));
+    manifests.push(mysql_manifest("my-verified", "?ssl-mode=VERIFY_IDENTITY"));
     app(
         sqlite().await,
         catalog(&manifests),
@@ -686,4 +687,148 @@ async fn mysql_a_server_that_greets_and_hangs_up_or_is_not_mysql_answers_ok_fals
         assert!(!ok, "{message}");
         assert!(!message.contains("pw-Secret-123"), "{message}");
     }
+}
+
+/// A private MariaDB server with TLS (a self-signed certificate) and `require_secure_transport`, started by the test
+/// from the machine's MariaDB binaries in a temporary folder, and stopped when dropped.
+struct TlsMaria {
+    _dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TlsMaria {
+    async fn start() -> Option<TlsMaria> {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().ok()?;
+        let d = dir.path();
+        let quiet = |c: &mut Command| c.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let installed = quiet(Command::new("mariadb-install-db").args([
+            "--no-defaults",
+            &format!("--datadir={}", d.join("data").display()),
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--user=root",
+        ]))
+        .is_ok_and(|s| s.success());
+        let cert = quiet(Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &d.join("key.pem").display().to_string(),
+            "-out",
+            &d.join("cert.pem").display().to_string(),
+        ]))
+        .is_ok_and(|s| s.success());
+        if !installed || !cert {
+            eprintln!("mariadb-install-db or openssl is missing: the MySQL TLS test is not run");
+            return None;
+        }
+        let port = closed_port().await;
+        let child = Command::new("mariadbd")
+            .args([
+                "--no-defaults".to_owned(),
+                format!("--datadir={}", d.join("data").display()),
+                format!("--port={port}"),
+                "--bind-address=127.0.0.1".to_owned(),
+                format!("--socket={}", d.join("sock").display()),
+                format!("--pid-file={}", d.join("pid").display()),
+                format!("--ssl-cert={}", d.join("cert.pem").display()),
+                format!("--ssl-key={}", d.join("key.pem").display()),
+                "--require-secure-transport=ON".to_owned(),
+                "--user=root".to_owned(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = TlsMaria {
+            _dir: dir,
+            port,
+            child,
+        };
+        let sql = format!(
+            "CREATE USER 'tls_user'@'%' IDENTIFIED BY '{MY_PASSWORD}'; GRANT SELECT ON mysql.* TO 'tls_user'@'%';"
+        );
+        for _ in 0..100 {
+            let ok = Command::new("mariadb")
+                .args([
+                    "-uroot",
+                    "-h127.0.0.1",
+                    &format!("-P{port}"),
+                    "--ssl",
+                    "--batch",
+                    "-e",
+                    &sql,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Some(server);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("the private MariaDB did not start: the MySQL TLS test is not run");
+        None
+    }
+
+    fn fields(&self, password: &str) -> serde_json::Value {
+        json!({"host": "127.0.0.1", "port": self.port.to_string(), "database": "mysql", "user": "tls_user", "password": password})
+    }
+}
+
+impl Drop for TlsMaria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn mysql_signs_in_over_tls_when_the_server_offers_it_and_checks_the_certificate_when_asked() {
+    let Some(server) = TlsMaria::start().await else {
+        return;
+    };
+    let app = mysql_app().await;
+    let (ws, token) = manager(&app).await;
+    // The server refuses any connection without TLS, so these successes were made over TLS.
+    for connector in ["my", "my-tls"] {
+        let (ok, message) = verify(&app, &token, connector, &ws, server.fields(MY_PASSWORD)).await;
+        assert!(ok, "{connector}: {message}");
+    }
+    let (ok, message) = verify(
+        &app,
+        &token,
+        "my-tls",
+        &ws,
+        server.fields("Wrong-Password-987"),
+    )
+    .await;
+    assert!(!ok);
+    assert!(message.contains("Access denied"), "{message}");
+    assert!(!message.contains("Wrong-Password-987"), "{message}");
+    // Without TLS the server says no to the same, right, password (MariaDB words it as an access denial).
+    let (ok, message) = verify(&app, &token, "my-plain", &ws, server.fields(MY_PASSWORD)).await;
+    assert!(!ok);
+    assert!(
+        message.contains("insecure transport") || message.contains("Access denied"),
+        "{message}"
+    );
+    // The certificate is self-signed: checking it against the public roots fails.
+    let (ok, message) = verify(&app, &token, "my-verified", &ws, server.fields(MY_PASSWORD)).await;
+    assert!(!ok);
+    assert!(
+        message.contains("TLS") || message.contains("certificate"),
+        "{message}"
+    );
+    assert!(!message.contains(MY_PASSWORD), "{message}");
 }
