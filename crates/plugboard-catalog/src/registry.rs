@@ -23,8 +23,11 @@
 //!   `{variables}` turned into fields. Remote URL `{variables}` become fields too: one at the start of the URL must
 //!   be an `http(s)://` address; elsewhere it is percent-encoded (`|url`), so it cannot change the host or path.
 //! * **Secrets never on the command line.** An entry that passes a secret input as a command-line argument is
-//!   skipped. An optional argument without a value or default is left out (a manifest cannot add an argument only
-//!   when a field is filled); the setup notes list what was left out.
+//!   skipped. An optional command-line argument without a value or default is left out (a manifest cannot add an
+//!   argument only when a field is filled); the setup notes list what was left out. Environment variables and
+//!   headers always become fields, optional when the entry says so.
+//! * **Older schemas.** snake_case keys (2025-07-09), `version_detail.version`, remotes' `transport_type`, and the
+//!   2025-05 seed's package `registry_name` / `name` (`docker` meaning oci) are read as their current forms.
 //! * **auth_mode.** Any secret input → `pat`; a `streamable-http` remote with no input at all → `mcp_oauth` (a
 //!   hosted server that needs no key usually signs people in with OAuth; the notes tell the reviewer to change it
 //!   to `none` when the server is open); otherwise `none`.
@@ -67,8 +70,8 @@ impl Skipped {
 
 /// Converts every server entry of one registry document (`source` names it in skip reasons). Ids repeated inside
 /// the document are skipped after the first.
-pub fn convert_registry_document(source: &str, text: &str) -> Vec<Result<Converted, Skipped>> {
-    let value: Value = match serde_json::from_str(text) {
+pub fn convert_registry_document(source: &str, document: &str) -> Vec<Result<Converted, Skipped>> {
+    let value: Value = match serde_json::from_str(document) {
         Ok(v) => v,
         Err(e) => {
             return vec![Err(Skipped::new(
@@ -90,9 +93,7 @@ pub fn convert_registry_document(source: &str, text: &str) -> Vec<Result<Convert
         .into_iter()
         .enumerate()
         .map(|(i, entry)| {
-            let name = entry
-                .get("name")
-                .and_then(Value::as_str)
+            let name = text(entry, "name")
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("{source} (entry {})", i + 1));
             let converted = convert_server(entry).map_err(|reason| Skipped::new(&name, reason))?;
@@ -159,11 +160,16 @@ pub fn registry_id(name: &str) -> Option<String> {
     let label = namespace.rsplit('.').next().unwrap_or_default();
     let server_l = server.to_ascii_lowercase();
     let label_l = label.to_ascii_lowercase();
-    let raw = if label_l.is_empty() || server_l.starts_with(&label_l) {
-        server_l
+    let with_label = if label_l.is_empty() || server_l.starts_with(&label_l) {
+        server_l.clone()
     } else {
         format!("{label_l}-{server_l}")
     };
+    // A label that does not start with a letter (`21st-dev`) cannot lead an id: the server part alone then.
+    clean_id(&with_label).or_else(|| clean_id(&server_l))
+}
+
+fn clean_id(raw: &str) -> Option<String> {
     let mut id = String::new();
     for c in raw.chars() {
         let c = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
@@ -319,14 +325,17 @@ fn substitute(
     on_command_line: bool,
     url: bool,
 ) -> R<String> {
+    // Literal runs are escaped whole, so a `$` in one piece and a `{` in the next cannot form a placeholder.
     let mut out = String::new();
+    let mut run = String::new();
     let mut rest = value;
     while let Some(open) = rest.find('{') {
         let (before, after) = rest.split_at(open);
-        out.push_str(&literal(before));
+        run.push_str(before);
         let Some(close) = after.find('}') else {
-            out.push_str(&literal(after));
-            return Ok(out);
+            run.push_str(after);
+            rest = "";
+            break;
         };
         let name = after.get(1..close).unwrap_or_default();
         match vars.and_then(|v| v.get(name)).and_then(Value::as_object) {
@@ -338,7 +347,14 @@ fn substitute(
                         shown(name)
                     ));
                 }
-                let at_start = url && out.is_empty();
+                if run.ends_with('$') {
+                    return Err(format!(
+                        "a `$` directly before the variable `{}` cannot be expressed in a manifest template",
+                        shown(name)
+                    ));
+                }
+                let at_start = url && out.is_empty() && run.is_empty();
+                out.push_str(&literal(&std::mem::take(&mut run)));
                 let key = form.field(name, var, at_start);
                 if url && !at_start {
                     out.push_str(&format!("${{field.{key}|url}}"));
@@ -346,11 +362,12 @@ fn substitute(
                     out.push_str(&format!("${{field.{key}}}"));
                 }
             }
-            None => out.push_str(&literal(after.get(..=close).unwrap_or_default())),
+            None => run.push_str(after.get(..=close).unwrap_or_default()),
         }
         rest = after.get(close + 1..).unwrap_or_default();
     }
-    out.push_str(&literal(rest));
+    run.push_str(rest);
+    out.push_str(&literal(&run));
     Ok(out)
 }
 
@@ -433,9 +450,16 @@ fn key_values(
                 shown(name)
             ));
         }
-        if let Some(t) = input_template(form, name, item, false)? {
-            out.insert(name.to_owned(), json!(t));
-        }
+        // An environment variable or header always becomes a field (optional when the entry says so): leaving it
+        // out would lose it, and an empty value is how most servers read "not set".
+        let t = match item.get("value").and_then(Value::as_str) {
+            Some(value) => {
+                let vars = item.get("variables").and_then(Value::as_object);
+                substitute(form, value, vars, false, false)?
+            }
+            None => format!("${{field.{}}}", form.field(name, item, false)),
+        };
+        out.insert(name.to_owned(), json!(t));
     }
     Ok(out)
 }
@@ -461,7 +485,73 @@ fn env_ok(name: &str) -> bool {
     is_identifier(name, 128)
 }
 
+/// Older schema versions (2025-07-09 and the 2025-05 seed) wrote snake_case keys, `transport_type` on remotes,
+/// `registry_name` + `name` on packages and `version_detail.version`; they are read as the camelCase form.
+fn normalize(v: &Value, in_package: bool, depth: usize) -> Value {
+    const RENAMES: &[(&str, &str)] = &[
+        ("registry_type", "registryType"),
+        ("registry_name", "registryType"),
+        ("registry_base_url", "registryBaseUrl"),
+        ("runtime_hint", "runtimeHint"),
+        ("runtime_arguments", "runtimeArguments"),
+        ("package_arguments", "packageArguments"),
+        ("environment_variables", "environmentVariables"),
+        ("is_required", "isRequired"),
+        ("is_secret", "isSecret"),
+        ("value_hint", "valueHint"),
+        ("is_repeated", "isRepeated"),
+        ("website_url", "websiteUrl"),
+        ("file_sha256", "fileSha256"),
+        ("transport_type", "type"),
+    ];
+    if depth > 32 {
+        return Value::Null;
+    }
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, child) in m {
+                let key = RENAMES
+                    .iter()
+                    .find(|(old, _)| old == k)
+                    .map_or(k.as_str(), |(_, new)| new);
+                let child = normalize(child, k == "packages", depth + 1);
+                // Only fill a key the entry does not already have in its current spelling.
+                if !out.contains_key(key) || !m.contains_key(key) || key == k {
+                    out.insert(key.to_owned(), child);
+                }
+            }
+            if in_package && !out.contains_key("identifier") {
+                if let Some(n) = out.remove("name") {
+                    out.insert("identifier".to_owned(), n);
+                }
+            }
+            if !out.contains_key("version") {
+                if let Some(v) = out
+                    .get("version_detail")
+                    .and_then(|d| d.get("version"))
+                    .cloned()
+                {
+                    out.insert("version".to_owned(), v);
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| normalize(i, in_package, depth + 1))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn convert_server(server: &Map<String, Value>) -> R<Converted> {
+    let normalized = normalize(&Value::Object(server.clone()), false, 0);
+    let Value::Object(server) = &normalized else {
+        return Err("the entry is not an object".to_owned());
+    };
     let name = text(server, "name").ok_or("the entry has no name")?;
     let id = registry_id(name).ok_or_else(|| {
         "the name cannot become a manifest id (expected namespace/server with letters or digits)".to_owned()
@@ -476,7 +566,7 @@ fn convert_server(server: &Map<String, Value>) -> R<Converted> {
         list(server, "remotes")
             .iter()
             .filter_map(Value::as_object)
-            .find(|r| text(r, "type").or_else(|| text(r, "transport_type")) == Some(kind))
+            .find(|r| text(r, "type") == Some(kind))
             .map(|r| (*kind, r))
     });
     if let Some((kind, remote)) = remote {
@@ -494,7 +584,7 @@ fn convert_server(server: &Map<String, Value>) -> R<Converted> {
         let mut reasons = Vec::new();
         let mut chosen = None;
         for p in list(server, "packages").iter().filter_map(Value::as_object) {
-            let kind = text(p, "registryType").or_else(|| text(p, "registry_type"));
+            let kind = text(p, "registryType").map(|k| if k == "docker" { "oci" } else { k });
             let transport = p
                 .get("transport")
                 .and_then(Value::as_object)
@@ -524,9 +614,10 @@ fn convert_server(server: &Map<String, Value>) -> R<Converted> {
                 format!("no remote, and {}", reasons.join("; "))
             });
         };
-        let kind = text(p, "registryType")
-            .or_else(|| text(p, "registry_type"))
-            .unwrap_or_default();
+        let kind = match text(p, "registryType").unwrap_or_default() {
+            "docker" => "oci",
+            k => k,
+        };
         let identifier = text(p, "identifier").ok_or("the package has no identifier")?;
         if identifier.starts_with('-') || identifier.chars().any(char::is_whitespace) {
             return Err(format!(
@@ -649,7 +740,7 @@ fn convert_server(server: &Map<String, Value>) -> R<Converted> {
     }
     if !form.left_out.is_empty() {
         notes.push_str(&format!(
-            "\nOptional arguments left out (add them to `mcp.args` by hand if needed): {}.\n",
+            "\nOptional command-line arguments left out (add them to `mcp.args` by hand if needed): {}.\n",
             form.left_out.join(", ")
         ));
     }

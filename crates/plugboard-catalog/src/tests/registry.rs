@@ -223,7 +223,12 @@ fn an_npm_package_runs_pinned_with_npx_and_its_secrets_go_through_env() {
         "${field.brave_api_key}"
     );
     assert_eq!(m.mcp.env["LOG_LEVEL"].source(), "${field.log_level}");
-    assert!(!m.mcp.env.contains_key("OPTIONAL_THING"));
+    // An optional environment variable is an optional field (blank renders empty, which servers read as unset).
+    assert_eq!(
+        m.mcp.env["OPTIONAL_THING"].source(),
+        "${field.optional_thing}"
+    );
+    assert!(!field(&m, "optional_thing").required);
     assert!(field(&m, "brave_api_key").secret);
     assert_eq!(field(&m, "mode").field_type, FieldType::Select);
     // No secret anywhere on the command line.
@@ -450,6 +455,11 @@ fn ids_come_from_the_namespace_label_and_the_server_part() {
         registry_id("com.example/___").as_deref(),
         Some("example-___")
     );
+    // A namespace label that cannot lead an id gives way to the server part.
+    assert_eq!(
+        registry_id("io.github.21st-dev/magic-mcp").as_deref(),
+        Some("magic-mcp")
+    );
     assert_eq!(registry_id("123/456"), None);
     assert_eq!(registry_id("nothing"), None);
     let long = format!("com.example/{}", "a".repeat(200));
@@ -499,4 +509,77 @@ fn hostile_documents_never_panic() {
             parse_manifest(&c.file_name, &c.yaml).unwrap();
         }
     }
+}
+
+#[test]
+fn entries_in_the_older_snake_case_schema_are_read_too() {
+    // The 2025-07-09 form: snake_case keys, `version_detail`, `transport_type` on remotes, no package transport.
+    let (_, m, _) = one(json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-07-09/server.schema.json",
+        "name": "io.modelcontextprotocol/brave-search",
+        "description": "Brave",
+        "version_detail": {"version": "1.0.2"},
+        "packages": [{
+            "registry_type": "npm",
+            "registry_base_url": "https://registry.npmjs.org",
+            "identifier": "@modelcontextprotocol/server-brave-search",
+            "version": "1.0.2",
+            "environment_variables": [
+                {"name": "BRAVE_API_KEY", "description": "Brave Search API Key", "is_required": true, "is_secret": true}
+            ]
+        }]
+    }));
+    assert_eq!(m.auth_mode, AuthMode::Pat);
+    assert!(field(&m, "brave_api_key").secret && field(&m, "brave_api_key").required);
+    assert!(m
+        .mcp
+        .args
+        .iter()
+        .any(|a| a.source() == "@modelcontextprotocol/server-brave-search@1.0.2"));
+    let (_, m, _) = one(json!({
+        "name": "io.example/remote", "description": "x", "version_detail": {"version": "2.0.0"},
+        "remotes": [{"transport_type": "sse", "url": "https://mcp.example.com/sse",
+                     "headers": [{"name": "X-API-Key", "is_required": true, "is_secret": true}]}]
+    }));
+    assert_eq!(m.mcp.transport, Transport::Sse);
+    assert!(field(&m, "x-api-key").secret);
+    // The 2025-05 seed form: `registry_name` and the package `name`; `docker` is the old name of oci.
+    let (_, m, _) = one(json!({
+        "name": "io.github.example/tool", "description": "x", "version_detail": {"version": "0.0.1-seed"},
+        "packages": [{"registry_name": "docker", "name": "example/tool", "version": "1.4.0"}]
+    }));
+    assert!(m
+        .mcp
+        .args
+        .iter()
+        .any(|a| a.source() == "example/tool:1.4.0"));
+}
+
+#[test]
+fn a_literal_dollar_brace_in_a_value_stays_literal() {
+    let (_, m, _) = one(json!({
+        "name": "io.github.example/obsidian", "description": "x", "version": "1",
+        "packages": [{"registryType": "npm", "identifier": "mcp-obsidian", "version": "1.0.0",
+                      "transport": {"type": "stdio"},
+                      "packageArguments": [{"type": "positional", "value": "${input:vaultPath}"}]}]
+    }));
+    let last = m.mcp.args.last().unwrap();
+    assert!(last.is_literal(), "{}", last.source());
+    let empty = std::collections::BTreeMap::new();
+    let ctx = RenderContext {
+        fields: &empty,
+        derived: &empty,
+        instance_url: "",
+        oauth_access_token: None,
+    };
+    assert_eq!(last.render(&ctx).unwrap(), "${input:vaultPath}");
+    // A `$` right before a real variable cannot be written as a template: skipped, saying so.
+    let s = skipped(json!({
+        "name": "io.github.example/dollar", "description": "x", "version": "1",
+        "packages": [{"registryType": "npm", "identifier": "dollar", "version": "1.0.0",
+                      "transport": {"type": "stdio"},
+                      "packageArguments": [{"type": "positional", "value": "${v}",
+                                            "variables": {"v": {"isRequired": true}}}]}]
+    }));
+    assert!(s.reason.contains("a `$` directly before"), "{s:?}");
 }
