@@ -550,6 +550,50 @@ mod fake_mysql {
         p
     }
 
+    /// Set when a client sent the password in clear text to the fake.
+    pub static CLEAR_PASSWORD_SEEN: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
+    /// Serves one connection as a server asking for the password in clear text (over a plain connection).
+    pub async fn serve_clear_text(mut sock: TcpStream) {
+        let caps = CapabilityFlags::CLIENT_PROTOCOL_41
+            | CapabilityFlags::CLIENT_SECURE_CONNECTION
+            | CapabilityFlags::CLIENT_PLUGIN_AUTH
+            | CapabilityFlags::CLIENT_CONNECT_WITH_DB;
+        let mut scramble_2 = NONCE[8..].to_vec();
+        scramble_2.push(0);
+        let mut greeting = Vec::new();
+        HandshakePacket::new(
+            10,
+            &b"8.0.36-fake"[..],
+            7,
+            NONCE[..8].try_into().expect("8 bytes"),
+            Some(scramble_2),
+            caps,
+            45,
+            StatusFlags::empty(),
+            Some(&b"mysql_native_password"[..]),
+        )
+        .serialize(&mut greeting);
+        send(&mut sock, 0, &greeting).await;
+        let (seq, _) = recv(&mut sock).await;
+        let mut req = Vec::new();
+        AuthSwitchRequest::new(&b"mysql_clear_password"[..], &b""[..]).serialize(&mut req);
+        send(&mut sock, seq + 1, &req).await;
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            sock.read_to_end(&mut rest),
+        )
+        .await;
+        if rest
+            .windows(PASSWORD.len())
+            .any(|w| w == PASSWORD.as_bytes())
+        {
+            CLEAR_PASSWORD_SEEN.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     /// Serves one connection: greets with caching_sha2_password; `switch` makes the account a
     /// mysql_native_password one (the server then asks the client to switch).
     pub async fn serve_one(mut sock: TcpStream, switch: bool) {
@@ -652,6 +696,28 @@ async fn mysql_caching_sha2_fast_path_and_a_switch_to_native_password_sign_in() 
         assert!(message.contains("Access denied"), "{message}");
         assert!(!message.contains("Wrong-Password-987"), "{message}");
     }
+}
+
+#[tokio::test]
+async fn mysql_a_server_asking_for_the_password_in_clear_text_without_tls_never_gets_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let served = tokio::spawn(async move {
+        if let Ok((sock, _)) = listener.accept().await {
+            fake_mysql::serve_clear_text(sock).await;
+        }
+    });
+    let app = mysql_app().await;
+    let (ws, token) = manager(&app).await;
+    let fields = json!({"host": "127.0.0.1", "port": port.to_string(), "database": "shop", "user": "app",
+                        "password": fake_mysql::PASSWORD});
+    let (ok, message) = verify(&app, &token, "my", &ws, fields).await;
+    assert!(!ok);
+    assert!(message.contains("clear text"), "{message}");
+    served.await.expect("the fake server ran");
+    assert!(!fake_mysql::CLEAR_PASSWORD_SEEN.load(std::sync::atomic::Ordering::SeqCst));
 }
 
 #[tokio::test]

@@ -655,7 +655,26 @@ fn auth_step(
     })
 }
 
-fn init_plugin(plugin: &AuthPlugin<'_>) -> Result<AuthProc, String> {
+fn init_plugin(plugin: &AuthPlugin<'_>, tls: bool) -> Result<AuthProc, String> {
+    match plugin {
+        // As the `mysql` client does by default: never the password in clear text without TLS, never the pre-4.1
+        // hash.
+        AuthPlugin::MysqlClearPassword if !tls => {
+            return Err(
+                "the database asks for the password in clear text over an unencrypted connection; refused \
+                 (connect with TLS: ssl-mode=REQUIRED)"
+                    .to_owned(),
+            )
+        }
+        AuthPlugin::MysqlOldPassword => {
+            return Err(
+                "the database asks for the pre-4.1 password method (mysql_old_password), which is insecure; \
+                 refused"
+                    .to_owned(),
+            )
+        }
+        _ => {}
+    }
     AuthProc::init(plugin).map_err(|_| {
         format!(
             "the database asks for the sign-in method `{}`, which this verify does not support; use an account \
@@ -830,7 +849,7 @@ impl MyLogin<'_> {
                 AuthProc::init(p).is_ok() && !matches!(p, AuthPlugin::Ed25519 | AuthPlugin::Parsec)
             })
             .unwrap_or(AuthPlugin::MysqlNativePassword);
-        let mut proc = init_plugin(&plugin)?;
+        let mut proc = init_plugin(&plugin, tls)?;
         let mut scramble = nonce.to_vec();
         let first = auth_step(
             &mut proc,
@@ -875,7 +894,7 @@ impl MyLogin<'_> {
                         Ok((req.auth_plugin().into_owned(), req.plugin_data().to_vec()))
                     })?;
                     plugin = next;
-                    proc = init_plugin(&plugin)?;
+                    proc = init_plugin(&plugin, tls)?;
                     scramble = data;
                     let answer = auth_step(
                         &mut proc,
