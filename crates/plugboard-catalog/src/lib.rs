@@ -31,6 +31,9 @@
 //! assert_eq!(m.mcp.args[0].render(&ctx).unwrap(), derived["dsn"]);
 //! ```
 //!
+//! [`convert_registry_document`] turns entries of the official MCP Registry into manifests (see its module for
+//! the mapping).
+//!
 //! # Decisions where the spec leaves room
 //!
 //! * **Literal `$`.** A `$` not followed by `{` is a literal `$` (so foreign catalogs load
@@ -72,8 +75,9 @@
 //!   `https://` when the scheme is written literally (whether the destination is allowed is the
 //!   egress guard's job at run time).
 //! * **`verify.http.method`** is one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (any case);
-//!   `expect_status` a code or a non-empty list of codes in 100..=599; `verify.mcp_method` only
-//!   for `streamable-http` / `sse`.
+//!   `expect_status` a code or a non-empty list of codes in 100..=599; `verify.mcp_method` on any
+//!   transport: on a `stdio` manifest it loads (foreign catalogs carry it) and the server's verify answers
+//!   `ok: true` saying that a stdio server is not started by a verify.
 //! * **`mcp_oauth`** needs `streamable-http` exactly (not `sse`), per the spec.
 //! * **Limits.** Files up to [`MAX_FILE_BYTES`]; ids up to 64 bytes; field and derived keys are
 //!   `^[A-Za-z_][A-Za-z0-9_-]*$` (hyphens allowed, as in `api-key`), up to 64 bytes; at most [`MAX_FIELDS`] fields and
@@ -98,6 +102,7 @@ mod catalog;
 mod load;
 mod manifest;
 mod raw;
+mod registry;
 mod template;
 mod util;
 
@@ -112,4 +117,5 @@ pub use manifest::{
     AuthMode, Brand, Docs, Field, FieldError, FieldType, HttpVerify, Manifest, Mcp, OAuthConfig,
     Pattern, SqlDriver, SqlVerify, TokenAuth, Transport, Validation, Verify, MAX_VALUE_BYTES,
 };
+pub use registry::{convert_registry_document, registry_id, Converted, Skipped};
 pub use template::{Filter, Placeholder, RenderContext, RenderError, Template, TemplateError, Var};

@@ -280,7 +280,8 @@ pub struct Mcp {
 pub enum Verify {
     Http(HttpVerify),
     Sql(SqlVerify),
-    /// An MCP method such as `tools/list`; only on `streamable-http` / `sse` manifests.
+    /// An MCP method such as `tools/list`. Probed on `streamable-http` manifests; on `stdio` (and `sse`) ones the
+    /// server answers `ok: true` without a probe.
     McpMethod(String),
 }
 

@@ -19,6 +19,7 @@ test_on_both_backends! {
     a_pat_install_vaults_the_token_and_is_active_at_once => pat_install;
     a_pat_install_over_stdio_vaults_every_env_value => pat_stdio_install;
     a_conn_string_install_keeps_the_dsn_template_and_vaults_every_part => conn_string_install;
+    the_builtin_postgres_install_passes_every_credential_through_env_only => builtin_postgres_install;
     an_mcp_oauth_install_is_pending_and_hands_off_to_mcp_oauth => mcp_oauth_install;
     a_byo_oauth_install_returns_an_authorization_url_with_state_and_pkce => byo_oauth_install;
     a_none_install_keeps_plain_settings_visible_and_needs_no_body => none_install;
@@ -113,17 +114,20 @@ async fn pat_stdio_install(db: Db) {
         &app,
         &owner,
         &ws,
-        "slack",
-        json!({"fields": {"bot_token": "xoxb-1234-abcd", "team_id": "T0123ABC"}}),
+        "circleci",
+        json!({"fields": {"token": "CCIPAT_1234abcd"}}),
     )
     .await;
     let id = body["integration_id"].as_str().unwrap();
     let got = get_integration(&app, &owner, id).await;
-    assert_eq!(got["name"], "Slack", "the name defaults to the manifest's");
+    assert_eq!(
+        got["name"], "CircleCI",
+        "the name defaults to the manifest's"
+    );
     assert_eq!(
         got["mcp"],
-        json!({"transport": "stdio", "command": "npx", "args": ["-y", "@modelcontextprotocol/server-slack"],
-               "env": {"SLACK_BOT_TOKEN": "********", "SLACK_TEAM_ID": "********", "SLACK_CHANNEL_IDS": ""}})
+        json!({"transport": "stdio", "command": "npx", "args": ["-y", "@circleci/mcp-server-circleci@0.20.0"],
+               "env": {"CIRCLECI_TOKEN": "********", "CIRCLECI_BASE_URL": ""}})
     );
     let names: Vec<String> = app
         .db
@@ -136,21 +140,45 @@ async fn pat_stdio_install(db: Db) {
         .collect();
     assert_eq!(
         names,
-        ["field.bot_token", "field.team_id"],
+        ["field.token"],
         "an optional field left blank has no value to store"
     );
     let rt = runtime(&app, &owner, id).await.json();
-    assert_eq!(rt["mcp"]["env"]["SLACK_BOT_TOKEN"], "xoxb-1234-abcd");
-    assert_eq!(rt["mcp"]["env"]["SLACK_TEAM_ID"], "T0123ABC");
-    assert_eq!(rt["mcp"]["env"]["SLACK_CHANNEL_IDS"], "");
+    assert_eq!(rt["mcp"]["env"]["CIRCLECI_TOKEN"], "CCIPAT_1234abcd");
+    assert_eq!(rt["mcp"]["env"]["CIRCLECI_BASE_URL"], "");
 }
 
+/// The example of `spec/manifest.md`: a DSN built from fields and passed as an argument.
+const DSN_MANIFEST: &str = r##"id: pg-dsn
+name: PostgreSQL (DSN)
+auth_mode: conn_string
+fields:
+  - {key: host, label: Host, type: text, required: true}
+  - {key: port, label: Port, type: number, required: true, default: "5432"}
+  - {key: database, label: Database, type: text, required: true}
+  - {key: user, label: User, type: text, required: true}
+  - {key: password, label: Password, type: password, required: true}
+derived:
+  dsn: "postgres://${field.user|url}:${field.password|url}@${field.host}:${field.port}/${field.database}"
+mcp:
+  transport: stdio
+  command: npx
+  args: ["-y", "@modelcontextprotocol/server-postgres", "${derived.dsn}"]
+"##;
+
 async fn conn_string_install(db: Db) {
-    let app = TestApp::new(db).await;
+    let catalog =
+        plugboard_catalog::Catalog::from_entries(vec![plugboard_catalog::parse_manifest(
+            "pg-dsn.yaml",
+            DSN_MANIFEST,
+        )
+        .unwrap()])
+        .unwrap();
+    let app = TestApp::build(db, Some(catalog), |_| {}).await;
     let (ws, owner) = app.workspace().await;
-    let fields = json!({"host": "db.example.com", "database": "app", "user": "ro",
-                        "password": "p@ss/w:rd", "sslmode": "require"});
-    let body = install(&app, &owner, &ws, "postgres", json!({"fields": fields})).await;
+    let fields =
+        json!({"host": "db.example.com", "database": "app", "user": "ro", "password": "p@ss/w:rd"});
+    let body = install(&app, &owner, &ws, "pg-dsn", json!({"fields": fields})).await;
     assert_eq!(body["next_step"], "");
     let id = body["integration_id"].as_str().unwrap();
     let got = get_integration(&app, &owner, id).await;
@@ -160,7 +188,7 @@ async fn conn_string_install(db: Db) {
         json!([
             "-y",
             "@modelcontextprotocol/server-postgres",
-            "postgres://********:********@********:********/********?sslmode=********"
+            "postgres://********:********@********:********/********"
         ])
     );
     let row = app
@@ -181,13 +209,49 @@ async fn conn_string_install(db: Db) {
             .await
             .unwrap()
             .len(),
-        6
+        5
     );
     let rt = runtime(&app, &owner, id).await.json();
     assert_eq!(
         rt["mcp"]["args"][2],
-        "postgres://ro:p%40ss%2Fw%3Ard@db.example.com:5432/app?sslmode=require"
+        "postgres://ro:p%40ss%2Fw%3Ard@db.example.com:5432/app"
     );
+}
+
+async fn builtin_postgres_install(db: Db) {
+    let app = TestApp::new(db).await;
+    let (ws, owner) = app.workspace().await;
+    let fields = json!({"host": "db.example.com", "database": "app", "user": "ro",
+                        "password": "p@ss/w:rd", "sslmode": "require"});
+    let body = install(&app, &owner, &ws, "postgres", json!({"fields": fields})).await;
+    let id = body["integration_id"].as_str().unwrap();
+    let got = get_integration(&app, &owner, id).await;
+    assert_eq!(
+        got["mcp"]["args"],
+        json!([
+            "-y",
+            "@toolbox-sdk/server@1.12.0",
+            "--prebuilt",
+            "postgres",
+            "--stdio"
+        ]),
+        "nothing the user typed is on the command line"
+    );
+    for (k, v) in got["mcp"]["env"].as_object().unwrap() {
+        assert!(
+            v.as_str().unwrap().contains("********"),
+            "{k} is shown: {v}"
+        );
+    }
+    assert_eq!(app.db.store.integration_secrets(id).await.unwrap().len(), 6);
+    let rt = runtime(&app, &owner, id).await.json();
+    let env = &rt["mcp"]["env"];
+    assert_eq!(env["POSTGRES_HOST"], "db.example.com");
+    assert_eq!(env["POSTGRES_PORT"], "5432");
+    assert_eq!(env["POSTGRES_DATABASE"], "app");
+    assert_eq!(env["POSTGRES_USER"], "ro");
+    assert_eq!(env["POSTGRES_PASSWORD"], "p@ss/w:rd");
+    assert_eq!(env["POSTGRES_QUERY_PARAMS"], "sslmode=require");
 }
 
 async fn mcp_oauth_install(db: Db) {
@@ -331,7 +395,7 @@ async fn none_install(db: Db) {
         got["mcp"]["args"],
         json!([
             "-y",
-            "@modelcontextprotocol/server-filesystem",
+            "@modelcontextprotocol/server-filesystem@2026.8.31",
             "/srv/shared"
         ])
     );
@@ -360,7 +424,7 @@ async fn none_install(db: Db) {
     let got = get_integration(&app, &owner, &id).await;
     assert_eq!(
         got["mcp"],
-        json!({"transport": "stdio", "command": "uvx", "args": ["mcp-server-time"], "env": {}})
+        json!({"transport": "stdio", "command": "uvx", "args": ["mcp-server-time@2026.10.19"], "env": {}})
     );
 }
 
@@ -476,8 +540,8 @@ async fn field_errors(db: Db) {
         ),
         (
             "slack",
-            json!({"fields": {"bot_token": secret, "team_id": "T1"}}),
-            "bot_token",
+            json!({"fields": {"user_token": secret}}),
+            "user_token",
         ),
         (
             "filesystem",

@@ -222,19 +222,17 @@ async fn patch_fields(db: Db) {
     .await
     .assert_status(200);
     let rt = runtime(&app, &owner, &pg).await.json();
-    assert_eq!(
-        rt["mcp"]["args"][2],
-        "postgres://ro:two@db.example.com:6543/app?sslmode=prefer"
-    );
+    assert_eq!(rt["mcp"]["env"]["POSTGRES_PASSWORD"], "two");
+    assert_eq!(rt["mcp"]["env"]["POSTGRES_PORT"], "6543");
+    assert_eq!(rt["mcp"]["env"]["POSTGRES_USER"], "ro");
+    assert_eq!(rt["mcp"]["env"]["POSTGRES_QUERY_PARAMS"], "sslmode=prefer");
     // `null` clears a value (the default applies again).
     patch(&app, &owner, &pg, json!({"fields": {"port": null}}))
         .await
         .assert_status(200);
     let rt = runtime(&app, &owner, &pg).await.json();
-    assert_eq!(
-        rt["mcp"]["args"][2],
-        "postgres://ro:two@db.example.com:5432/app?sslmode=prefer"
-    );
+    assert_eq!(rt["mcp"]["env"]["POSTGRES_PORT"], "5432");
+    assert_eq!(rt["mcp"]["env"]["POSTGRES_PASSWORD"], "two");
 
     // byo_oauth: the field entries are replaced, the PKCE verifier is kept as it was.
     let byo = install(

@@ -53,10 +53,7 @@ async fn rotate_under_load(db: Db) {
         .as_str()
         .unwrap()
         .to_string();
-    expected.push((
-        pg,
-        "postgres://u:rotating@db.example.com:5432/d?sslmode=prefer".into(),
-    ));
+    expected.push((pg, r#""POSTGRES_PASSWORD":"rotating""#.into()));
     expected.push((custom, "Bearer custom-secret".into()));
     let old_keys: Vec<String> = app
         .db

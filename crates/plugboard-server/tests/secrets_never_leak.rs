@@ -55,7 +55,7 @@ async fn canary_everywhere(db: Db) {
         ("github", json!({"fields": {"token": github_token(&c)}})),
         (
             "slack",
-            json!({"fields": {"bot_token": format!("xoxb-{c}"), "team_id": "T0ABC"}}),
+            json!({"fields": {"user_token": format!("xoxp-{c}")}}),
         ),
         (
             "postgres",
@@ -128,7 +128,7 @@ async fn canary_everywhere(db: Db) {
         ),
         (
             install_uri("slack", &ws.id),
-            format!(r#"{{"fields": {{"bot_token": "{c}", "team_id": "T1"}}}}"#),
+            format!(r#"{{"fields": {{"user_token": "{c}"}}}}"#),
         ),
         (
             format!("/api/v1/integrations?workspace_id={}", ws.id),

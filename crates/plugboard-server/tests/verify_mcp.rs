@@ -194,3 +194,57 @@ async fn an_mcp_server_that_never_answers_times_out() {
     assert!(!ok);
     assert!(message.contains("timed out"), "{message}");
 }
+
+#[tokio::test]
+async fn a_stdio_manifest_with_an_mcp_method_verify_answers_ok_saying_no_server_was_started() {
+    // The shape of a manifest written for another platform: a stdio server and `verify: {mcp_method: tools/list}`.
+    let manifests = vec![r#"id: foreign
+name: Foreign stdio
+auth_mode: pat
+fields:
+  - {key: api-key, label: API key, type: password, required: true}
+mcp:
+  transport: stdio
+  command: npx
+  args: ["-y", "@acme/notes-mcp@1.2.3"]
+  env: {ACME_API_KEY: "${field.api-key}"}
+verify:
+  mcp_method: tools/list
+"#
+    .to_owned()];
+    let app = app(
+        sqlite().await,
+        catalog(&manifests),
+        true,
+        Duration::from_secs(5),
+    )
+    .await;
+    let (ws, token) = manager(&app).await;
+    let (ok, message) = verify(
+        &app,
+        &token,
+        "foreign",
+        &ws,
+        json!({"api-key": "sk-foreign-secret-1234"}),
+    )
+    .await;
+    assert!(ok, "{message}");
+    assert!(
+        message.contains("a stdio MCP server is not started by a verify"),
+        "{message}"
+    );
+    assert!(!message.contains("sk-foreign-secret-1234"), "{message}");
+    // The form is still checked: a missing required field is a 400 naming it.
+    let res = app
+        .post(
+            &verify_uri("foreign", &ws),
+            Some(&token),
+            json!({"fields": {}}),
+        )
+        .await;
+    res.assert_status(400);
+    assert!(res.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("api-key"));
+}

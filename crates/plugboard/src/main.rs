@@ -142,6 +142,15 @@ enum CatalogCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Convert MCP Registry server.json entries into manifests: prints {"written","skipped":[{"name","reason"}]}.
+    ImportRegistry {
+        /// Folder to write the manifests to (created if missing; existing files are never overwritten).
+        #[arg(long, default_value = "./catalog-import")]
+        out: PathBuf,
+        /// server.json files, or registry API answers ({"server": …} or {"servers": [ … ]}).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -282,6 +291,12 @@ async fn run(config: Config, command: Command) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Catalog {
+            command: CatalogCommand::ImportRegistry { out, files },
+        } => {
+            print(import_registry(&out, &files)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Vault {
             command: VaultCommand::Rotate,
         } => {
@@ -297,6 +312,56 @@ async fn run(config: Config, command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Converts registry entries into `out`, one file per server; a file that cannot be read, an entry that cannot be
+/// converted and a file that already exists are reported in `skipped`.
+fn import_registry(out: &std::path::Path, files: &[PathBuf]) -> Result<serde_json::Value> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the folder {}", out.display()))?;
+    let mut written = 0usize;
+    let mut skipped = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for file in files {
+        let shown = file.display().to_string();
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                skipped
+                    .push(json!({"name": shown, "reason": format!("cannot read the file: {e}")}));
+                continue;
+            }
+        };
+        for result in plugboard_catalog::convert_registry_document(&shown, &text) {
+            match result {
+                Err(s) => skipped.push(json!({"name": s.name, "reason": s.reason})),
+                Ok(c) if !ids.insert(c.id.clone()) => skipped.push(json!({
+                    "name": c.id,
+                    "reason": "another entry of this import already became this id",
+                })),
+                Ok(c) => {
+                    let path = out.join(&c.file_name);
+                    let created = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .and_then(|mut f| std::io::Write::write_all(&mut f, c.yaml.as_bytes()));
+                    match created {
+                        Ok(()) => written += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => skipped.push(json!({
+                            "name": c.id,
+                            "reason": format!("{} already exists (remove it to import again)", path.display()),
+                        })),
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&path);
+                            skipped.push(json!({"name": c.id, "reason": format!("cannot write {}: {e}", path.display())}));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(json!({"written": written, "skipped": skipped}))
 }
 
 async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {

@@ -446,3 +446,64 @@ fn a_wrong_master_key_fails_at_start_not_at_first_decrypt() {
     let err = other.fails(&["serve"]);
     assert!(err.contains("master key does not open"), "{err}");
 }
+
+#[test]
+fn catalog_import_registry_writes_one_linted_manifest_per_server_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("servers.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({"servers": [
+            {"server": {"name": "com.example/crm", "description": "CRM", "version": "1.0.0",
+                        "remotes": [{"type": "streamable-http", "url": "https://mcp.example.com/mcp",
+                                     "headers": [{"name": "X-Api-Key", "isRequired": true, "isSecret": true}]}]}},
+            {"server": {"name": "io.github.example/notes", "description": "Notes", "version": "0.3.1",
+                        "packages": [{"registryType": "npm", "identifier": "@example/notes-mcp", "version": "0.3.1",
+                                      "transport": {"type": "stdio"},
+                                      "environmentVariables": [{"name": "NOTES_TOKEN", "isSecret": true, "isRequired": true}]}]}},
+            {"server": {"name": "com.example/dotnet", "description": "x", "version": "1.0.0",
+                        "packages": [{"registryType": "nuget", "identifier": "Example.Mcp", "version": "1.0.0",
+                                      "transport": {"type": "stdio"}}]}}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = dir.path().join("imported");
+    let env = Env::sqlite();
+    let missing = dir.path().join("missing.json");
+    let args = [
+        "catalog",
+        "import-registry",
+        "--out",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ];
+    let v = env.json(&args);
+    assert_eq!(v["written"], 2, "{v}");
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{v}");
+    assert_eq!(skipped[0]["name"], "com.example/dotnet");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("nuget"));
+    assert!(skipped[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cannot read the file"));
+    assert!(out.join("example-crm.yaml").is_file());
+    assert!(out.join("example-notes.yaml").is_file());
+    let lint = env.json(&["catalog", "lint", out.to_str().unwrap()]);
+    assert_eq!(lint, serde_json::json!({"valid": 2, "invalid": []}));
+
+    // A second run keeps the files that are there and says so.
+    std::fs::write(out.join("example-crm.yaml"), "# edited by hand\n").unwrap();
+    let v = env.json(&args[..5]);
+    assert_eq!(v["written"], 0, "{v}");
+    assert!(v["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("example-crm.yaml")).unwrap(),
+        "# edited by hand\n"
+    );
+}

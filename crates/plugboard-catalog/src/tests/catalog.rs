@@ -18,7 +18,7 @@ fn the_builtin_catalog_loads() {
         Ok(c) => c,
         Err(e) => panic!("a built-in manifest does not load: {e}"),
     };
-    assert!(catalog.len() >= 12, "only {} built-ins", catalog.len());
+    assert!(catalog.len() >= 50, "only {} built-ins", catalog.len());
     let modes: HashSet<AuthMode> = catalog
         .entries()
         .iter()
@@ -42,6 +42,110 @@ fn the_builtin_catalog_loads() {
             Some(&e.source)
         );
         assert!(e.raw.is_object());
+    }
+}
+
+/// The package argument of an `npx` / `uvx` command line: the first argument that is not an option.
+fn package_arg(m: &Manifest) -> Option<String> {
+    m.mcp
+        .args
+        .iter()
+        .map(|a| a.source().to_owned())
+        .find(|a| !a.starts_with('-'))
+}
+
+#[test]
+fn every_builtin_npx_or_uvx_server_is_pinned_to_an_exact_version() {
+    let catalog = Catalog::builtin().unwrap();
+    for e in catalog.entries() {
+        let m = &e.manifest;
+        let Some(command) = m.mcp.command.as_ref().map(|c| c.source().to_owned()) else {
+            continue;
+        };
+        if command != "npx" && command != "uvx" {
+            continue;
+        }
+        let package = package_arg(m).unwrap_or_default();
+        // `@scope/name@1.2.3` or `name@1.2.3`: the version follows the last `@` that is not the first character.
+        let version = package
+            .get(1..)
+            .and_then(|rest| rest.rsplit_once('@'))
+            .map(|(_, v)| v.to_owned());
+        let exact = version.as_deref().is_some_and(|v| {
+            v.starts_with(|c: char| c.is_ascii_digit())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+        });
+        assert!(
+            exact,
+            "{}: `{package}` is not pinned to an exact version",
+            m.id
+        );
+        if command == "npx" {
+            assert_eq!(
+                m.mcp.args.first().map(|a| a.source()),
+                Some("-y"),
+                "{}: npx must not prompt",
+                m.id
+            );
+        }
+    }
+}
+
+#[test]
+fn no_builtin_puts_a_secret_on_the_command_line() {
+    let catalog = Catalog::builtin().unwrap();
+    for e in catalog.entries() {
+        let m = &e.manifest;
+        let secret_derived: HashSet<&str> = m
+            .derived
+            .iter()
+            .filter(|(_, t)| {
+                t.placeholders().any(|p| match &p.var {
+                    Var::Field(k) => m.field(k).is_some_and(|f| f.secret),
+                    _ => false,
+                })
+            })
+            .map(|(k, _)| k.as_str())
+            .collect();
+        for arg in &m.mcp.args {
+            for p in arg.placeholders() {
+                let secret = match &p.var {
+                    Var::Field(k) => m.field(k).is_some_and(|f| f.secret),
+                    Var::Derived(k) => secret_derived.contains(k.as_str()),
+                    Var::OAuthAccessToken => true,
+                    _ => false,
+                };
+                assert!(!secret, "{}: a secret in mcp.args ({})", m.id, arg.source());
+            }
+        }
+    }
+}
+
+#[test]
+fn every_builtin_has_setup_notes_and_a_row_in_sources_md() {
+    let sources = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../catalog/SOURCES.md"),
+    )
+    .unwrap();
+    for e in Catalog::builtin().unwrap().entries() {
+        let m = &e.manifest;
+        let notes = m
+            .docs
+            .as_ref()
+            .map(|d| d.setup_md.trim())
+            .unwrap_or_default();
+        assert!(notes.len() > 80, "{}: setup notes too thin", m.id);
+        assert!(
+            sources.contains(&format!("| `{}` |", m.id)),
+            "{}: no row in catalog/SOURCES.md",
+            m.id
+        );
+        if m.auth_mode == AuthMode::Pat || m.auth_mode == AuthMode::ConnString {
+            if let Some(endpoint) = &m.mcp.endpoint {
+                assert!(endpoint.source().starts_with("https://"), "{}", m.id);
+            }
+        }
     }
 }
 

@@ -859,21 +859,50 @@ fn a_sql_verify_needs_a_known_driver_and_a_dsn() {
 }
 
 #[test]
-fn an_mcp_method_verify_is_only_for_http_transports() {
+fn an_mcp_method_verify_loads_on_every_transport() {
     let m = manifest(&with_verify("{mcp_method: tools/list}"));
     assert_eq!(m.verify, Some(Verify::McpMethod("tools/list".into())));
     rejects(
+        &with_verify("{mcp_method: \"tools list\"}"),
+        &["verify.mcp_method", "MCP method name"],
+    );
+}
+
+#[test]
+fn a_stdio_manifest_written_for_another_platform_with_an_mcp_method_verify_loads() {
+    // The shape other platforms' catalogs use: a stdio server started with npx, a hyphenated field key, and
+    // `verify: {mcp_method: tools/list}`.
+    let m = manifest(
+        r#"id: acme-notes
+name: Acme Notes
+description: Notes for agents
+category: productivity
+auth_mode: pat
+fields:
+  - {key: api-key, label: API key, type: password, required: true}
+mcp:
+  transport: stdio
+  command: npx
+  args: ["-y", "@acme/notes-mcp@1.2.3"]
+  env: {ACME_API_KEY: "${field.api-key}"}
+verify:
+  mcp_method: tools/list
+"#,
+    );
+    assert_eq!(m.mcp.transport, Transport::Stdio);
+    assert_eq!(m.verify, Some(Verify::McpMethod("tools/list".into())));
+    // The spec example with its sql verify swapped for an mcp_method one loads too.
+    let m = manifest(&SPEC_EXAMPLE.replace(
+        "  sql: {driver: postgres, dsn: \"${derived.dsn}\"}",
+        "  mcp_method: tools/list",
+    ));
+    assert_eq!(m.verify, Some(Verify::McpMethod("tools/list".into())));
+    // Still exactly one verify kind, and still a method name.
+    rejects(
         &SPEC_EXAMPLE.replace(
             "  sql: {driver: postgres, dsn: \"${derived.dsn}\"}",
-            "  mcp_method: tools/list",
+            "  mcp_method: \"tools/list; rm\"",
         ),
-        &[
-            "verify.mcp_method",
-            "only allowed for streamable-http and sse",
-        ],
-    );
-    rejects(
-        &with_verify("{mcp_method: \"tools list\"}"),
         &["verify.mcp_method", "MCP method name"],
     );
 }

@@ -5,6 +5,7 @@
 mod catalog;
 mod manifest_rules;
 mod props;
+mod registry;
 mod submission;
 
 use crate::{parse_manifest, Entry, Manifest};

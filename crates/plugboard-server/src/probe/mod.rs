@@ -4,8 +4,8 @@
 //!
 //! - [`http`]: one request through [`Guard::send`] (redirects followed by the guard, each hop re-checked, auth
 //!   headers dropped when a hop leaves the origin); success by status and optionally a JSON field that must be `true`.
-//! - [`sql`]: a PostgreSQL login over a TCP stream from the guarded dialer, `SELECT 1`, close. MySQL: the server's
-//!   greeting only (see the module docs).
+//! - [`sql`]: a PostgreSQL or MySQL login over a TCP stream from the guarded dialer, `SELECT 1`, close (see the
+//!   module docs).
 //! - [`mcp`]: an MCP session over streamable HTTP: `initialize`, `notifications/initialized`, the method.
 //!
 //! Everything a probe says back goes through [`redact::finish`]: every submitted secret removed in every encoding,
