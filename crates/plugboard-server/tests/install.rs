@@ -243,7 +243,15 @@ async fn builtin_postgres_install(db: Db) {
             "{k} is shown: {v}"
         );
     }
-    assert_eq!(app.db.store.integration_secrets(id).await.unwrap().len(), 6);
+    assert_eq!(
+        app.db
+            .store
+            .integration_secrets(&IntegrationId::from(id))
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
     let rt = runtime(&app, &owner, id).await.json();
     let env = &rt["mcp"]["env"];
     assert_eq!(env["POSTGRES_HOST"], "db.example.com");
