@@ -9,6 +9,7 @@ pub mod error;
 pub mod integration;
 pub mod limits;
 pub mod oauth;
+pub mod oidc;
 pub mod openapi;
 pub mod prepared;
 pub mod probe;

@@ -14,7 +14,7 @@
 //   expired, foreign_key (signed by a key not in the JWKS, with a kid the JWKS lacks), forged_kid (signed by another
 //   key under the real kid), alg_none, hs256 (HMAC with the client secret: an algorithm the provider does not
 //   advertise); `{"mode": null}` stops tampering;
-// - `GET /__test/stats`: `{jwks_fetches, token_responses, last_id_token_kid}`.
+// - `GET /__test/stats`: `{jwks_fetches, userinfo_requests, token_responses, last_id_token_kid}`.
 //
 // Usage: node idp.mjs --redirect-uri URI [--redirect-uri URI …] [--port N] [--claims-in-id-token]
 // (port 0, the default, picks a free one)
@@ -75,7 +75,7 @@ const signingKeys = [await newSigningKey()];
 const accounts = new Map(); // sub -> { email, email_verified, name }
 let loginAs = null;
 let tamperMode = null;
-const stats = { jwks_fetches: 0, token_responses: 0, last_id_token_kid: null };
+const stats = { jwks_fetches: 0, userinfo_requests: 0, token_responses: 0, last_id_token_kid: null };
 
 const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
 
@@ -152,6 +152,7 @@ function buildProvider() {
   p.use(async (ctx, next) => {
     await next();
     if (ctx.path === '/jwks' && ctx.method === 'GET') stats.jwks_fetches += 1;
+    if (ctx.path === '/me') stats.userinfo_requests += 1;
     if (ctx.path === '/token' && ctx.status === 200 && ctx.body && typeof ctx.body.id_token === 'string') {
       stats.token_responses += 1;
       if (tamperMode) ctx.body = { ...ctx.body, id_token: await tamper(ctx.body.id_token, tamperMode) };
