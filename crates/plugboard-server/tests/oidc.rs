@@ -450,6 +450,22 @@ async fn an_identity_provider_that_is_down_answers_a_clear_error_within_the_time
         OidcError::ProviderUnreachable("it did not answer within 500 ms".into())
     );
     held.abort();
+
+    // Up but failing: a 503 is "unreachable" too (try again later), not a configuration problem.
+    let failing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = failing.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(|| async { StatusCode::SERVICE_UNAVAILABLE });
+    let served = tokio::spawn(async move { axum::serve(failing, app).await });
+    let rp = Oidc::new(
+        settings_for(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)),
+        &KEY,
+    )
+    .unwrap();
+    assert_eq!(
+        rp.start_login().await.unwrap_err(),
+        OidcError::ProviderUnreachable("it answered 503 Service Unavailable".into())
+    );
+    served.abort();
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //!
 //! The identity provider is chosen by the operator, so it may sit on a private network: these calls do not go
 //! through the user-facing egress guard. They keep its other rules: no proxy from the environment, no redirects,
-//! the configured connect and total timeouts, and answers capped at 1 MiB.
+//! the configured connect and total timeouts, and answers capped at 1 MiB. A 5xx or 429 answer counts as the
+//! provider being unavailable, whichever endpoint gave it.
 
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ pub enum HttpError {
     Connect(String),
     #[error("its answer is larger than 1 MiB")]
     TooLarge,
+    /// A 5xx or 429: the provider is there but not serving.
+    #[error("it answered {0}")]
+    Unavailable(::http::StatusCode),
     #[error("{0}")]
     Other(String),
 }
@@ -79,6 +83,9 @@ impl Http {
                 .await
                 .map_err(|e| this.classify(e))?;
             let status = response.status();
+            if status.is_server_error() || status == ::http::StatusCode::TOO_MANY_REQUESTS {
+                return Err(HttpError::Unavailable(status));
+            }
             let headers = response.headers().clone();
             if response
                 .content_length()

@@ -95,6 +95,20 @@ fn not_configured() -> Response {
     )
 }
 
+/// A sign-in makes up to five sequential calls to the provider, each bounded by the timeout; the whole is bounded
+/// too, within the server's request timeout (`PLUGBOARD_PROBE_TIMEOUT_MS` + 20 s), so the person gets this page
+/// rather than a bare timeout.
+fn overall_bound(oidc: &Oidc) -> std::time::Duration {
+    oidc.settings().timeout + std::time::Duration::from_secs(15)
+}
+
+fn too_slow(bound: std::time::Duration) -> OidcError {
+    OidcError::ProviderUnreachable(format!(
+        "it did not finish the sign-in within {} s",
+        bound.as_secs()
+    ))
+}
+
 fn append_cookie(res: &mut Response, cookie: &str) {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         res.headers_mut().append(header::SET_COOKIE, v);
@@ -106,7 +120,12 @@ pub async fn login(oidc: Option<Oidc>) -> Response {
     let Some(oidc) = oidc else {
         return not_configured();
     };
-    match oidc.start_login().await {
+    let bound = overall_bound(&oidc);
+    let started = match tokio::time::timeout(bound, oidc.start_login()).await {
+        Ok(r) => r,
+        Err(_) => Err(too_slow(bound)),
+    };
+    match started {
         Ok(start) => {
             let mut res = StatusCode::SEE_OTHER.into_response();
             match HeaderValue::from_str(&start.authorization_url) {
@@ -143,7 +162,13 @@ pub async fn callback(
     let cb = Callback::from_query(query.as_deref().unwrap_or(""));
     let pending = pending_from_headers(&headers);
     let clear = clear_pending_cookie(oidc.settings().secure_cookies);
-    let mut res = match oidc.finish_login(&cb, pending.as_deref()).await {
+    let bound = overall_bound(&oidc);
+    let finished =
+        match tokio::time::timeout(bound, oidc.finish_login(&cb, pending.as_deref())).await {
+            Ok(r) => r,
+            Err(_) => Err(too_slow(bound)),
+        };
+    let mut res = match finished {
         Ok(identity) => {
             tracing::info!(issuer = %identity.issuer, "OpenID Connect sign-in verified");
             completion.complete(identity).await
