@@ -635,3 +635,87 @@ async fn without_oidc_configured_the_routes_say_so() {
         );
     }
 }
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything logged in this test binary, at TRACE level.
+fn capture_logs() -> LogBuffer {
+    static BUF: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = LogBuffer::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        buf
+    })
+    .clone()
+}
+
+#[tokio::test]
+async fn codes_states_cookies_and_the_client_secret_never_reach_logs_or_pages() {
+    let logs = capture_logs();
+    let idp = idp().await;
+    idp.add_account("quiet@example.com", true, None).await;
+    let router: axum::Router = web::router(
+        Some(oidc(&idp, Kind::Confidential)),
+        Arc::new(Recorder::default()),
+    );
+    let mut secrets = vec![idp.confidential_client_secret.clone()];
+    let mut pages = Vec::new();
+    for tamper in [None, Some("wrong_nonce")] {
+        idp.tamper(tamper).await;
+        let (_, headers, _) = get(&router, "/auth/oidc/login", None).await;
+        let cookie = headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let location = headers[header::LOCATION].to_str().unwrap().to_string();
+        let query = Browser::new().authorize(&location, REDIRECT_URI).await;
+        let cb = Callback::from_query(&query);
+        secrets.push(cb.code.clone().unwrap());
+        secrets.push(cb.state.clone().unwrap());
+        secrets.push(cookie.split_once('=').unwrap().1.to_string());
+        let (status, _, body) = get(
+            &router,
+            &format!("/auth/oidc/callback?{query}"),
+            Some(&cookie),
+        )
+        .await;
+        if tamper.is_some() {
+            assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        }
+        pages.push(body);
+    }
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("OpenID Connect sign-in refused"),
+        "the refusal is logged"
+    );
+    for s in &secrets {
+        assert!(!text.contains(s.as_str()), "a secret value is in the logs");
+        for page in &pages {
+            assert!(!page.contains(s.as_str()), "a secret value is on a page");
+        }
+    }
+}
