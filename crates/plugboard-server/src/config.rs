@@ -82,6 +82,28 @@ pub struct ConfigArgs {
         global = true
     )]
     pub log_format: String,
+    /// OpenID Connect sign-in: the identity provider's issuer URL (https; http only on loopback). Unset: no OIDC.
+    #[arg(long, env = "PLUGBOARD_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+    /// The client id Plugboard is registered under at the identity provider.
+    #[arg(long, env = "PLUGBOARD_OIDC_CLIENT_ID", global = true)]
+    pub oidc_client_id: Option<String>,
+    /// The client secret; unset: Plugboard is a public client (PKCE only).
+    #[arg(
+        long,
+        env = "PLUGBOARD_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// The scopes asked for at sign-in, separated by spaces.
+    #[arg(
+        long,
+        env = "PLUGBOARD_OIDC_SCOPES",
+        default_value = "openid email profile",
+        global = true
+    )]
+    pub oidc_scopes: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +126,20 @@ pub struct Config {
     pub probe_timeout: Duration,
     pub verify_rate_per_minute: u32,
     pub log_format: LogFormat,
+    /// OpenID Connect sign-in, when `PLUGBOARD_OIDC_ISSUER` is set.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// The identity provider for OpenID Connect sign-in (validated).
+#[derive(Clone)]
+pub struct OidcConfig {
+    /// Exactly as configured (a trailing slash is kept: the ID token's `iss` must match it byte for byte).
+    pub issuer: String,
+    pub client_id: String,
+    /// `None`: a public client.
+    pub client_secret: Option<SecretString>,
+    /// Always contains `openid`.
+    pub scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -204,6 +240,12 @@ impl ConfigArgs {
                 )))
             }
         };
+        let oidc = parse_oidc(
+            self.oidc_issuer,
+            self.oidc_client_id,
+            self.oidc_client_secret,
+            &self.oidc_scopes,
+        )?;
         Ok(Config {
             listen,
             data_dir: self.data_dir,
@@ -218,8 +260,113 @@ impl ConfigArgs {
             probe_timeout: Duration::from_millis(probe_timeout_ms),
             verify_rate_per_minute,
             log_format,
+            oidc,
         })
     }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// A scope token as RFC 6749 section 3.3 allows it.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn parse_oidc(
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scopes: &str,
+) -> Result<Option<OidcConfig>, ConfigError> {
+    let client_id = non_empty(client_id);
+    let client_secret = non_empty(client_secret);
+    let Some(raw) = non_empty(issuer) else {
+        if client_id.is_some() || client_secret.is_some() {
+            return Err(ConfigError(
+                "PLUGBOARD_OIDC_CLIENT_ID or PLUGBOARD_OIDC_CLIENT_SECRET is set but PLUGBOARD_OIDC_ISSUER is not: \
+                 set PLUGBOARD_OIDC_ISSUER to your identity provider's issuer URL (e.g. https://login.example.com/realms/acme) \
+                 to enable sign-in with OpenID Connect, or unset the client settings"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let parsed = Url::parse(&raw).map_err(|e| {
+        ConfigError(format!(
+            "PLUGBOARD_OIDC_ISSUER is not a URL ({e}): use your identity provider's issuer, \
+             e.g. https://login.example.com/realms/acme (the part before /.well-known/openid-configuration)"
+        ))
+    })?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
+    if !scheme_ok
+        || parsed.host().is_none()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(ConfigError(
+            "PLUGBOARD_OIDC_ISSUER must be an https URL without credentials, query or fragment, \
+             e.g. https://login.example.com/realms/acme (http is accepted only on loopback, \
+             e.g. http://127.0.0.1:8081, for development)"
+                .into(),
+        ));
+    }
+    let Some(client_id) = client_id else {
+        return Err(ConfigError(
+            "PLUGBOARD_OIDC_ISSUER is set but PLUGBOARD_OIDC_CLIENT_ID is not: register Plugboard as a client at your \
+             identity provider (redirect URI: $PLUGBOARD_PUBLIC_URL/auth/oidc/callback) and set its client id"
+                .into(),
+        ));
+    };
+    if client_id.len() > 255 || client_id.chars().any(char::is_control) {
+        return Err(ConfigError(
+            "PLUGBOARD_OIDC_CLIENT_ID must be at most 255 characters without control characters: \
+             copy it from your identity provider's client settings"
+                .into(),
+        ));
+    }
+    let scopes: Vec<String> = scopes.split_whitespace().map(str::to_string).collect();
+    if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
+        return Err(ConfigError(format!(
+            "PLUGBOARD_OIDC_SCOPES contains `{}`, which is not a scope: use scope names separated by spaces \
+             (default `openid email profile`)",
+            bad.chars().take(64).collect::<String>()
+        )));
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(ConfigError(
+            "PLUGBOARD_OIDC_SCOPES must include `openid` (default `openid email profile`; \
+             Plugboard also needs `email` from most providers to learn your email address)"
+                .into(),
+        ));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(scopes.len());
+    for s in scopes {
+        if !unique.contains(&s) {
+            unique.push(s);
+        }
+    }
+    Ok(Some(OidcConfig {
+        // Parsing adds a trailing slash to a bare origin; the issuer is kept as written instead.
+        issuer: raw,
+        client_id,
+        client_secret: client_secret.map(SecretString::from),
+        scopes: unique,
+    }))
 }
 
 impl Config {
@@ -242,7 +389,7 @@ impl Config {
     /// One line of the effective settings, without any secret.
     pub fn summary(&self) -> String {
         format!(
-            "listen={} data_dir={} database={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?}",
+            "listen={} data_dir={} database={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?} oidc={}",
             self.listen,
             self.data_dir.display(),
             self.redacted_database_url(),
@@ -253,7 +400,22 @@ impl Config {
             self.probe_timeout.as_millis(),
             self.verify_rate_per_minute,
             self.log_format,
+            match &self.oidc {
+                None => "off".to_string(),
+                Some(o) => format!(
+                    "{} (client {}, {}, scopes {})",
+                    o.issuer,
+                    o.client_id,
+                    if o.client_secret.is_some() { "confidential" } else { "public" },
+                    o.scopes.join(" ")
+                ),
+            },
         )
+    }
+
+    /// The redirect URI of OpenID Connect sign-in.
+    pub fn oidc_redirect_uri(&self) -> String {
+        format!("{}/auth/oidc/callback", self.public_url)
     }
 
     /// The OAuth redirect URI.
@@ -274,6 +436,90 @@ impl Config {
             probe_timeout: Duration::from_secs(10),
             verify_rate_per_minute: 30,
             log_format: LogFormat::Pretty,
+            oidc: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oidc(
+        issuer: Option<&str>,
+        client_id: Option<&str>,
+        scopes: &str,
+    ) -> Result<Option<OidcConfig>, ConfigError> {
+        parse_oidc(
+            issuer.map(str::to_string),
+            client_id.map(str::to_string),
+            None,
+            scopes,
+        )
+    }
+
+    #[test]
+    fn oidc_is_off_without_an_issuer_and_on_with_issuer_and_client_id() {
+        assert!(oidc(None, None, "openid email profile").unwrap().is_none());
+        assert!(oidc(Some("  "), None, "openid").unwrap().is_none());
+        let c = oidc(
+            Some("https://login.example.com/realms/acme"),
+            Some("plugboard"),
+            "openid  email profile email",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.issuer, "https://login.example.com/realms/acme");
+        assert_eq!(c.scopes, ["openid", "email", "profile"]);
+        assert!(c.client_secret.is_none());
+        let with_secret = parse_oidc(
+            Some("https://idp.example".into()),
+            Some("pb".into()),
+            Some("s3cret".into()),
+            "openid",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(with_secret.client_secret.is_some());
+    }
+
+    #[test]
+    fn a_bad_oidc_setting_says_how_to_fix_it() {
+        let err = |r: Result<Option<OidcConfig>, ConfigError>| r.err().expect("an error").0;
+        let e = err(oidc(Some("http://login.example.com"), Some("pb"), "openid"));
+        assert!(
+            e.contains("must be an https URL") && e.contains("loopback"),
+            "{e}"
+        );
+        for ok in [
+            "http://127.0.0.1:8081",
+            "http://localhost:9000/x",
+            "http://[::1]:1",
+        ] {
+            assert!(oidc(Some(ok), Some("pb"), "openid").is_ok(), "{ok}");
+        }
+        let e = err(oidc(Some("not a url"), Some("pb"), "openid"));
+        assert!(e.contains("PLUGBOARD_OIDC_ISSUER is not a URL"), "{e}");
+        let e = err(oidc(Some("https://u:p@idp.example"), Some("pb"), "openid"));
+        assert!(e.contains("without credentials"), "{e}");
+        let e = err(oidc(Some("https://idp.example"), None, "openid"));
+        assert!(
+            e.contains("PLUGBOARD_OIDC_CLIENT_ID is not") && e.contains("/auth/oidc/callback"),
+            "{e}"
+        );
+        let e = err(oidc(None, Some("pb"), "openid"));
+        assert!(e.contains("PLUGBOARD_OIDC_ISSUER is not"), "{e}");
+        let e = err(oidc(
+            Some("https://idp.example"),
+            Some("pb"),
+            "email profile",
+        ));
+        assert!(e.contains("must include `openid`"), "{e}");
+        let e = err(oidc(
+            Some("https://idp.example"),
+            Some("pb"),
+            "openid ema\"il",
+        ));
+        assert!(e.contains("not a scope"), "{e}");
     }
 }

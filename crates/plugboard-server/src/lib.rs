@@ -10,6 +10,7 @@ pub mod extract;
 pub mod integration;
 pub mod limits;
 pub mod oauth;
+pub mod oidc;
 pub mod openapi;
 pub mod prepared;
 pub mod probe;

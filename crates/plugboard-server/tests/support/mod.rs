@@ -1,0 +1,4 @@
+//! Test support shared by integration tests (include with `mod support;`).
+#![allow(dead_code)]
+
+pub mod idp;
