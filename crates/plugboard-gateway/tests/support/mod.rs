@@ -400,3 +400,62 @@ pub fn policy(allow: &[&str], deny: &[&str]) -> ToolPolicy {
         deny: deny.iter().map(|s| s.to_string()).collect(),
     }
 }
+
+/// A raw MCP POST (for what an rmcp client would not send, or to read the HTTP answer itself).
+pub async fn raw_post(
+    url: &str,
+    token: &str,
+    session: Option<&str>,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    let mut rb = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&body);
+    if let Some(s) = session {
+        rb = rb.header("mcp-session-id", s);
+    }
+    rb.send().await.unwrap()
+}
+
+/// An `initialize` request body.
+pub fn initialize_body(id: i64) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": id, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    })
+}
+
+/// The JSON-RPC messages of an answer, JSON or SSE.
+pub async fn messages(resp: reqwest::Response) -> Vec<serde_json::Value> {
+    let is_sse = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    let text = resp.text().await.unwrap();
+    if is_sse {
+        text.split("\n\n")
+            .flat_map(|event| {
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                serde_json::from_str::<serde_json::Value>(&data.join("\n")).ok()
+            })
+            .collect()
+    } else {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(v) => vec![v],
+            Err(_) => vec![],
+        }
+    }
+}
