@@ -3,23 +3,27 @@
 //! [`GatewayConfig::upstream_idle`](crate::GatewayConfig::upstream_idle), or after a transport failure (the next
 //! call opens a new one).
 //!
-//! Progress notifications from an upstream carry a token the gateway made for that call; they are forwarded to the
-//! agent's request with the agent's own token, so two agents' calls can never receive each other's progress.
+//! Progress notifications from an upstream carry the token rmcp gave that call upstream; the gateway routes them to
+//! the agent's request with the agent's own token, so two agents' calls can never receive each other's progress.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, Implementation, NumberOrString, ProgressNotificationParam,
-    ProgressToken, ProtocolVersion,
+    CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientCapabilities,
+    ClientConfig, ClientRequest, Implementation, ProgressNotificationParam, ProgressToken,
+    ProtocolVersion, RequestId, ServerResult,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::ClientInitializeError;
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::common::client_side_sse::NeverRetry;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, Peer, RoleClient, RoleServer};
+use rmcp::{
+    ClientHandler, ClientLifecycleMode, ClientServiceExt, Peer, RoleClient, RoleServer,
+    ServiceError,
+};
 
 use crate::client::GuardedClient;
 use crate::ports::IntegrationInfo;
@@ -47,11 +51,16 @@ struct Route {
     peer: Peer<RoleServer>,
     agent_token: ProgressToken,
     prepared: Arc<Prepared>,
+    /// The highest progress forwarded: rmcp hands each notification to its own task, so two can arrive out of
+    /// order; an older one is dropped rather than shown after a newer one.
+    last: Mutex<Option<f64>>,
 }
 
 #[derive(Default)]
 struct Routes {
-    map: Mutex<HashMap<ProgressToken, Route>>,
+    map: Mutex<HashMap<ProgressToken, Arc<Route>>>,
+    /// Held while a call is sent and its route registered: a notification for it waits for the route.
+    sending: tokio::sync::Mutex<()>,
 }
 
 /// Removes its route when the call ends.
@@ -90,24 +99,29 @@ impl ClientHandler for UpstreamHandler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let target = {
+        // A call being sent registers its route before this lock is free again.
+        drop(self.routes.sending.lock().await);
+        let route = {
             let map = self.routes.map.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(&params.progress_token).map(|r| {
-                (
-                    r.peer.clone(),
-                    r.agent_token.clone(),
-                    Arc::clone(&r.prepared),
-                )
-            })
+            map.get(&params.progress_token).cloned()
         };
-        let Some((peer, agent_token, prepared)) = target else {
+        let Some(route) = route else {
             return;
         };
+        {
+            let mut last = route.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|l| params.progress <= l) {
+                return;
+            }
+            *last = Some(params.progress);
+        }
         let mut forwarded = params;
-        forwarded.progress_token = agent_token;
-        forwarded.message = forwarded.message.map(|m| prepared.redactor.redact(&m));
+        forwarded.progress_token = route.agent_token.clone();
+        forwarded.message = forwarded
+            .message
+            .map(|m| route.prepared.redactor.redact(&m));
         forwarded.meta = None;
-        if let Err(e) = peer.notify_progress(forwarded).await {
+        if let Err(e) = route.peer.notify_progress(forwarded).await {
             tracing::debug!(error = %e, "gateway: a progress notification could not be forwarded");
         }
     }
@@ -119,41 +133,79 @@ pub(crate) struct Upstream {
     routes: Arc<Routes>,
 }
 
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+/// Sends `notifications/cancelled` for a call whose answer is no longer awaited (the agent went away).
+struct CancelOnDrop {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let peer = self.peer.clone();
+        let Ok(params) = serde_json::from_value::<CancelledNotificationParam>(serde_json::json!({
+            "requestId": id,
+            "reason": "the agent cancelled the call",
+        })) else {
+            return;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = peer.notify_cancelled(params).await;
+            });
+        }
+    }
+}
 
 impl Upstream {
     pub(crate) fn peer(&self) -> &Peer<RoleClient> {
         &self.service
     }
 
-    /// A fresh upstream progress token whose notifications go to `peer` as `agent_token`, until the guard drops.
-    pub(crate) fn route_progress(
+    /// Sends a `tools/call` and waits for its answer. When `progress` is given (the agent's request context and
+    /// its progress token), the upstream's progress notifications for this call are forwarded to the agent with
+    /// the agent's token. Dropping the future cancels the call upstream.
+    pub(crate) async fn call_tool(
         &self,
-        peer: Peer<RoleServer>,
-        agent_token: ProgressToken,
-        prepared: Arc<Prepared>,
-    ) -> (ProgressToken, RouteGuard) {
-        let n = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-        let token = ProgressToken(NumberOrString::String(format!("plugboard-{n}").into()));
-        self.routes
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                token.clone(),
-                Route {
-                    peer,
-                    agent_token,
-                    prepared,
-                },
-            );
-        (
-            token.clone(),
-            RouteGuard {
-                routes: Arc::clone(&self.routes),
-                token,
-            },
-        )
+        params: CallToolRequestParams,
+        progress: Option<(Peer<RoleServer>, ProgressToken, Arc<Prepared>)>,
+    ) -> Result<ServerResult, ServiceError> {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let (handle, _route) = {
+            let _sending = self.routes.sending.lock().await;
+            let handle = self
+                .peer()
+                .send_request_with_option(request, PeerRequestOptions::no_options())
+                .await?;
+            let route = progress.map(|(peer, agent_token, prepared)| {
+                let token = handle.progress_token.clone();
+                self.routes
+                    .map
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        token.clone(),
+                        Arc::new(Route {
+                            peer,
+                            agent_token,
+                            prepared,
+                            last: Mutex::new(None),
+                        }),
+                    );
+                RouteGuard {
+                    routes: Arc::clone(&self.routes),
+                    token,
+                }
+            });
+            (handle, route)
+        };
+        let mut cancel = CancelOnDrop {
+            peer: self.peer().clone(),
+            id: Some(handle.id.clone()),
+        };
+        let answer = handle.await_response().await;
+        cancel.id = None;
+        answer
     }
 }
 
@@ -280,28 +332,41 @@ async fn open(gw: Weak<Inner>, info: IntegrationInfo) -> Result<Arc<Upstream>, S
         StreamableHttpClientTransportConfig::with_uri(format!("plugboard-integration:{}", info.id))
             .max_concurrent_requests(inner.config.limits.per_integration.max(1));
     config.retry_config = Arc::new(NeverRetry::default());
-    let client = GuardedClient::new(gw.clone(), Arc::new(info.clone()));
-    let transport = StreamableHttpClientTransport::with_client(client, config);
-    let lifecycle = ClientLifecycleMode::Auto {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+    let info = Arc::new(info);
+    let connect = |lifecycle: ClientLifecycleMode| {
+        let transport = StreamableHttpClientTransport::with_client(
+            GuardedClient::new(gw.clone(), Arc::clone(&info)),
+            config.clone(),
+        );
+        handler.clone().serve_with_lifecycle(transport, lifecycle)
     };
     let timeout = inner.config.timeout;
     drop(inner);
-    let service =
-        match tokio::time::timeout(timeout, handler.serve_with_lifecycle(transport, lifecycle))
-            .await
-        {
-            Ok(Ok(service)) => service,
-            Ok(Err(e)) => {
-                return Err(prepared.finish(&format!("the MCP server could not be opened: {e}")))
-            }
-            Err(_) => {
-                return Err(format!(
-                    "the MCP server did not complete its handshake within {} ms",
-                    timeout.as_millis()
-                ))
-            }
-        };
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+    };
+    let opened = match tokio::time::timeout(timeout, connect(auto)).await {
+        // A server that answers `server/discover` but lists only versions with an `initialize` handshake: rmcp's
+        // automatic fallback does not cover that answer, so the handshake is done here.
+        Ok(Err(ClientInitializeError::NoCompatibleProtocolVersion {
+            server_supported, ..
+        })) if server_supported.iter().any(ProtocolVersion::has_initialize) => {
+            tokio::time::timeout(timeout, connect(ClientLifecycleMode::Initialize)).await
+        }
+        other => other,
+    };
+    let service = match opened {
+        Ok(Ok(service)) => service,
+        Ok(Err(e)) => {
+            return Err(prepared.finish(&format!("the MCP server could not be opened: {e}")))
+        }
+        Err(_) => {
+            return Err(format!(
+                "the MCP server did not complete its handshake within {} ms",
+                timeout.as_millis()
+            ))
+        }
+    };
     Ok(Arc::new(Upstream { service, routes }))
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ErrorCode, Implementation,
     ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    Tool,
+    ServerResult, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceError};
@@ -191,22 +191,26 @@ impl AggregateServer {
         };
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = request.arguments;
-        let mut _route = None;
-        if let Some(agent_token) = context.meta.get_progress_token() {
-            let (token, guard) =
-                upstream.route_progress(context.peer.clone(), agent_token, Arc::clone(&prepared));
-            let mut meta = rmcp::model::RequestMetaObject::default();
-            meta.set_progress_token(token);
-            params.meta = Some(meta);
-            _route = Some(guard);
-        }
-        let call = upstream.peer().call_tool_once(params);
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| (context.peer.clone(), token, Arc::clone(&prepared)));
+        let call = upstream.call_tool(params, progress);
         let answer = tokio::select! {
             answer = call => answer,
             () = context.ct.cancelled() => {
                 site.record(tool, Outcome::Cancelled, started).await;
                 return Err(error(-32800, "the request was cancelled", None));
             }
+        };
+        let answer = match answer {
+            Ok(ServerResult::CallToolResult(result)) => Ok(CallToolResponse::Complete(result)),
+            Ok(ServerResult::EmptyResult(_)) => {
+                Ok(CallToolResponse::Complete(CallToolResult::success(vec![])))
+            }
+            Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
+            Ok(_) => Err(ServiceError::UnexpectedResponse),
+            Err(e) => Err(e),
         };
         match answer {
             Ok(CallToolResponse::Complete(result)) => {

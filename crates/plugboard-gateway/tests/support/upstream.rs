@@ -16,7 +16,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -85,6 +86,8 @@ struct TestServer {
     state: Arc<UpstreamState>,
     /// Per upstream session (the factory makes one handler per session).
     counter: Arc<AtomicU64>,
+    /// Speaks only the protocol versions with sessions (up to 2025-11-25).
+    legacy_only: bool,
 }
 
 fn tool(name: &str, description: &str, properties: serde_json::Value) -> Tool {
@@ -103,6 +106,14 @@ fn text(result: impl Into<String>) -> CallToolResponse {
 impl ServerHandler for TestServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        if self.legacy_only {
+            std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+        } else {
+            std::borrow::Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
     }
 
     async fn list_tools(
@@ -221,9 +232,10 @@ impl Drop for Upstream {
 /// How the upstream answers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
-    /// Sessions (`Mcp-Session-Id`) and SSE answers, as most servers of 2025.
+    /// Sessions (`Mcp-Session-Id`) and SSE answers, protocol versions up to 2025-11-25 only, as most servers of
+    /// 2025.
     Sessions,
-    /// No sessions; JSON answers where possible.
+    /// No sessions; JSON answers where possible; every protocol version (2026-07-28 included).
     StatelessJson,
 }
 
@@ -242,6 +254,7 @@ pub async fn start(mode: Mode) -> Upstream {
             Ok(TestServer {
                 state: Arc::clone(&factory_state),
                 counter: Arc::new(AtomicU64::new(0)),
+                legacy_only: mode == Mode::Sessions,
             })
         },
         Arc::new(LocalSessionManager::default()),
