@@ -196,12 +196,15 @@ fn upstream_headers(agent: &HeaderMap, prepared: &Prepared, session: Option<&str
     headers
 }
 
-/// The upstream session for the agent's `Mcp-Session-Id`: `Err` (a 404) when it does not open for this caller.
+/// A session id that does not open for this caller (answered with a 404).
+struct UnknownSession;
+
+/// The upstream session for the agent's `Mcp-Session-Id`.
 fn upstream_session(
     gw: &Inner,
     site: &CallSite,
     agent: &HeaderMap,
-) -> Result<Option<String>, Response<Body>> {
+) -> Result<Option<String>, UnknownSession> {
     let Some(value) = agent.get(SESSION_HEADER) else {
         return Ok(None);
     };
@@ -213,7 +216,7 @@ fn upstream_session(
                 .open(v, &site.caller.token_id, &site.integration_id)
         })
         .map(Some)
-        .ok_or_else(reply::session_not_found)
+        .ok_or(UnknownSession)
 }
 
 /// What went wrong upstream, for the agent (redacted) and for the record.
@@ -371,7 +374,7 @@ async fn post(
     };
     let session = match upstream_session(gw, &site, &parts.headers) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(UnknownSession) => return reply::session_not_found(),
     };
     let prepared = match gw.upstreams.get(gw.ports.integrations.as_ref(), info).await {
         Ok(p) => p,
@@ -497,7 +500,7 @@ async fn bodiless(
     let (parts, _) = req.into_parts();
     let session = match upstream_session(gw, &site, &parts.headers) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(UnknownSession) => return reply::session_not_found(),
     };
     let prepared = match gw.upstreams.get(gw.ports.integrations.as_ref(), info).await {
         Ok(p) => p,

@@ -198,7 +198,7 @@ mod tests {
         let out = f.push(b":1}\r").unwrap();
         assert!(out.is_empty(), "a lone CR at the end waits");
         let out = f
-            .push(b"\n\r\n: ping\n\nevent: other\ndata: x\n\ndata: y\ndata: z\r\r")
+            .push(b"\n\r\n: ping\n\nevent: other\ndata: x\n\ndata: y\ndata: z\r\r\n")
             .unwrap();
         let datas: Vec<_> = out.iter().map(|e| e.data.clone()).collect();
         assert_eq!(

@@ -477,3 +477,23 @@ async fn scopes_the_caller_cannot_use_get_the_contract_errors() {
     let ws = raw_post(&pb.workspace_url("ws_other"), "pba_crew", None, init).await;
     assert_eq!(ws.status(), 403);
 }
+
+#[tokio::test]
+async fn the_janitor_closes_idle_upstream_sessions_and_expires_idle_sessions() {
+    let up = upstream::start(Mode::Sessions).await;
+    let world = World::new();
+    world.add("int_1", &up.url(), None, "up");
+    world.agent("pba_agent", None);
+    let mut config = support::config();
+    config.upstream_idle = Duration::ZERO;
+    config.session_idle = Duration::ZERO;
+    let pb = instance(&world, config).await;
+    let a = agent::connect(&pb.workspace_url(WORKSPACE), "pba_agent").await;
+    a.call("up__echo", json!({"text": "x"})).await.unwrap();
+    assert_eq!(pb.gateway.open_upstream_clients(), 1);
+    assert_eq!(world.sessions.lock().unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    pb.gateway.sweep().await;
+    assert_eq!(pb.gateway.open_upstream_clients(), 0);
+    assert!(world.sessions.lock().unwrap().is_empty());
+}

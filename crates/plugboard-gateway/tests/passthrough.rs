@@ -624,3 +624,72 @@ async fn a_json_answering_upstream_is_filtered_and_audited_the_same_way() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_servers_stream_and_the_end_of_a_session_are_relayed() {
+    let up = upstream::start(Mode::Sessions).await;
+    let world = World::new();
+    world.add("int_1", &up.url(), None, "test");
+    world.agent("pba_agent", None);
+    let mut config = support::config();
+    config.limits.streams_per_token = 1;
+    let pb = instance(&world, config).await;
+    let url = pb.passthrough_url("int_1");
+    let init = raw_post(&url, "pba_agent", None, support::initialize_body(1)).await;
+    let sid = init
+        .headers()
+        .get("mcp-session-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = raw_post(
+        &url,
+        "pba_agent",
+        Some(&sid),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = || {
+        client
+            .get(&url)
+            .bearer_auth("pba_agent")
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("mcp-session-id", &sid)
+            .send()
+    };
+    let stream = get().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    // One open stream per token here: the second is refused at once.
+    let second = get().await.unwrap();
+    assert_eq!(second.status(), 429);
+    drop(stream);
+
+    let deleted = client
+        .delete(&url)
+        .bearer_auth("pba_agent")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let after = raw_post(
+        &url,
+        "pba_agent",
+        Some(&sid),
+        json!({"jsonrpc":"2.0","id":5,"method":"tools/list"}),
+    )
+    .await;
+    assert_eq!(
+        after.status(),
+        404,
+        "the upstream ended the session; its 404 reaches the agent"
+    );
+}

@@ -142,8 +142,7 @@ impl AggregateServer {
     async fn call(
         gw: &Arc<Inner>,
         scope: &CallScope,
-        info: &IntegrationInfo,
-        tool: &str,
+        (info, tool): (&IntegrationInfo, &str),
         request: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
         site: &CallSite,
@@ -328,6 +327,15 @@ impl ServerHandler for AggregateServer {
             via: Via::Aggregated(scope.scope.clone()),
             recorder: gw.recorder.clone(),
         };
-        Self::call(&gw, &scope, &info, &tool, request, &context, &site, started).await
+        Self::call(
+            &gw,
+            &scope,
+            (&info, &tool),
+            request,
+            &context,
+            &site,
+            started,
+        )
+        .await
     }
 }
