@@ -366,7 +366,6 @@ async fn post(
                 ),
                 denied,
                 &ids,
-                single,
                 code::BUSY,
                 &msg,
             );
@@ -398,7 +397,6 @@ async fn post(
                 ),
                 denied,
                 &ids,
-                single,
                 code::CREDENTIALS,
                 &msg,
             );
@@ -419,7 +417,7 @@ async fn post(
         pending,
         denied,
         single,
-        slots,
+        _slots: slots,
     };
     match gw.guard.send_stream(request).await {
         Ok(resp) => exchange.relay(resp).await,
@@ -432,7 +430,6 @@ fn with_denials(
     resp: Response<Body>,
     denied: Vec<Value>,
     ids: &[Value],
-    single: bool,
     code: i64,
     message: &str,
 ) -> Response<Body> {
@@ -445,7 +442,6 @@ fn with_denials(
         .collect();
     all.extend(denied);
     // Denials and forwarded requests together: the body was a batch, so is the answer.
-    let _ = single;
     reply::messages_response(StatusCode::OK, all, false)
 }
 
@@ -534,7 +530,7 @@ async fn bodiless(
         pending: Pending::default(),
         denied: Vec::new(),
         single: true,
-        slots,
+        _slots: slots,
     };
     match gw.guard.send_stream(request).await {
         Ok(resp) => exchange.relay(resp).await,
@@ -552,7 +548,8 @@ struct Exchange {
     /// Denials decided before sending: answered along with the upstream's answer.
     denied: Vec<Value>,
     single: bool,
-    slots: Slots,
+    /// Held (never read) until the exchange, SSE stream included, is over: dropping releases the limits' slots.
+    _slots: Slots,
 }
 
 impl Exchange {
@@ -572,7 +569,6 @@ impl Exchange {
             reply::rpc_errors(&ids, self.single, code, message, None, status_without_ids),
             std::mem::take(&mut self.denied),
             &ids,
-            self.single,
             code,
             message,
         )
@@ -1028,8 +1024,6 @@ impl StreamRelay {
 
 impl Drop for StreamRelay {
     fn drop(&mut self) {
-        // Held until here: the slots are released with the stream.
-        let _ = &self.exchange.slots;
         for (tool, started) in std::mem::take(&mut self.exchange.pending.calls).into_values() {
             self.exchange
                 .site
