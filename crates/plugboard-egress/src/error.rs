@@ -16,6 +16,10 @@ pub enum EgressError {
     /// "<host>: <reason>".
     #[error("could not connect to {0}")]
     Connect(String),
+    /// A redirect the caller may not follow: to another origin, or one that would change the method. The message
+    /// names the status and at most the host it points to.
+    #[error("redirected: {0}")]
+    Redirected(String),
     /// More redirects than `max_redirects`.
     #[error("too many redirects")]
     TooManyRedirects,

@@ -342,7 +342,7 @@ fn is_sensitive_header(name: &HeaderName) -> bool {
 }
 
 /// Headers the caller may not set: the connection's framing and target are the guard's business.
-const CALLER_FORBIDDEN: &[&str] = &[
+pub(crate) const CALLER_FORBIDDEN: &[&str] = &[
     "host",
     "content-length",
     "transfer-encoding",
@@ -354,7 +354,7 @@ const CALLER_FORBIDDEN: &[&str] = &[
     "upgrade",
 ];
 
-fn build_headers(pairs: &[(String, String)]) -> Result<HeaderMap, EgressError> {
+pub(crate) fn build_headers(pairs: &[(String, String)]) -> Result<HeaderMap, EgressError> {
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
         let name = HeaderName::from_bytes(name.trim().as_bytes())
@@ -377,7 +377,7 @@ fn root_cause(err: &(dyn StdError + 'static)) -> String {
     cur.to_string()
 }
 
-fn map_reqwest(err: reqwest::Error, url: &Url) -> EgressError {
+pub(crate) fn map_reqwest(err: reqwest::Error, url: &Url) -> EgressError {
     let err = err.without_url();
     let mut cur: Option<&(dyn StdError + 'static)> = Some(&err);
     while let Some(e) = cur {
@@ -402,7 +402,7 @@ fn map_reqwest(err: reqwest::Error, url: &Url) -> EgressError {
     }
 }
 
-fn is_followed_redirect(status: u16) -> bool {
+pub(crate) fn is_followed_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
@@ -457,7 +457,7 @@ impl Guard {
     }
 
     /// Everything that can be checked without DNS: scheme, userinfo, host, IP literal, names refused by name.
-    fn check_url_static(&self, url: Url) -> Result<Url, EgressError> {
+    pub(crate) fn check_url_static(&self, url: Url) -> Result<Url, EgressError> {
         match url.scheme() {
             "http" | "https" => {}
             other => {
@@ -489,7 +489,7 @@ impl Guard {
         Ok(url)
     }
 
-    fn parse_and_check_static(&self, url: &str) -> Result<Url, EgressError> {
+    pub(crate) fn parse_and_check_static(&self, url: &str) -> Result<Url, EgressError> {
         let parsed = Url::parse(url.trim()).map_err(|e| EgressError::InvalidUrl(e.to_string()))?;
         self.check_url_static(parsed)
     }
@@ -504,12 +504,12 @@ impl Guard {
         Ok(url)
     }
 
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         method: &Method,
         url: &Url,
         headers: &HeaderMap,
-        body: Option<Vec<u8>>,
+        body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response, EgressError> {
         let mut rb = self
             .inner
@@ -538,7 +538,9 @@ impl Guard {
         let mut body = req.body;
         let mut hops = 0usize;
         loop {
-            let resp = self.execute(&method, &url, &headers, body.clone()).await?;
+            let resp = self
+                .execute(&method, &url, &headers, body.clone().map(Into::into))
+                .await?;
             let status = resp.status().as_u16();
             let location = resp.headers().get(LOCATION).cloned();
             let location = match location {
@@ -608,7 +610,8 @@ impl Guard {
         let fut = async {
             let url = self.parse_and_check_static(&req.url)?;
             let headers = build_headers(&req.headers)?;
-            self.execute(&req.method, &url, &headers, req.body).await
+            self.execute(&req.method, &url, &headers, req.body.map(Into::into))
+                .await
         };
         tokio::time::timeout(total, fut)
             .await

@@ -8,14 +8,19 @@
 //!   resolver that checks every answer, so the connection only ever goes to an address that was checked. Redirects
 //!   are followed by hand, each hop re-checked; timeouts and a body cap bound the work.
 //! - [`Guard::connect_tcp`] is the guarded dialer for non-HTTP protocols.
+//! - [`Guard::send_stream`] is the relay's request: the same checks, the body read as a stream under a silence bound.
+//! - [`redact`] removes secrets, in every encoding a provider could echo them in, from what comes back.
 
 mod classify;
 mod config;
 mod error;
 mod guard;
+pub mod redact;
+mod stream;
 
 pub use classify::{classify, BlockedAddr, Category, Embedding};
 pub use config::{parse_allow_cidrs, EgressConfig};
 pub use error::EgressError;
 pub use guard::{Guard, Request, Resolve, Response, SystemResolver};
 pub use ipnet::IpNet;
+pub use stream::{BodyStream, StreamRequest, StreamResponse};

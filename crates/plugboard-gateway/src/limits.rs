@@ -1,0 +1,238 @@
+//! Concurrency limits: per integration (the upstream is not flooded) and per token (one agent cannot take the
+//! gateway for itself). Requests beyond a bound wait, up to `queue_wait`, then are refused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// The bounds, from [`crate::GatewayConfig`].
+#[derive(Clone, Copy, Debug)]
+pub struct LimitConfig {
+    /// Concurrent upstream requests per integration (and per instance).
+    pub per_integration: usize,
+    /// Concurrent gateway requests per token (and per instance), over all integrations.
+    pub per_token: usize,
+    /// Open server streams (`GET` on a passthrough endpoint) per token; refused at once beyond it.
+    pub streams_per_token: usize,
+    /// How long a request waits for a slot before it is refused.
+    pub queue_wait: Duration,
+}
+
+/// Why a request got no slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The integration had `per_integration` requests in flight for the whole wait.
+    Integration { limit: usize, waited: Duration },
+    /// The token had `per_token` requests in flight for the whole wait.
+    Token { limit: usize, waited: Duration },
+    /// The token holds `streams_per_token` open streams.
+    Streams { limit: usize },
+}
+
+impl Refused {
+    pub fn message(&self) -> String {
+        match self {
+            Refused::Integration { limit, waited } => format!(
+                "this integration already has {limit} requests in progress and this one waited {} s for a \
+                 free slot; retry later or send fewer requests at once",
+                waited.as_secs()
+            ),
+            Refused::Token { limit, waited } => format!(
+                "this token already has {limit} gateway requests in progress and this one waited {} s for a \
+                 free slot; retry later or send fewer requests at once",
+                waited.as_secs()
+            ),
+            Refused::Streams { limit } => format!(
+                "this token already holds {limit} open server streams; close one before opening another"
+            ),
+        }
+    }
+}
+
+/// The slots a request holds until its answer is complete (dropping releases them).
+#[derive(Debug)]
+pub struct Slots {
+    _permits: Vec<OwnedSemaphorePermit>,
+}
+
+struct Pools {
+    integrations: HashMap<String, Arc<Semaphore>>,
+    tokens: HashMap<String, Arc<Semaphore>>,
+    streams: HashMap<String, Arc<Semaphore>>,
+}
+
+/// The per-instance limits.
+pub struct Limits {
+    config: LimitConfig,
+    pools: Mutex<Pools>,
+}
+
+fn pool(map: &mut HashMap<String, Arc<Semaphore>>, key: &str, size: usize) -> Arc<Semaphore> {
+    if let Some(s) = map.get(key) {
+        return Arc::clone(s);
+    }
+    let s = Arc::new(Semaphore::new(size.max(1)));
+    map.insert(key.to_owned(), Arc::clone(&s));
+    s
+}
+
+/// Drops semaphores nobody holds or waits for (all permits back, no other reference).
+fn prune(map: &mut HashMap<String, Arc<Semaphore>>, size: usize) {
+    map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < size.max(1));
+}
+
+impl Limits {
+    pub fn new(config: LimitConfig) -> Self {
+        Limits {
+            config,
+            pools: Mutex::new(Pools {
+                integrations: HashMap::new(),
+                tokens: HashMap::new(),
+                streams: HashMap::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> LimitConfig {
+        self.config
+    }
+
+    fn semaphores(
+        &self,
+        token_id: &str,
+        integration_id: Option<&str>,
+    ) -> (Arc<Semaphore>, Option<Arc<Semaphore>>) {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let token = pool(&mut pools.tokens, token_id, self.config.per_token);
+        let integration =
+            integration_id.map(|id| pool(&mut pools.integrations, id, self.config.per_integration));
+        (token, integration)
+    }
+
+    /// A slot of the token and, when given, of the integration; waits at most `queue_wait` for both together.
+    pub async fn acquire(
+        &self,
+        token_id: &str,
+        integration_id: Option<&str>,
+    ) -> Result<Slots, Refused> {
+        let (token, integration) = self.semaphores(token_id, integration_id);
+        let wait = self.config.queue_wait;
+        let deadline = Instant::now() + wait;
+        let mut permits = Vec::with_capacity(2);
+        match tokio::time::timeout_at(deadline, token.acquire_owned()).await {
+            Ok(Ok(p)) => permits.push(p),
+            _ => {
+                return Err(Refused::Token {
+                    limit: self.config.per_token,
+                    waited: wait,
+                })
+            }
+        }
+        if let Some(integration) = integration {
+            match tokio::time::timeout_at(deadline, integration.acquire_owned()).await {
+                Ok(Ok(p)) => permits.push(p),
+                _ => {
+                    return Err(Refused::Integration {
+                        limit: self.config.per_integration,
+                        waited: wait,
+                    })
+                }
+            }
+        }
+        Ok(Slots { _permits: permits })
+    }
+
+    /// A stream slot of the token, without waiting.
+    pub fn acquire_stream(&self, token_id: &str) -> Result<Slots, Refused> {
+        let s = {
+            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            pool(&mut pools.streams, token_id, self.config.streams_per_token)
+        };
+        s.try_acquire_owned()
+            .map(|p| Slots { _permits: vec![p] })
+            .map_err(|_| Refused::Streams {
+                limit: self.config.streams_per_token,
+            })
+    }
+
+    /// Forgets the semaphores of idle tokens and integrations (called by the gateway's janitor).
+    pub fn prune(&self) {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        prune(&mut pools.integrations, self.config.per_integration);
+        prune(&mut pools.tokens, self.config.per_token);
+        prune(&mut pools.streams, self.config.streams_per_token);
+    }
+
+    /// How many semaphores are kept (for tests of the pruning).
+    pub fn tracked(&self) -> usize {
+        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools.integrations.len() + pools.tokens.len() + pools.streams.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_integration: usize, per_token: usize) -> Limits {
+        Limits::new(LimitConfig {
+            per_integration,
+            per_token,
+            streams_per_token: 2,
+            queue_wait: Duration::from_millis(100),
+        })
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_integration_bound_wait_and_then_are_refused() {
+        let l = limits(2, 100);
+        let a = l.acquire("t1", Some("i")).await.unwrap();
+        let _b = l.acquire("t2", Some("i")).await.unwrap();
+        let refused = l.acquire("t3", Some("i")).await.unwrap_err();
+        assert!(matches!(refused, Refused::Integration { limit: 2, .. }));
+        assert!(refused.message().contains("2 requests in progress"));
+        // Another integration is not affected.
+        assert!(l.acquire("t3", Some("other")).await.is_ok());
+        // A waiting request gets the slot as soon as one is released.
+        let waiter = l.acquire("t3", Some("i"));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(a);
+        };
+        let (got, ()) = tokio::join!(waiter, release);
+        assert!(got.is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_token_cannot_take_more_than_its_bound() {
+        let l = limits(100, 1);
+        let _a = l.acquire("t1", Some("i1")).await.unwrap();
+        let refused = l.acquire("t1", Some("i2")).await.unwrap_err();
+        assert!(matches!(refused, Refused::Token { limit: 1, .. }));
+        assert!(l.acquire("t2", Some("i2")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn streams_are_refused_at_once_beyond_the_bound_and_idle_pools_are_forgotten() {
+        let l = limits(1, 1);
+        let s1 = l.acquire_stream("t").unwrap();
+        let s2 = l.acquire_stream("t").unwrap();
+        assert!(matches!(
+            l.acquire_stream("t"),
+            Err(Refused::Streams { limit: 2 })
+        ));
+        drop(s1);
+        assert!(l.acquire_stream("t").is_ok());
+        {
+            let _held = l.acquire("t", Some("i")).await.unwrap();
+            l.prune();
+            assert!(l.tracked() >= 2, "held pools are kept");
+        }
+        drop(s2);
+        l.prune();
+        assert_eq!(l.tracked(), 0);
+    }
+}

@@ -1,0 +1,1033 @@
+//! `/mcp/i/{integration_id}`: one integration, relayed.
+//!
+//! - `POST`: the agent's JSON-RPC body is read (bounded), checked (tool policy on every `tools/call`; a denied call
+//!   is answered here with a JSON-RPC error and never sent), and sent upstream with the integration's materialised
+//!   headers instead of the agent's. A JSON answer is one message: it is read (bounded), redacted, filtered and
+//!   answered. An SSE answer is relayed event by event as the events arrive; the upstream is read only as fast as
+//!   the agent reads (backpressure).
+//! - `GET` (the server's stream) and `DELETE` (end the session) are relayed the same way.
+//! - Only MCP headers go upstream (`Accept`, `Content-Type`, `MCP-Protocol-Version`, `Mcp-*`, `Last-Event-ID`):
+//!   never the agent's `Authorization`, cookies or hop-by-hop headers. The upstream's `Mcp-Session-Id` is sealed
+//!   to the caller's token and the integration ([`crate::sealed`]).
+//! - Everything that comes back is redacted with the integration's secrets, `tools/list` results are filtered by
+//!   the policy wherever they appear, and every `tools/call` is recorded (audit and metrics) when its answer passes.
+//! - Upstream failures (unreachable, refused credentials, redirects, silence beyond the timeout, a connection cut
+//!   mid-stream) become JSON-RPC errors for every request still waiting, so no agent hangs.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use plugboard_egress::{EgressError, StreamRequest, StreamResponse};
+use serde_json::{json, Value};
+
+use crate::jsonrpc::{self, code};
+use crate::limits::Slots;
+use crate::policy::ToolPolicy;
+use crate::ports::{
+    AccessError, Caller, IntegrationInfo, IntegrationStatus, Outcome, Transport, Via,
+};
+use crate::record::CallSite;
+use crate::reply::{self, EVENT_STREAM, JSON};
+use crate::sealed;
+use crate::sse::{self, Framer};
+use crate::upstream::Prepared;
+use crate::Inner;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+/// Non-2xx bodies relayed at most this long (they are diagnostics).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The answer before MCP starts, for an integration that cannot be used.
+pub(crate) fn access_refusal(err: &AccessError, what: &str) -> Response<Body> {
+    match err {
+        AccessError::NotFound => reply::refusal(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no such {what}, or it is not visible to this token"),
+        ),
+        AccessError::Forbidden => reply::refusal(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("this token may not use this {what}"),
+        ),
+        AccessError::Unavailable(cause) => {
+            tracing::error!(error = %cause, "gateway: the integration lookup failed");
+            let mut resp = reply::refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; retry shortly",
+            );
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
+    }
+}
+
+pub(crate) async fn handle(
+    gw: &Arc<Inner>,
+    caller: Caller,
+    integration_id: &str,
+    req: Request<Body>,
+) -> Response<Body> {
+    let info = match gw
+        .ports
+        .integrations
+        .integration(&caller, integration_id)
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => return access_refusal(&e, "integration"),
+    };
+    match &info.transport {
+        Transport::StreamableHttp => {}
+        Transport::Stdio => {
+            return reply::refusal(
+                StatusCode::CONFLICT,
+                "not_proxyable",
+                "this integration runs over stdio: the agent runtime starts it, so the gateway cannot reach it; \
+                 use GET /api/v1/integrations/{id}/runtime",
+            )
+        }
+        other => {
+            let name = match other {
+                Transport::Sse => "sse (the legacy HTTP+SSE transport)".to_owned(),
+                Transport::Other(t) => t.chars().take(32).collect(),
+                _ => String::new(),
+            };
+            return reply::refusal(
+                StatusCode::CONFLICT,
+                "not_proxyable",
+                &format!("this integration's transport is {name}; the gateway relays streamable-http only"),
+            );
+        }
+    }
+    if !info.enabled {
+        return reply::refusal(
+            StatusCode::CONFLICT,
+            "integration_disabled",
+            "this integration is disabled; enable it (PATCH `enabled`: true) to use it",
+        );
+    }
+    if info.status == IntegrationStatus::PendingOauth {
+        return reply::refusal(
+            StatusCode::CONFLICT,
+            "oauth_pending",
+            "this integration is waiting for its OAuth authorization to complete",
+        );
+    }
+    let site = CallSite {
+        caller,
+        workspace_id: info.workspace_id.clone(),
+        integration_id: info.id.clone(),
+        via: Via::Passthrough,
+        recorder: gw.recorder.clone(),
+    };
+    let method = req.method().clone();
+    if method == Method::POST {
+        post(gw, site, &info, req).await
+    } else if method == Method::GET {
+        get(gw, site, &info, req).await
+    } else if method == Method::DELETE {
+        delete(gw, site, &info, req).await
+    } else {
+        reply::method_not_allowed("GET, POST, DELETE")
+    }
+}
+
+/// The requests of one POST that still wait for an answer.
+#[derive(Default)]
+struct Pending {
+    /// Every request id sent upstream, by [`jsonrpc::id_key`].
+    ids: HashMap<String, Value>,
+    /// The `tools/call`s among them: tool name and start.
+    calls: HashMap<String, (String, Instant)>,
+}
+
+impl Pending {
+    fn ids(&self) -> Vec<Value> {
+        self.ids.values().cloned().collect()
+    }
+
+    /// Notes an answer; returns the finished call, if it was one.
+    fn answered(&mut self, msg: &Value) -> Option<(String, Instant, Outcome)> {
+        let id = jsonrpc::response_id(msg)?;
+        let key = jsonrpc::id_key(id);
+        self.ids.remove(&key);
+        self.calls
+            .remove(&key)
+            .map(|(tool, started)| (tool, started, jsonrpc::outcome(msg)))
+    }
+}
+
+/// The agent's headers that go upstream: MCP's own, nothing else.
+fn forwarded_headers(agent: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in agent {
+        let n = name.as_str();
+        let keep = matches!(
+            n,
+            "accept" | "content-type" | "last-event-id" | "mcp-protocol-version"
+        ) || (n.starts_with("mcp-") && n != SESSION_HEADER);
+        if keep {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The full header set for the upstream: the agent's MCP headers, the integration's (which win), the session.
+fn upstream_headers(agent: &HeaderMap, prepared: &Prepared, session: Option<&str>) -> HeaderMap {
+    let mut headers = forwarded_headers(agent);
+    for name in prepared.headers().keys() {
+        headers.remove(name);
+    }
+    for (name, value) in prepared.headers() {
+        headers.append(name.clone(), value.clone());
+    }
+    if let Some(sid) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        headers.insert(HeaderName::from_static(SESSION_HEADER), sid);
+    }
+    headers
+}
+
+/// A session id that does not open for this caller (answered with a 404).
+struct UnknownSession;
+
+/// The upstream session for the agent's `Mcp-Session-Id`.
+fn upstream_session(
+    gw: &Inner,
+    site: &CallSite,
+    agent: &HeaderMap,
+) -> Result<Option<String>, UnknownSession> {
+    let Some(value) = agent.get(SESSION_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            gw.sealer
+                .open(v, &site.caller.token_id, &site.integration_id)
+        })
+        .map(Some)
+        .ok_or(UnknownSession)
+}
+
+/// What went wrong upstream, for the agent (redacted) and for the record.
+fn egress_failure(
+    gw: &Inner,
+    prepared: Option<&Prepared>,
+    err: &EgressError,
+) -> (i64, String, Outcome) {
+    let (code, text, outcome) = match err {
+        EgressError::Timeout => (
+            code::UPSTREAM_TIMEOUT,
+            format!(
+                "the MCP server did not answer within {} ms; retry later",
+                gw.config.timeout.as_millis()
+            ),
+            Outcome::Timeout,
+        ),
+        EgressError::Blocked(_) => (
+            code::UPSTREAM,
+            format!("the gateway may not connect to this integration's MCP server ({err})"),
+            Outcome::UpstreamError,
+        ),
+        EgressError::Redirected(_) => (
+            code::UPSTREAM,
+            format!("the MCP server {err}; fix the integration's endpoint"),
+            Outcome::UpstreamError,
+        ),
+        _ => (
+            code::UPSTREAM,
+            format!("could not reach the MCP server: {err}"),
+            Outcome::UpstreamError,
+        ),
+    };
+    let text = match prepared {
+        Some(p) => p.finish(&text),
+        None => text,
+    };
+    (code, text, outcome)
+}
+
+async fn post(
+    gw: &Arc<Inner>,
+    site: CallSite,
+    info: &IntegrationInfo,
+    req: Request<Body>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let raw = match axum::body::to_bytes(body, gw.config.max_request_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return reply::json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &jsonrpc::error(
+                    None,
+                    code::INVALID_REQUEST,
+                    &format!(
+                        "the request body is larger than {} bytes (or could not be read)",
+                        gw.config.max_request_bytes
+                    ),
+                    None,
+                ),
+            )
+        }
+    };
+    let Some(parsed) = jsonrpc::Body::parse(&raw) else {
+        return reply::json_response(
+            StatusCode::BAD_REQUEST,
+            &jsonrpc::error(
+                None,
+                code::PARSE_ERROR,
+                "the request body is not a JSON-RPC message or batch",
+                None,
+            ),
+        );
+    };
+    let single = matches!(parsed, jsonrpc::Body::Single(_));
+    let policy = &info.policy;
+    let mut pending = Pending::default();
+    let mut denied: Vec<Value> = Vec::new();
+    let mut forward: Vec<Value> = Vec::new();
+    for msg in parsed.into_messages() {
+        if let Some(id) = jsonrpc::request_id(&msg).cloned() {
+            if jsonrpc::method(&msg) == Some("tools/call") {
+                let Some(tool) = jsonrpc::tool_name(&msg).map(str::to_owned) else {
+                    denied.push(jsonrpc::error(
+                        Some(&id),
+                        code::INVALID_PARAMS,
+                        "tools/call needs params.name",
+                        None,
+                    ));
+                    continue;
+                };
+                if let Err(denial) = policy.check(&tool) {
+                    denied.push(jsonrpc::error(
+                        Some(&id),
+                        code::TOOL_DENIED,
+                        &policy.denial_message(&tool, &denial),
+                        Some(json!({"reason": "tool_policy", "tool": tool})),
+                    ));
+                    site.record(&tool, Outcome::Denied, Instant::now()).await;
+                    continue;
+                }
+                pending
+                    .calls
+                    .insert(jsonrpc::id_key(&id), (tool, Instant::now()));
+            }
+            pending.ids.insert(jsonrpc::id_key(&id), id);
+        }
+        forward.push(msg);
+    }
+    if forward.is_empty() {
+        return reply::messages_response(StatusCode::OK, denied, single);
+    }
+    // What was checked is what is sent: when a policy decided anything, the upstream gets our serialisation (a body
+    // with duplicate keys cannot mean one thing here and another there).
+    let body = if denied.is_empty() && (policy.is_open() || pending.calls.is_empty()) {
+        raw
+    } else {
+        let value = if single && forward.len() == 1 {
+            forward.pop().unwrap_or(Value::Null)
+        } else {
+            Value::Array(forward)
+        };
+        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    };
+
+    let slots = match gw
+        .limits
+        .acquire(&site.caller.token_id, Some(&info.id))
+        .await
+    {
+        Ok(s) => s,
+        Err(refused) => {
+            for (tool, started) in pending.calls.values() {
+                site.record(tool, Outcome::Limited, *started).await;
+            }
+            let ids = pending.ids();
+            let msg = refused.message();
+            return with_denials(
+                reply::rpc_errors(
+                    &ids,
+                    single,
+                    code::BUSY,
+                    &msg,
+                    None,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                ),
+                denied,
+                &ids,
+                code::BUSY,
+                &msg,
+            );
+        }
+    };
+    let session = match upstream_session(gw, &site, &parts.headers) {
+        Ok(s) => s,
+        Err(UnknownSession) => return reply::session_not_found(),
+    };
+    let prepared = match gw.upstreams.get(gw.ports.integrations.as_ref(), info).await {
+        Ok(p) => p,
+        Err(e) => {
+            for (tool, started) in pending.calls.values() {
+                site.record(tool, Outcome::UpstreamError, *started).await;
+            }
+            let ids = pending.ids();
+            let msg = format!(
+                "the integration's credentials are not usable: {}",
+                e.message
+            );
+            return with_denials(
+                reply::rpc_errors(
+                    &ids,
+                    single,
+                    code::CREDENTIALS,
+                    &msg,
+                    None,
+                    StatusCode::BAD_GATEWAY,
+                ),
+                denied,
+                &ids,
+                code::CREDENTIALS,
+                &msg,
+            );
+        }
+    };
+    let request = StreamRequest {
+        method: Method::POST,
+        url: prepared.endpoint().to_owned(),
+        headers: upstream_headers(&parts.headers, &prepared, session.as_deref()),
+        body: Some(body),
+        idle_timeout: gw.config.timeout,
+    };
+    let exchange = Exchange {
+        gw: Arc::clone(gw),
+        site,
+        policy: info.policy.clone(),
+        prepared,
+        pending,
+        denied,
+        single,
+        _slots: slots,
+    };
+    match gw.guard.send_stream(request).await {
+        Ok(resp) => exchange.relay(resp).await,
+        Err(e) => exchange.fail_before_answer(&e).await,
+    }
+}
+
+/// A refusal for the forwarded requests, plus the denials decided before (they are answered too).
+fn with_denials(
+    resp: Response<Body>,
+    denied: Vec<Value>,
+    ids: &[Value],
+    code: i64,
+    message: &str,
+) -> Response<Body> {
+    if denied.is_empty() {
+        return resp;
+    }
+    let mut all: Vec<Value> = ids
+        .iter()
+        .map(|id| jsonrpc::error(Some(id), code, message, None))
+        .collect();
+    all.extend(denied);
+    // Denials and forwarded requests together: the body was a batch, so is the answer.
+    reply::messages_response(StatusCode::OK, all, false)
+}
+
+async fn get(
+    gw: &Arc<Inner>,
+    site: CallSite,
+    info: &IntegrationInfo,
+    req: Request<Body>,
+) -> Response<Body> {
+    let slots = match gw.limits.acquire_stream(&site.caller.token_id) {
+        Ok(s) => s,
+        Err(refused) => {
+            return reply::json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &jsonrpc::error(None, code::BUSY, &refused.message(), None),
+            )
+        }
+    };
+    bodiless(gw, site, info, req, Method::GET, slots).await
+}
+
+async fn delete(
+    gw: &Arc<Inner>,
+    site: CallSite,
+    info: &IntegrationInfo,
+    req: Request<Body>,
+) -> Response<Body> {
+    let slots = match gw
+        .limits
+        .acquire(&site.caller.token_id, Some(&info.id))
+        .await
+    {
+        Ok(s) => s,
+        Err(refused) => {
+            return reply::json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &jsonrpc::error(None, code::BUSY, &refused.message(), None),
+            )
+        }
+    };
+    bodiless(gw, site, info, req, Method::DELETE, slots).await
+}
+
+async fn bodiless(
+    gw: &Arc<Inner>,
+    site: CallSite,
+    info: &IntegrationInfo,
+    req: Request<Body>,
+    method: Method,
+    slots: Slots,
+) -> Response<Body> {
+    let (parts, _) = req.into_parts();
+    let session = match upstream_session(gw, &site, &parts.headers) {
+        Ok(s) => s,
+        Err(UnknownSession) => return reply::session_not_found(),
+    };
+    let prepared = match gw.upstreams.get(gw.ports.integrations.as_ref(), info).await {
+        Ok(p) => p,
+        Err(e) => {
+            return reply::json_response(
+                StatusCode::BAD_GATEWAY,
+                &jsonrpc::error(
+                    None,
+                    code::CREDENTIALS,
+                    &format!(
+                        "the integration's credentials are not usable: {}",
+                        e.message
+                    ),
+                    None,
+                ),
+            )
+        }
+    };
+    let request = StreamRequest {
+        method,
+        url: prepared.endpoint().to_owned(),
+        headers: upstream_headers(&parts.headers, &prepared, session.as_deref()),
+        body: None,
+        idle_timeout: gw.config.timeout,
+    };
+    let exchange = Exchange {
+        gw: Arc::clone(gw),
+        site,
+        policy: info.policy.clone(),
+        prepared,
+        pending: Pending::default(),
+        denied: Vec::new(),
+        single: true,
+        _slots: slots,
+    };
+    match gw.guard.send_stream(request).await {
+        Ok(resp) => exchange.relay(resp).await,
+        Err(e) => exchange.fail_before_answer(&e).await,
+    }
+}
+
+/// One upstream exchange: everything needed to turn the upstream's answer into the agent's.
+struct Exchange {
+    gw: Arc<Inner>,
+    site: CallSite,
+    policy: ToolPolicy,
+    prepared: Arc<Prepared>,
+    pending: Pending,
+    /// Denials decided before sending: answered along with the upstream's answer.
+    denied: Vec<Value>,
+    single: bool,
+    /// Held (never read) until the exchange, SSE stream included, is over: dropping releases the limits' slots.
+    _slots: Slots,
+}
+
+impl Exchange {
+    /// Every waiting request gets a JSON-RPC error; every waiting call is recorded.
+    async fn fail(
+        mut self,
+        code: i64,
+        message: &str,
+        outcome: Outcome,
+        status_without_ids: StatusCode,
+    ) -> Response<Body> {
+        for (tool, started) in std::mem::take(&mut self.pending.calls).into_values() {
+            self.site.record(&tool, outcome, started).await;
+        }
+        let ids = self.pending.ids();
+        with_denials(
+            reply::rpc_errors(&ids, self.single, code, message, None, status_without_ids),
+            std::mem::take(&mut self.denied),
+            &ids,
+            code,
+            message,
+        )
+    }
+
+    async fn fail_before_answer(self, err: &EgressError) -> Response<Body> {
+        let (code, message, outcome) = egress_failure(&self.gw, Some(&self.prepared), err);
+        let status = if outcome == Outcome::Timeout {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        self.fail(code, &message, outcome, status).await
+    }
+
+    /// The agent's copy of the upstream's response headers: content type, the sealed session, the protocol.
+    fn agent_headers(&self, upstream: &HeaderMap) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        if let Some(ct) = upstream.get(CONTENT_TYPE) {
+            out.insert(CONTENT_TYPE, ct.clone());
+        }
+        if let Some(v) = upstream.get("mcp-protocol-version") {
+            out.insert(HeaderName::from_static("mcp-protocol-version"), v.clone());
+        }
+        if let Some(sid) = upstream.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+            match self
+                .gw
+                .sealer
+                .seal(sid, &self.site.caller.token_id, &self.site.integration_id)
+                .and_then(|s| HeaderValue::from_str(&s).ok())
+            {
+                Some(sealed) => {
+                    out.insert(HeaderName::from_static(SESSION_HEADER), sealed);
+                }
+                None => tracing::warn!(
+                    integration_id = %self.site.integration_id,
+                    "the MCP server sent an Mcp-Session-Id that is not visible ASCII of at most {} bytes; it was \
+                     not passed on",
+                    sealed::MAX_UPSTREAM_ID
+                ),
+            }
+        }
+        out
+    }
+
+    async fn relay(self, resp: StreamResponse) -> Response<Body> {
+        let status = resp.status;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let message = format!(
+                "the MCP server refused this integration's credentials (HTTP {}); reconnect the integration or \
+                 update its credentials",
+                status.as_u16()
+            );
+            return self
+                .fail(
+                    code::UPSTREAM,
+                    &message,
+                    Outcome::UpstreamError,
+                    StatusCode::BAD_GATEWAY,
+                )
+                .await;
+        }
+        if status.is_redirection() || status.is_informational() {
+            let message = format!(
+                "the MCP server answered HTTP {} instead of an MCP answer",
+                status.as_u16()
+            );
+            return self
+                .fail(
+                    code::UPSTREAM,
+                    &message,
+                    Outcome::UpstreamError,
+                    StatusCode::BAD_GATEWAY,
+                )
+                .await;
+        }
+        let headers = self.agent_headers(&resp.headers);
+        let content_type = resp
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if !status.is_success() {
+            return self.relay_error(status, headers, resp).await;
+        }
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            return self.relay_accepted(status, headers).await;
+        }
+        if content_type.starts_with(EVENT_STREAM) {
+            self.relay_stream(status, headers, resp)
+        } else {
+            self.relay_message(status, headers, resp, content_type.starts_with(JSON))
+                .await
+        }
+    }
+
+    /// A 4xx or 5xx: its status and its (bounded, redacted) body, so the agent's client reacts as it would to the
+    /// server itself (e.g. a 404 for an expired session starts a new one).
+    async fn relay_error(
+        mut self,
+        status: StatusCode,
+        headers: HeaderMap,
+        resp: StreamResponse,
+    ) -> Response<Body> {
+        let body = match read_prefix(resp, MAX_ERROR_BODY).await {
+            Ok(b) => b,
+            Err(_) => Bytes::new(),
+        };
+        let text = String::from_utf8_lossy(&body);
+        let redacted = self.prepared.redactor.redact(&text);
+        for (tool, started) in std::mem::take(&mut self.pending.calls).into_values() {
+            self.site
+                .record(&tool, Outcome::UpstreamError, started)
+                .await;
+        }
+        let mut out = Response::new(Body::from(redacted));
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        out
+    }
+
+    /// 202/204 (the body held no request, or only notifications): the denials, if any, need an answer.
+    async fn relay_accepted(mut self, status: StatusCode, headers: HeaderMap) -> Response<Body> {
+        for (tool, started) in std::mem::take(&mut self.pending.calls).into_values() {
+            self.site.record(&tool, Outcome::Detached, started).await;
+        }
+        if !self.denied.is_empty() {
+            let denied = std::mem::take(&mut self.denied);
+            return reply::messages_response(StatusCode::OK, denied, self.single);
+        }
+        let mut out = Response::new(Body::empty());
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        out
+    }
+
+    /// One JSON answer: read (bounded), redacted, filtered, recorded, answered.
+    async fn relay_message(
+        mut self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        resp: StreamResponse,
+        is_json: bool,
+    ) -> Response<Body> {
+        let cap = self.gw.config.max_message_bytes;
+        let body = match resp.body.collect_capped(cap).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                let message = format!("the MCP server's answer is larger than {cap} bytes");
+                return self
+                    .fail(
+                        code::UPSTREAM,
+                        &message,
+                        Outcome::UpstreamError,
+                        StatusCode::BAD_GATEWAY,
+                    )
+                    .await;
+            }
+            Err(e) => {
+                let (code, message, outcome) = egress_failure(&self.gw, Some(&self.prepared), &e);
+                return self
+                    .fail(code, &message, outcome, StatusCode::BAD_GATEWAY)
+                    .await;
+            }
+        };
+        let text = String::from_utf8_lossy(&body);
+        let redacted = self.prepared.redactor.redact(&text);
+        let changed = redacted != text;
+        let needs_parse = is_json
+            && (changed
+                || !self.pending.ids.is_empty()
+                || !self.policy.is_open()
+                || !self.denied.is_empty());
+        if !needs_parse {
+            let out = if changed { Bytes::from(redacted) } else { body };
+            let mut resp = Response::new(Body::from(out));
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            return resp;
+        }
+        let mut value: Value = match serde_json::from_str(&redacted) {
+            Ok(v) => v,
+            Err(_) if changed => {
+                let message = "the MCP server's answer held one of this integration's credentials and was withheld";
+                return self
+                    .fail(
+                        code::UPSTREAM,
+                        message,
+                        Outcome::UpstreamError,
+                        StatusCode::BAD_GATEWAY,
+                    )
+                    .await;
+            }
+            Err(_) => {
+                let message = "the MCP server answered with invalid JSON";
+                return self
+                    .fail(
+                        code::UPSTREAM,
+                        message,
+                        Outcome::UpstreamError,
+                        StatusCode::BAD_GATEWAY,
+                    )
+                    .await;
+            }
+        };
+        let mut modified = changed;
+        let mut finished = Vec::new();
+        for msg in messages_mut(&mut value) {
+            if let Some(done) = self.pending.answered(msg) {
+                finished.push(done);
+            }
+            if !self.policy.is_open() && jsonrpc::filter_tools(msg, &self.policy) {
+                modified = true;
+            }
+        }
+        for (tool, started, outcome) in finished {
+            self.site.record(&tool, outcome, started).await;
+        }
+        // Calls the answer did not cover (a partial batch answer) are over as far as this exchange goes.
+        for (tool, started) in std::mem::take(&mut self.pending.calls).into_values() {
+            self.site
+                .record(&tool, Outcome::UpstreamError, started)
+                .await;
+        }
+        if !self.denied.is_empty() {
+            let denied = std::mem::take(&mut self.denied);
+            value = match value {
+                Value::Array(mut items) => {
+                    items.extend(denied);
+                    Value::Array(items)
+                }
+                one => {
+                    let mut items = vec![one];
+                    items.extend(denied);
+                    Value::Array(items)
+                }
+            };
+            modified = true;
+        }
+        let out = if modified {
+            Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+        } else {
+            body
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+        let mut resp = Response::new(Body::from(out));
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        resp
+    }
+
+    /// An SSE answer, relayed event by event.
+    fn relay_stream(
+        self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        resp: StreamResponse,
+    ) -> Response<Body> {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        headers.insert(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        );
+        let mut queue = VecDeque::new();
+        for d in &self.denied {
+            queue.push_back(sse::encode(None, None, None, &d.to_string()));
+        }
+        let relay = StreamRelay {
+            framer: Framer::new(self.gw.config.max_message_bytes),
+            body: Some(resp.body),
+            queue,
+            resumable: false,
+            exchange: self,
+        };
+        let stream = futures_util::stream::unfold(relay, |mut relay| async move {
+            relay
+                .next()
+                .await
+                .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), relay))
+        });
+        let mut out = Response::new(Body::from_stream(stream));
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        out
+    }
+}
+
+fn messages_mut(value: &mut Value) -> Vec<&mut Value> {
+    match value {
+        Value::Array(items) => items.iter_mut().collect(),
+        one => vec![one],
+    }
+}
+
+/// Reads at most `cap` bytes of a body (the rest is dropped).
+async fn read_prefix(mut resp: StreamResponse, cap: usize) -> Result<Bytes, EgressError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.body.next_chunk().await {
+        let chunk = chunk?;
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        if buf.len() >= cap {
+            break;
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// The state of an SSE relay. Dropped when the agent goes away: calls still waiting are recorded as cancelled,
+/// and the upstream connection is closed (which, in MCP, cancels the request).
+struct StreamRelay {
+    exchange: Exchange,
+    framer: Framer,
+    body: Option<plugboard_egress::BodyStream>,
+    queue: VecDeque<Bytes>,
+    /// The upstream numbered its events: it may close the stream and let the client resume it.
+    resumable: bool,
+}
+
+impl StreamRelay {
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(b) = self.queue.pop_front() {
+                return Some(b);
+            }
+            let body = self.body.as_mut()?;
+            match body.next_chunk().await {
+                Some(Ok(chunk)) => match self.framer.push(&chunk) {
+                    Ok(events) => {
+                        let mut finished = Vec::new();
+                        for e in events {
+                            if let Some(out) = self.process(e, &mut finished) {
+                                self.queue.push_back(out);
+                            }
+                        }
+                        for (tool, started, outcome) in finished {
+                            self.exchange.site.record(&tool, outcome, started).await;
+                        }
+                    }
+                    Err(sse::TooLarge(max)) => {
+                        let message =
+                            format!("the MCP server sent an event larger than {max} bytes");
+                        self.end_with(code::UPSTREAM, &message, Outcome::UpstreamError)
+                            .await;
+                    }
+                },
+                Some(Err(e)) => {
+                    let (code, message, outcome) =
+                        egress_failure(&self.exchange.gw, Some(&self.exchange.prepared), &e);
+                    self.end_with(code, &message, outcome).await;
+                }
+                None => {
+                    if self.exchange.pending.ids.is_empty() {
+                        self.body = None;
+                    } else if self.resumable {
+                        // The client may resume this stream with Last-Event-ID; the answer comes there.
+                        let calls = std::mem::take(&mut self.exchange.pending.calls);
+                        for (tool, started) in calls.into_values() {
+                            self.exchange
+                                .site
+                                .record(&tool, Outcome::Detached, started)
+                                .await;
+                        }
+                        self.exchange.pending.ids.clear();
+                        self.body = None;
+                    } else {
+                        let message = "the MCP server ended the stream without answering";
+                        self.end_with(code::UPSTREAM, message, Outcome::UpstreamError)
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the stream: an error event for every request still waiting, each waiting call recorded.
+    async fn end_with(&mut self, code: i64, message: &str, outcome: Outcome) {
+        self.body = None;
+        let calls = std::mem::take(&mut self.exchange.pending.calls);
+        for (tool, started) in calls.into_values() {
+            self.exchange.site.record(&tool, outcome, started).await;
+        }
+        for id in std::mem::take(&mut self.exchange.pending.ids).into_values() {
+            let err = jsonrpc::error(Some(&id), code, message, None);
+            self.queue
+                .push_back(sse::encode(None, None, None, &err.to_string()));
+        }
+        if self.queue.is_empty() {
+            tracing::debug!(
+                integration_id = %self.exchange.site.integration_id,
+                "gateway: an upstream stream ended: {message}"
+            );
+        }
+    }
+
+    /// One event: redacted, answers noted, `tools/list` results filtered; `None` drops it.
+    fn process(
+        &mut self,
+        e: sse::Event,
+        finished: &mut Vec<(String, Instant, Outcome)>,
+    ) -> Option<Bytes> {
+        if e.id.is_some() {
+            self.resumable = true;
+        }
+        let Some(data) = e.data.as_deref() else {
+            return Some(e.raw);
+        };
+        let redactor = &self.exchange.prepared.redactor;
+        let redacted = redactor.redact(data);
+        let changed = redacted != data;
+        let pending = &mut self.exchange.pending;
+        let policy = &self.exchange.policy;
+        if !e.is_message() || (!changed && pending.ids.is_empty() && policy.is_open()) {
+            return Some(if changed {
+                e.with_data(&redacted)
+            } else {
+                e.raw
+            });
+        }
+        let mut value: Value = match serde_json::from_str(&redacted) {
+            Ok(v) => v,
+            Err(_) if changed => {
+                tracing::warn!(
+                    integration_id = %self.exchange.site.integration_id,
+                    "gateway: an event held one of the integration's credentials and could not be cleaned; it was \
+                     withheld"
+                );
+                return None;
+            }
+            Err(_) => return Some(e.raw),
+        };
+        let mut modified = changed;
+        for msg in messages_mut(&mut value) {
+            if let Some(done) = pending.answered(msg) {
+                finished.push(done);
+            }
+            if !policy.is_open() && jsonrpc::filter_tools(msg, policy) {
+                modified = true;
+            }
+        }
+        Some(if modified {
+            e.with_data(&value.to_string())
+        } else {
+            e.raw
+        })
+    }
+}
+
+impl Drop for StreamRelay {
+    fn drop(&mut self) {
+        for (tool, started) in std::mem::take(&mut self.exchange.pending.calls).into_values() {
+            self.exchange
+                .site
+                .record_now(&tool, Outcome::Cancelled, started);
+        }
+    }
+}

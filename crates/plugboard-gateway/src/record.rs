@@ -1,0 +1,122 @@
+//! Recording `tools/call`s: metrics at once, the audit entry through a bounded queue that a few writers drain, so
+//! a slow database slows the calls that finish (backpressure) instead of growing memory.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::ports::{AuditLog, Caller, GatewayCall, Metrics, Outcome, Via};
+
+/// Audit entries waiting for the database at most.
+const QUEUE: usize = 4096;
+/// Audit writes in flight at most.
+const WRITERS: usize = 16;
+
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<GatewayCall>,
+    metrics: Arc<dyn Metrics>,
+}
+
+impl Recorder {
+    /// Starts the audit writers (needs a Tokio runtime).
+    pub fn start(audit: Arc<dyn AuditLog>, metrics: Arc<dyn Metrics>) -> Recorder {
+        let (tx, rx) = mpsc::channel::<GatewayCall>(QUEUE);
+        let calls =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
+            );
+        tokio::spawn(calls.for_each_concurrent(WRITERS, move |call| {
+            let audit = Arc::clone(&audit);
+            async move {
+                let (integration, tool, outcome) =
+                    (call.integration_id.clone(), call.tool.clone(), call.outcome);
+                if let Err(e) = audit.gateway_call(call).await {
+                    tracing::error!(
+                        integration_id = %integration,
+                        tool = %tool,
+                        outcome = outcome.as_str(),
+                        error = %e,
+                        "could not write the gateway_call audit entry; check the database"
+                    );
+                }
+            }
+        }));
+        Recorder { tx, metrics }
+    }
+
+    fn observe(&self, call: &GatewayCall) {
+        self.metrics
+            .gateway_call(&call.integration_id, call.outcome, call.duration);
+        tracing::debug!(
+            integration_id = %call.integration_id,
+            tool = %call.tool,
+            outcome = call.outcome.as_str(),
+            duration_ms = call.duration.as_millis() as u64,
+            "gateway tools/call"
+        );
+    }
+
+    /// Records a call, waiting for room in the audit queue.
+    pub async fn record(&self, call: GatewayCall) {
+        self.observe(&call);
+        if self.tx.send(call).await.is_err() {
+            tracing::error!(
+                "the gateway's audit writer has stopped; a gateway_call entry was not written"
+            );
+        }
+    }
+
+    /// Records a call without waiting (from a `Drop`): when the queue is full the entry is dropped, and logged.
+    pub fn record_now(&self, call: GatewayCall) {
+        self.observe(&call);
+        if let Err(e) = self.tx.try_send(call) {
+            let call = match e {
+                mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+            };
+            tracing::error!(
+                integration_id = %call.integration_id,
+                tool = %call.tool,
+                outcome = call.outcome.as_str(),
+                "the gateway's audit queue is full; this gateway_call entry was dropped"
+            );
+        }
+    }
+}
+
+/// Who calls which integration through which endpoint: everything a record needs but the tool and the outcome.
+#[derive(Clone)]
+pub struct CallSite {
+    pub caller: Caller,
+    pub workspace_id: String,
+    pub integration_id: String,
+    pub via: Via,
+    pub recorder: Recorder,
+}
+
+impl CallSite {
+    pub fn call(&self, tool: &str, outcome: Outcome, started: Instant) -> GatewayCall {
+        GatewayCall {
+            caller: self.caller.clone(),
+            workspace_id: self.workspace_id.clone(),
+            integration_id: self.integration_id.clone(),
+            tool: tool.to_owned(),
+            outcome,
+            duration: started.elapsed(),
+            via: self.via.clone(),
+        }
+    }
+
+    pub async fn record(&self, tool: &str, outcome: Outcome, started: Instant) {
+        self.recorder
+            .record(self.call(tool, outcome, started))
+            .await;
+    }
+
+    pub fn record_now(&self, tool: &str, outcome: Outcome, started: Instant) {
+        self.recorder.record_now(self.call(tool, outcome, started));
+    }
+}
