@@ -17,8 +17,10 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
 }
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+pub(crate) static SQLITE_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("../../migrations/sqlite");
+pub(crate) static PG_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("../../migrations/postgres");
 
 /// Maps constraint violations to outcomes; everything else stays a database error.
 fn map_err(e: sqlx::Error, what: &'static str) -> StoreError {
