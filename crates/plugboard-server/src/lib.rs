@@ -18,4 +18,4 @@ pub mod testing;
 pub mod vault;
 
 pub use app::{router, App, AppState, Application, StartupError};
-pub use config::{Config, ConfigArgs, LogFormat};
+pub use config::{Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs};
