@@ -198,8 +198,9 @@ async fn load_ring(store: &dyn Store, master: &MasterKey) -> Result<KeyRing, Vau
             .unwrap(&WrappedKey { id: row.id.clone(), wrapped: row.wrapped.clone() })
             .map_err(|e| match e {
                 VaultError::WrongMasterKey => VaultServiceError::Config(format!(
-                    "the master key does not open data key {} stored in the database: PLUGBOARD_MASTER_KEY (or \
-                     master.key) is not the key this database was created with",
+                    "the master key does not open data key {} stored in the database: the key given \
+                     (PLUGBOARD_MASTER_KEY, PLUGBOARD_MASTER_KEY_FILE or master.key) is not the one this database \
+                     was created with",
                     row.id
                 )),
                 other => VaultServiceError::Vault(other),

@@ -57,6 +57,13 @@ pub async fn backup_sqlite(url: &str, dest: &Path) -> Result<Backup, BackupError
     })?;
     create_private_empty_file(dest).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => BackupError::Exists(dest.to_path_buf()),
+        io::ErrorKind::NotFound => BackupError::Io {
+            path: dest.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                "its folder does not exist (create it first)",
+            ),
+        },
         _ => BackupError::Io {
             path: dest.to_path_buf(),
             source: e,

@@ -68,8 +68,9 @@ enum Command {
                       private to you (mode 0600) and checked before the command reports it. An existing file is \
                       never overwritten. The master key is not in the copy: keep master.key (or your \
                       PLUGBOARD_MASTER_KEY) backed up separately, the copy's secrets cannot be read without it. \
-                      To restore, stop the server, put the copy in place as DIR/plugboard.db (removing any \
-                      plugboard.db-wal and plugboard.db-shm left there) and start it with the same master key.\n\n\
+                      To restore, stop the server, move every DIR/plugboard.db* file aside (a stale \
+                      plugboard.db-wal would be replayed into the restored file), copy the backup to \
+                      DIR/plugboard.db and start the server with the same master key.\n\n\
                       For PostgreSQL use pg_dump."
     )]
     Backup {
@@ -348,12 +349,13 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
                  server with this version: it migrates at start)."
             ),
             ExistingDbError::Ahead { unknown } => anyhow::anyhow!(
-                "the database {shown} was migrated by a newer version of plugboard ({unknown} migrations this \
-                 version does not know): run this command with the server's version."
+                "the database {shown} was migrated by a newer version of plugboard ({unknown} migration{} this \
+                 version does not know): run this command with the server's version.",
+                if unknown == 1 { "" } else { "s" }
             ),
-            ExistingDbError::Store(e) => {
-                anyhow::Error::new(e).context(format!("cannot open the database {shown}"))
-            }
+            ExistingDbError::Store(e) => anyhow::Error::new(e).context(format!(
+                "cannot open the database {shown} (is it running and reachable, and are the settings the server's?)"
+            )),
         })
 }
 
