@@ -99,7 +99,7 @@ enum AdminCommand {
         #[command(subcommand)]
         command: MemberCommand,
     },
-    /// Create crews (groups of agents inside a workspace)
+    /// Create crews (groups inside a workspace that integrations can be installed for)
     Crew {
         #[command(subcommand)]
         command: CrewCommand,
@@ -161,7 +161,7 @@ enum CrewCommand {
         /// Id of the workspace the crew belongs to
         #[arg(long, value_name = "WORKSPACE_ID")]
         workspace: String,
-        /// The crew's name, e.g. Support agents
+        /// The crew's name, e.g. Support
         #[arg(long, value_name = "NAME")]
         name: String,
     },
