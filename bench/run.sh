@@ -14,6 +14,7 @@ SIZES=${SIZES:-"100 1000 10000"}
 GROWTH=${GROWTH:-"100 1000 10000"}
 if [ "${QUICK:-0}" = 1 ]; then DUR=3; SIZES="100 1000"; GROWTH="100 1000"; fi
 SECTIONS=${SECTIONS:-"catalog install verify"}
+OUT=${OUT:-BENCHMARKS.md}   # where the report goes (relative to the repository); a partial run can keep BENCHMARKS.md
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 PB_PORT=18080
 NGINX_PORT=18081
@@ -111,6 +112,7 @@ stop_pb() { kill "$PB_PID" 2>/dev/null || true; wait "$PB_PID" 2>/dev/null || tr
 make_identity() {
     local data=$1
     local u w t
+    PLUGBOARD_DATA_DIR="$data" "$PB" migrate >/dev/null
     u=$(PLUGBOARD_DATA_DIR="$data" "$PB" admin user create --email "bench-$RANDOM$RANDOM@example.com" | json_field id)
     w=$(PLUGBOARD_DATA_DIR="$data" "$PB" admin workspace create --name bench --owner "$u" | json_field id)
     t=$(PLUGBOARD_DATA_DIR="$data" "$PB" admin token create --user "$u" | json_field token)
@@ -184,15 +186,17 @@ EOF
 {
     echo "## Installs (pat, vault on) against a raw store baseline"
     echo
-    echo "The baseline writes the same rows (integration, one secret, the audit entry, one transaction, same pool, WAL and \`synchronous=NORMAL\`) directly with sqlx in one process, $CONN concurrent writers. Plugboard: \`wrk -c$CONN\` POSTs to the install endpoint."
+    echo "The baseline writes the same rows (integration, one secret, the audit entry, one transaction, same pool, WAL and the same \`synchronous\` setting) directly with sqlx in one process, $CONN concurrent writers. Plugboard: \`wrk -c$CONN\` POSTs to the install endpoint. SQLite runs twice: with the default \`synchronous=FULL\` and with \`PLUGBOARD_SQLITE_SYNCHRONOUS=normal\`."
     echo
     echo "| backend | existing integrations | plugboard installs/s | baseline installs/s | ratio | plugboard p50 / p99 ms |"
     echo "|---|---:|---:|---:|---:|---|"
 } >> "$REPORT"
-# PLUGBOARD_DATABASE_URL (exported) selects the backend; unset is SQLite in the data dir
+# $1: label; $2: SQLite synchronous (full|normal). PLUGBOARD_DATABASE_URL (exported) selects the backend; unset is
+# SQLite in the data dir. Writes "existing installs/s" lines to $WORK/installs-$1.txt.
 bench_installs() (
-    backend=$1
-    data="$WORK/data-install-$backend"
+    label=$1
+    export PLUGBOARD_SQLITE_SYNCHRONOUS=$2
+    data="$WORK/data-install-$label"
     mkdir -p "$data"
     read -r _ WS TOKEN <<<"$(make_identity "$data")"
     start_pb "$WORK/cat-100" "$data"
@@ -208,12 +212,14 @@ bench_installs() (
         fi
         have=$g
         read -r prps p50 p99 <<<"$(wrk_run -t2 -c"$CONN" -d"${DUR}"s -s "$WORK/install.lua" -H "$H" "$URL")"
-        burl=${PLUGBOARD_DATABASE_URL:-"sqlite://$WORK/baseline-$g.db"}
-        base=$("$BASELINE" "$burl" "$DUR" "$CONN" "$g" | json_field per_sec)
-        echo "| $backend | $g | $prps | $(printf %.1f "$base") | $(ratio "$prps" "$base") | $p50 / $p99 |" >> "$REPORT"
+        burl=${PLUGBOARD_DATABASE_URL:-"sqlite://$WORK/baseline-$label-$g.db"}
+        base=$("$BASELINE" "$burl" "$DUR" "$CONN" "$g" "$2" | json_field per_sec)
+        echo "| $label | $g | $prps | $(printf %.1f "$base") | $(ratio "$prps" "$base") | $p50 / $p99 |" >> "$REPORT"
+        echo "$g $prps" >> "$WORK/installs-$label.txt"
     done
 )
-bench_installs sqlite
+bench_installs sqlite full
+bench_installs sqlite-normal normal
 if command -v psql >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
     PGDB="plugboard_bench_$$"
     psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $PGDB" >/dev/null
@@ -221,13 +227,25 @@ if command -v psql >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/
         export PLUGBOARD_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$PGDB"
         PLUGBOARD_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
         export PLUGBOARD_MASTER_KEY
-        bench_installs postgres
+        bench_installs postgres full
     )
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null || true
 else
     echo "| postgres | - | not run: no PostgreSQL at 127.0.0.1:5432 | | | |" >> "$REPORT"
 fi
-echo >> "$REPORT"
+{
+    echo
+    echo "### The cost of durability on SQLite"
+    echo
+    echo "Plugboard's installs per second from the two SQLite runs above: \`synchronous=FULL\` (the default: every acknowledged install is on disk before the answer) against \`synchronous=NORMAL\` (\`PLUGBOARD_SQLITE_SYNCHRONOUS=normal\`: an OS crash or power cut can lose the last acknowledged installs)."
+    echo
+    echo "| existing integrations | FULL installs/s | NORMAL installs/s | FULL / NORMAL |"
+    echo "|---:|---:|---:|---:|"
+    paste -d' ' "$WORK/installs-sqlite.txt" "$WORK/installs-sqlite-normal.txt" | while read -r g full _ normal; do
+        echo "| $g | $full | $normal | $(ratio "$full" "$normal") |"
+    done
+    echo
+} >> "$REPORT"
 
 fi
 
@@ -264,9 +282,10 @@ fi
     echo
     echo "Targets: list and get ≥ 0.8 of nginx's throughput with p99 ≤ 2× nginx's; installs ≥ 0.5 of the baseline; verify adds < 1 ms at p50; ready within 300 ms; under 64 MiB resident."
     echo
-    echo "Rerun: \`bench/run.sh\` (or \`QUICK=1 bench/run.sh\`); knobs: \`DUR\`, \`CONN\`, \`SIZES\`, \`GROWTH\`, \`SECTIONS\` (\`catalog install verify\`)."
+    echo "Rerun: \`bench/run.sh\` (or \`QUICK=1 bench/run.sh\`); knobs: \`DUR\`, \`CONN\`, \`SIZES\`, \`GROWTH\`, \`SECTIONS\` (\`catalog install verify\`), \`OUT\` (report file, default \`BENCHMARKS.md\`)."
 } >> "$REPORT"
 
 cat "$REPORT"
-cp "$REPORT" "$ROOT/BENCHMARKS.md"
-echo "written to BENCHMARKS.md" >&2
+case "$OUT" in /*) ;; *) OUT="$ROOT/$OUT" ;; esac
+cp "$REPORT" "$OUT"
+echo "written to $OUT" >&2

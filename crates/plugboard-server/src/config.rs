@@ -6,102 +6,173 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use plugboard_store::SqliteSynchronous;
 use secrecy::SecretString;
 use url::Url;
 
-/// The raw settings as clap reads them (flags and environment variables).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_PROBE_TIMEOUT_MS: &str = "10000";
+pub const DEFAULT_VERIFY_RATE_PER_MINUTE: &str = "30";
+pub const DEFAULT_SQLITE_SYNCHRONOUS: &str = "full";
+pub const DEFAULT_OIDC_SCOPES: &str = "openid email profile";
+const DEFAULT_LOG_FORMAT: &str = "pretty";
+
+/// Where the database is: every command that opens it.
 #[derive(Clone, Debug, clap::Args)]
-pub struct ConfigArgs {
-    /// Address to bind.
-    #[arg(
-        long,
-        env = "PLUGBOARD_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
-    pub listen: String,
-    /// Where the default SQLite file and the dev key file live.
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
+    /// Folder of the default SQLite database (plugboard.db) and of the development key file (master.key)
     #[arg(
         long,
         env = "PLUGBOARD_DATA_DIR",
-        default_value = "./data",
+        hide_env_values = true,
+        default_value = DEFAULT_DATA_DIR,
+        value_name = "DIR",
         global = true
     )]
     pub data_dir: PathBuf,
-    /// `sqlite://…` or `postgres://…`; default `sqlite://$PLUGBOARD_DATA_DIR/plugboard.db`.
+    /// Database URL, sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/NAME; unset: sqlite://DIR/plugboard.db
     #[arg(
         long,
         env = "PLUGBOARD_DATABASE_URL",
         hide_env_values = true,
+        value_name = "URL",
         global = true
     )]
     pub database_url: Option<String>,
-    /// A folder of manifests that replaces the built-in catalog.
-    #[arg(long, env = "PLUGBOARD_CATALOG_DIR", global = true)]
-    pub catalog_dir: Option<PathBuf>,
-    /// Base64 of 32 random bytes; wraps the vault's data keys.
+}
+
+/// The master key: commands that open the vault.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Master key")]
+pub struct MasterKeyArgs {
+    /// Master key, base64 of 32 random bytes (`openssl rand -base64 32`); with neither this nor a key file, SQLite
+    /// uses DIR/master.key (created on first start)
     #[arg(
         long,
         env = "PLUGBOARD_MASTER_KEY",
         hide_env_values = true,
-        global = true
+        value_name = "BASE64"
     )]
     pub master_key: Option<String>,
-    /// The externally visible base URL (OAuth redirect URIs are built from it).
-    #[arg(long, env = "PLUGBOARD_PUBLIC_URL", global = true)]
+    /// File holding the master key in base64 (mode 0600 or 0400), e.g. a systemd credential or a mounted secret
+    #[arg(
+        long,
+        env = "PLUGBOARD_MASTER_KEY_FILE",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// Every setting `plugboard serve` reads (flags and environment variables).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub key: MasterKeyArgs,
+    /// SQLite durability: `full` (every acknowledged write survives a power cut) or `normal` (faster; an OS crash
+    /// or power cut can lose the last acknowledged writes)
+    #[arg(
+        long,
+        env = "PLUGBOARD_SQLITE_SYNCHRONOUS",
+        hide_env_values = true,
+        default_value = DEFAULT_SQLITE_SYNCHRONOUS,
+        value_name = "full|normal",
+        help_heading = "Database"
+    )]
+    pub sqlite_synchronous: String,
+    /// Address to listen on, IP:PORT (0.0.0.0:8080 for every interface)
+    #[arg(
+        long,
+        env = "PLUGBOARD_LISTEN",
+        hide_env_values = true,
+        default_value = DEFAULT_LISTEN,
+        value_name = "IP:PORT",
+        help_heading = "Server"
+    )]
+    pub listen: String,
+    /// Externally visible base URL, e.g. https://plugboard.example.com (OAuth redirect URIs are built from it);
+    /// unset: http://LISTEN
+    #[arg(
+        long,
+        env = "PLUGBOARD_PUBLIC_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Server"
+    )]
     pub public_url: Option<String>,
-    /// Comma-separated CIDRs the egress guard lets through although private or loopback.
+    /// Folder of manifests (*.yaml, *.yml, *.json) that replaces the built-in catalog; unset: the built-in one
+    #[arg(
+        long,
+        env = "PLUGBOARD_CATALOG_DIR",
+        hide_env_values = true,
+        value_name = "DIR",
+        help_heading = "Server"
+    )]
+    pub catalog_dir: Option<PathBuf>,
+    /// Comma-separated CIDRs the egress guard lets through although private or loopback, e.g. 10.0.0.0/8
     #[arg(
         long,
         env = "PLUGBOARD_EGRESS_ALLOW_CIDRS",
+        hide_env_values = true,
         default_value = "",
-        global = true
+        value_name = "CIDRS",
+        help_heading = "Server"
     )]
     pub egress_allow_cidrs: String,
-    /// Bound on one verify probe, end to end, in milliseconds.
+    /// Bound on one verify probe, end to end, in milliseconds
     #[arg(
         long,
         env = "PLUGBOARD_PROBE_TIMEOUT_MS",
-        default_value = "10000",
-        global = true
+        hide_env_values = true,
+        default_value = DEFAULT_PROBE_TIMEOUT_MS,
+        value_name = "MS",
+        help_heading = "Server"
     )]
     pub probe_timeout_ms: String,
-    /// Verifies a minute per workspace (per instance); the burst is the same number.
+    /// Verifies a minute per workspace, per instance (the burst is the same number)
     #[arg(
         long,
         env = "PLUGBOARD_VERIFY_RATE_PER_MINUTE",
-        default_value = "30",
-        global = true
+        hide_env_values = true,
+        default_value = DEFAULT_VERIFY_RATE_PER_MINUTE,
+        value_name = "N",
+        help_heading = "Server"
     )]
     pub verify_rate_per_minute: String,
-    /// `pretty` or `json`.
+    /// Log format on stderr: `pretty` (coloured on a terminal only) or `json`; the level comes from RUST_LOG
     #[arg(
         long,
         env = "PLUGBOARD_LOG_FORMAT",
-        default_value = "pretty",
-        global = true
+        hide_env_values = true,
+        default_value = DEFAULT_LOG_FORMAT,
+        value_name = "pretty|json",
+        help_heading = "Server"
     )]
     pub log_format: String,
     /// OpenID Connect sign-in: the identity provider's issuer URL (https; http only on loopback). Unset: no OIDC.
-    #[arg(long, env = "PLUGBOARD_OIDC_ISSUER", global = true)]
+    #[arg(long, env = "PLUGBOARD_OIDC_ISSUER", help_heading = "Sign-in")]
     pub oidc_issuer: Option<String>,
     /// The client id Plugboard is registered under at the identity provider.
-    #[arg(long, env = "PLUGBOARD_OIDC_CLIENT_ID", global = true)]
+    #[arg(long, env = "PLUGBOARD_OIDC_CLIENT_ID", help_heading = "Sign-in")]
     pub oidc_client_id: Option<String>,
     /// The client secret; unset: Plugboard is a public client (PKCE only).
     #[arg(
         long,
         env = "PLUGBOARD_OIDC_CLIENT_SECRET",
         hide_env_values = true,
-        global = true
+        help_heading = "Sign-in"
     )]
     pub oidc_client_secret: Option<String>,
     /// The scopes asked for at sign-in, separated by spaces.
     #[arg(
         long,
         env = "PLUGBOARD_OIDC_SCOPES",
-        default_value = "openid email profile",
-        global = true
+        default_value = DEFAULT_OIDC_SCOPES,
+        help_heading = "Sign-in"
     )]
     pub oidc_scopes: String,
 }
@@ -120,6 +191,9 @@ pub struct Config {
     pub database_url: String,
     pub catalog_dir: Option<PathBuf>,
     pub master_key: Option<SecretString>,
+    /// A file holding the master key (never set together with `master_key`).
+    pub master_key_file: Option<PathBuf>,
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Without a trailing slash.
     pub public_url: String,
     pub egress_allow_cidrs: Vec<IpNet>,
@@ -153,22 +227,21 @@ impl std::fmt::Debug for Config {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-impl ConfigArgs {
-    pub fn into_config(self) -> Result<Config, ConfigError> {
-        let listen: SocketAddr = self.listen.trim().parse().map_err(|_| {
-            ConfigError(format!(
-                "PLUGBOARD_LISTEN `{}` is not an address: use host:port with an IP, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
-                self.listen
-            ))
-        })?;
+impl DatabaseArgs {
+    /// The database URL these settings name, checked.
+    pub fn url(&self) -> Result<String, ConfigError> {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError(
                 "PLUGBOARD_DATA_DIR must not be empty (default ./data)".into(),
             ));
         }
-        let database_url = match self.database_url.filter(|s| !s.trim().is_empty()) {
+        match self
+            .database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(url) => {
-                let url = url.trim().to_string();
                 if !(url.starts_with("sqlite:")
                     || url.starts_with("postgres://")
                     || url.starts_with("postgresql://"))
@@ -179,9 +252,76 @@ impl ConfigArgs {
                             .into(),
                     ));
                 }
-                url
+                Ok(url.to_string())
             }
-            None => format!("sqlite://{}", self.data_dir.join("plugboard.db").display()),
+            None => Ok(format!(
+                "sqlite://{}",
+                self.data_dir.join("plugboard.db").display()
+            )),
+        }
+    }
+}
+
+impl MasterKeyArgs {
+    /// Neither, or exactly one of, the key and the key file (empty values count as unset).
+    fn validate(self) -> Result<(Option<SecretString>, Option<PathBuf>), ConfigError> {
+        let key = self.master_key.filter(|s| !s.trim().is_empty());
+        let file = self.master_key_file.filter(|p| !p.as_os_str().is_empty());
+        if key.is_some() && file.is_some() {
+            return Err(ConfigError(
+                "PLUGBOARD_MASTER_KEY and PLUGBOARD_MASTER_KEY_FILE are both set: set only one of them (the file \
+                 keeps the key out of the environment)"
+                    .into(),
+            ));
+        }
+        Ok((key.map(SecretString::from), file))
+    }
+}
+
+impl ConfigArgs {
+    /// The settings of an operator command: its database (and master key) settings, everything else at its
+    /// default.
+    pub fn for_command(database: DatabaseArgs, key: Option<MasterKeyArgs>) -> ConfigArgs {
+        ConfigArgs {
+            database,
+            key: key.unwrap_or(MasterKeyArgs {
+                master_key: None,
+                master_key_file: None,
+            }),
+            sqlite_synchronous: DEFAULT_SQLITE_SYNCHRONOUS.into(),
+            listen: DEFAULT_LISTEN.into(),
+            public_url: None,
+            catalog_dir: None,
+            egress_allow_cidrs: String::new(),
+            probe_timeout_ms: DEFAULT_PROBE_TIMEOUT_MS.into(),
+            verify_rate_per_minute: DEFAULT_VERIFY_RATE_PER_MINUTE.into(),
+            log_format: DEFAULT_LOG_FORMAT.into(),
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_scopes: DEFAULT_OIDC_SCOPES.into(),
+        }
+    }
+
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = self.listen.trim().parse().map_err(|_| {
+            ConfigError(format!(
+                "PLUGBOARD_LISTEN `{}` is not an address: use host:port with an IP, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+                self.listen
+            ))
+        })?;
+        let database_url = self.database.url()?;
+        let (master_key, master_key_file) = self.key.validate()?;
+        let sqlite_synchronous = match self.sqlite_synchronous.trim().to_ascii_lowercase().as_str() {
+            "full" => SqliteSynchronous::Full,
+            "normal" => SqliteSynchronous::Normal,
+            other => {
+                return Err(ConfigError(format!(
+                    "PLUGBOARD_SQLITE_SYNCHRONOUS `{other}` must be `full` (the default: every acknowledged write \
+                     survives a power cut) or `normal` (faster; an OS crash or power cut can lose the last \
+                     acknowledged writes)"
+                )))
+            }
         };
         let public_url = match self.public_url.filter(|s| !s.trim().is_empty()) {
             Some(raw) => {
@@ -248,13 +388,12 @@ impl ConfigArgs {
         )?;
         Ok(Config {
             listen,
-            data_dir: self.data_dir,
+            data_dir: self.database.data_dir,
             database_url,
             catalog_dir: self.catalog_dir.filter(|p| !p.as_os_str().is_empty()),
-            master_key: self
-                .master_key
-                .filter(|s| !s.trim().is_empty())
-                .map(SecretString::from),
+            master_key,
+            master_key_file,
+            sqlite_synchronous,
             public_url,
             egress_allow_cidrs,
             probe_timeout: Duration::from_millis(probe_timeout_ms),
@@ -389,12 +528,17 @@ impl Config {
     /// One line of the effective settings, without any secret.
     pub fn summary(&self) -> String {
         format!(
-            "listen={} data_dir={} database={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?} oidc={}",
+            "listen={} data_dir={} database={} sqlite_synchronous={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?} oidc={}",
             self.listen,
             self.data_dir.display(),
             self.redacted_database_url(),
+            self.sqlite_synchronous.as_str(),
             self.catalog_dir.as_ref().map_or("built-in".to_string(), |p| p.display().to_string()),
-            if self.master_key.is_some() { "set" } else { "unset" },
+            match (&self.master_key, &self.master_key_file) {
+                (Some(_), _) => "set".to_string(),
+                (None, Some(file)) => format!("file:{}", file.display()),
+                (None, None) => "unset".to_string(),
+            },
             self.public_url,
             self.egress_allow_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             self.probe_timeout.as_millis(),
@@ -431,6 +575,8 @@ impl Config {
             database_url,
             catalog_dir: None,
             master_key: None,
+            master_key_file: None,
+            sqlite_synchronous: SqliteSynchronous::Full,
             public_url: "http://127.0.0.1:8080".into(),
             egress_allow_cidrs: Vec::new(),
             probe_timeout: Duration::from_secs(10),

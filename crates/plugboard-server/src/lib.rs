@@ -22,6 +22,6 @@ pub mod testing;
 pub mod vault;
 pub mod verify;
 
-pub use config::{Config, ConfigArgs, LogFormat};
+pub use config::{Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs};
 pub use startup::{router, Application};
 pub use state::{App, AppState, StartupError};

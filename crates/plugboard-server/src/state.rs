@@ -62,7 +62,11 @@ pub fn load_catalog(config: &Config) -> Result<Catalog, StartupError> {
 impl App {
     /// Opens the database (migrating it), the vault and the catalog.
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
-        let store = plugboard_store::connect(&config.database_url)
+        let options = plugboard_store::ConnectOptions {
+            create: true,
+            sqlite_synchronous: config.sqlite_synchronous,
+        };
+        let store = plugboard_store::connect_with(&config.database_url, options)
             .await
             .map_err(startup(
                 "cannot open the database (check PLUGBOARD_DATABASE_URL)",

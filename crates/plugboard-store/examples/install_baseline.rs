@@ -2,16 +2,17 @@
 //! entry, in one transaction, same pool and durability settings), made directly through the store with sqlx in one
 //! process — no HTTP, no authentication, no validation, no encryption.
 //!
-//! `cargo run --release -p plugboard-store --example install_baseline -- <database-url> <seconds> <concurrency> [existing]`
-//! prints `{"installs": N, "seconds": S, "per_sec": R}`.
+//! `cargo run --release -p plugboard-store --example install_baseline -- <database-url> <seconds> <concurrency> [existing]
+//! [full|normal]` (the last: SQLite's `synchronous`, default full, as the server's) prints
+//! `{"installs": N, "seconds": S, "per_sec": R}`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugboard_store::{
-    new_id, IntegrationAuthMode, IntegrationId, IntegrationStatus, NewAudit, NewIntegration,
-    NewSecret, Store, UserId, WorkspaceId,
+    new_id, ConnectOptions, IntegrationAuthMode, IntegrationId, IntegrationStatus, NewAudit,
+    NewIntegration, NewSecret, SqliteSynchronous, Store, UserId, WorkspaceId,
 };
 
 fn integration(ws: &WorkspaceId, user: &UserId, key: &str) -> NewIntegration {
@@ -49,7 +50,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let concurrency: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(64);
     let existing: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let store: Arc<dyn Store> = plugboard_store::connect(&url).await?;
+    let sqlite_synchronous = match args.get(5).map(String::as_str) {
+        Some("normal") => SqliteSynchronous::Normal,
+        _ => SqliteSynchronous::Full,
+    };
+    let options = ConnectOptions {
+        create: true,
+        sqlite_synchronous,
+    };
+    let store: Arc<dyn Store> = plugboard_store::connect_with(&url, options).await?;
     store.migrate().await?;
     let user = store
         .create_user(&format!("{}@bench.example", new_id()), "bench")

@@ -1,72 +1,110 @@
 //! `plugboard`: the service and its operator commands. Each operator command prints exactly one JSON object on
 //! stdout and exits 0, or prints a clear message on stderr and exits non-zero. Logs always go to stderr.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use plugboard_server::auth::generate_token;
+use plugboard_server::config::ConfigError;
 use plugboard_server::vault::{resolve_master_key, rotate};
-use plugboard_server::{App, Application, Config, ConfigArgs, LogFormat};
-use plugboard_store::{Role, Store, TokenId, UserId, WorkspaceId};
+use plugboard_server::{
+    App, Application, Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs,
+};
+use plugboard_store::{ExistingDbError, Role, Store, TokenId, UserId, WorkspaceId};
 
 #[derive(Parser)]
 #[command(
     name = "plugboard",
     version,
-    about = "MCP connector catalog and credential vault"
+    about = "MCP connector catalog and credential vault",
+    long_about = "MCP connector catalog and credential vault: one binary, the server and its operator commands.\n\n\
+                  Run without a command to serve (the same as `plugboard serve`, configured by environment \
+                  variables). The operator commands work on the server's database and print one JSON object on \
+                  stdout, or a message on stderr and a non-zero exit code.",
+    after_help = "Every option can also be set by the environment variable shown in the command's --help \
+                  (e.g. PLUGBOARD_DATA_DIR). Run `plugboard COMMAND --help` for a command's options."
 )]
 struct Cli {
-    #[command(flatten)]
-    config: ConfigArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default).
-    Serve,
-    /// Apply pending database migrations.
-    Migrate,
-    /// Operator commands on users, workspaces, members, crews and tokens.
+    /// Run the HTTP server (the default); creates and migrates the database when needed
+    Serve(Box<ConfigArgs>),
+    /// Create the database if it does not exist and apply pending migrations: prints {"applied"}
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Manage users, workspaces, members, crews and API tokens in the server's database
     Admin {
+        #[command(flatten)]
+        database: DatabaseArgs,
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Catalog tools.
+    /// Check catalog manifests
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
     },
-    /// Vault tools.
+    /// Manage the credential vault's keys
     Vault {
         #[command(subcommand)]
         command: VaultCommand,
+    },
+    /// Copy the SQLite database to a new file while the server runs: prints {"path","bytes"}
+    #[command(
+        long_about = "Copy the SQLite database to a new file while the server runs: prints {\"path\",\"bytes\"}.\n\n\
+                      The copy is consistent (one moment's state, every write committed before it began), made \
+                      private to you (mode 0600) and checked before the command reports it. An existing file is \
+                      never overwritten. The master key is not in the copy: keep master.key (or your \
+                      PLUGBOARD_MASTER_KEY) backed up separately, the copy's secrets cannot be read without it. \
+                      To restore, stop the server, move every DIR/plugboard.db* file aside (a stale \
+                      plugboard.db-wal would be replayed into the restored file), copy the backup to \
+                      DIR/plugboard.db and start the server with the same master key.\n\n\
+                      For PostgreSQL use pg_dump."
+    )]
+    Backup {
+        /// The file to write (must not exist; its folder must)
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 
 #[derive(Subcommand)]
 enum AdminCommand {
+    /// Create users (people who sign in and own tokens)
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Create workspaces (what integrations are installed for)
     Workspace {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Add users to workspaces with a role
     Member {
         #[command(subcommand)]
         command: MemberCommand,
     },
+    /// Create crews (groups inside a workspace that integrations can be installed for)
     Crew {
         #[command(subcommand)]
         command: CrewCommand,
     },
+    /// Create and revoke API tokens
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -75,88 +113,114 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create a user: prints {"id"}.
+    /// Create a user: prints {"id"}
     Create {
-        #[arg(long)]
+        /// The user's email address (unique), e.g. ada@example.com
+        #[arg(long, value_name = "EMAIL")]
         email: String,
-        #[arg(long)]
+        /// Display name [default: the part of the email before @]
+        #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
 }
 
 #[derive(Subcommand)]
 enum WorkspaceCommand {
-    /// Create a workspace owned by a user: prints {"id"}.
+    /// Create a workspace owned by a user (its first OWNER member): prints {"id"}
     Create {
-        #[arg(long)]
+        /// The workspace's name, e.g. Acme
+        #[arg(long, value_name = "NAME")]
         name: String,
-        #[arg(long)]
+        /// Id of the user who owns it (from `admin user create`)
+        #[arg(long, value_name = "USER_ID")]
         owner: String,
     },
 }
 
 #[derive(Subcommand)]
 enum MemberCommand {
-    /// Add a member (or change a member's role): prints {"workspace_id","user_id","role"}.
+    /// Add a user to a workspace, or change a member's role: prints {"workspace_id","user_id","role"}
     Add {
-        #[arg(long)]
+        /// Id of the workspace (from `admin workspace create`)
+        #[arg(long, value_name = "WORKSPACE_ID")]
         workspace: String,
-        #[arg(long)]
+        /// Id of the user to add (from `admin user create`)
+        #[arg(long, value_name = "USER_ID")]
         user: String,
-        #[arg(long)]
+        /// The member's role: VIEWER, MEMBER, MANAGER, ADMIN or OWNER (MANAGER and above verify and install; ADMIN
+        /// and above read runtime credentials and the audit log)
+        #[arg(long, value_name = "ROLE")]
         role: String,
     },
 }
 
 #[derive(Subcommand)]
 enum CrewCommand {
-    /// Create a crew in a workspace: prints {"id"}.
+    /// Create a crew in a workspace: prints {"id"}
     Create {
-        #[arg(long)]
+        /// Id of the workspace the crew belongs to
+        #[arg(long, value_name = "WORKSPACE_ID")]
         workspace: String,
-        #[arg(long)]
+        /// The crew's name, e.g. Support
+        #[arg(long, value_name = "NAME")]
         name: String,
     },
 }
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create an API token: prints {"id","token"}; the token is shown this once only.
+    /// Create an API token for a user: prints {"id","token"}; the token is shown this once only
     Create {
-        #[arg(long)]
+        /// Id of the user the token acts as
+        #[arg(long, value_name = "USER_ID")]
         user: String,
-        #[arg(long)]
+        /// A label to recognise the token by, e.g. laptop [default: api]
+        #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
-    /// Revoke an API token: prints {"id","revoked":true}.
+    /// Revoke an API token (it stops working within a second): prints {"id","revoked":true}
     Revoke {
-        #[arg(long)]
+        /// Id of the token (the "id" printed by `admin token create`, not the token itself)
+        #[arg(long, value_name = "TOKEN_ID")]
         id: String,
     },
 }
 
 #[derive(Subcommand)]
 enum CatalogCommand {
-    /// Validate manifest files or folders: prints {"valid","invalid":[{"file","error"}]}; exit 0 only if all valid.
+    /// Validate manifest files or folders: prints {"valid","invalid":[{"file","error"}]}; exit 0 only if all valid
     Lint {
-        #[arg(required = true)]
+        /// Manifest files (*.yaml, *.yml, *.json) or folders of them
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
-    /// Convert MCP Registry server.json entries into manifests: prints {"written","skipped":[{"name","reason"}]}.
+    /// Convert MCP Registry server.json entries into manifests: prints {"written","skipped":[{"name","reason"}]}
     ImportRegistry {
-        /// Folder to write the manifests to (created if missing; existing files are never overwritten).
-        #[arg(long, default_value = "./catalog-import")]
+        /// Folder to write the manifests to (created if missing; existing files are never overwritten)
+        #[arg(long, default_value = "./catalog-import", value_name = "DIR")]
         out: PathBuf,
-        /// server.json files, or registry API answers ({"server": …} or {"servers": [ … ]}).
-        #[arg(required = true)]
+        /// server.json files, or registry API answers ({"server": …} or {"servers": [ … ]})
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
 }
 
 #[derive(Subcommand)]
 enum VaultCommand {
-    /// Make a new data key active and re-encrypt every secret under it: prints {"key_id","rewrapped"}.
-    Rotate,
+    /// Make a new data key active and re-encrypt every secret under it, while servers run: prints {"key_id","rewrapped"}
+    #[command(
+        long_about = "Make a new data key active and re-encrypt every secret under it, while servers run: prints \
+                      {\"key_id\",\"rewrapped\"}.\n\n\
+                      One rotation runs at a time across every process and instance: a second one waits for the \
+                      running one (saying so on stderr) and then finishes its work rather than rotating again. \
+                      The master key itself does not change."
+    )]
+    Rotate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        key: MasterKeyArgs,
+    },
 }
 
 /// Dependencies whose debug and trace output can carry wire data (request paths with query strings, header frames,
@@ -165,6 +229,8 @@ enum VaultCommand {
 const WIRE_LEVEL_CAPS: &str =
     "h2=info,hyper=info,hyper_util=info,reqwest=info,rustls=info,tokio_postgres=info,postgres_protocol=info";
 
+/// Logs go to stderr, coloured only when stderr is a terminal (and `NO_COLOR` is unset): a log file or a pipe
+/// gets plain text.
 fn init_logging(format: LogFormat, default_level: &str) {
     let base = std::env::var("RUST_LOG")
         .ok()
@@ -174,9 +240,12 @@ fn init_logging(format: LogFormat, default_level: &str) {
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!("{default_level},{WIRE_LEVEL_CAPS}"))
         });
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
@@ -184,16 +253,32 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match cli.config.into_config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("plugboard: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        // No command: serve, configured by the environment.
+        None => match Cli::parse_from(["plugboard", "serve"]).command {
+            Some(command) => command,
+            None => return ExitCode::FAILURE,
+        },
     };
-    let serving = matches!(cli.command, None | Some(Command::Serve));
-    init_logging(config.log_format, if serving { "info" } else { "warn" });
+    match &command {
+        Command::Serve(args) => match args.clone().into_config() {
+            Ok(config) => init_logging(config.log_format, "info"),
+            Err(e) => return configuration_error(&e),
+        },
+        // Operator commands log warnings only; their format follows PLUGBOARD_LOG_FORMAT when it is valid.
+        _ => init_logging(
+            match std::env::var("PLUGBOARD_LOG_FORMAT")
+                .ok()
+                .as_deref()
+                .map(str::trim)
+            {
+                Some(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+                _ => LogFormat::Pretty,
+            },
+            "warn",
+        ),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,30 +289,93 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, cli.command.unwrap_or(Command::Serve))) {
+    match runtime.block_on(run(command)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("plugboard: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<ConfigError>() {
+            Some(config) => configuration_error(config),
+            None => {
+                eprintln!("plugboard: {}", describe(&e));
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+fn configuration_error(e: &ConfigError) -> ExitCode {
+    eprintln!("plugboard: configuration error: {e}");
+    ExitCode::from(2)
+}
+
+/// An error and its causes on one line, each cause once (a message that already quotes its cause is not followed
+/// by it again).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn print(value: serde_json::Value) {
     println!("{value}");
 }
 
-async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn Store>> {
-    let store = plugboard_store::connect(&config.database_url)
+/// The settings of an operator command: where its database is and, for vault commands, the master key.
+fn settings(database: DatabaseArgs, key: Option<MasterKeyArgs>) -> Result<Config> {
+    Ok(ConfigArgs::for_command(database, key).into_config()?)
+}
+
+/// Opens the server's database for an operator command: it must exist and be migrated, so that a command run with
+/// the wrong settings (another folder, another URL) fails here instead of writing into a new, empty database.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    let shown = config.redacted_database_url();
+    let point_at_it = "Operator commands work on the server's database and never create one: run the command from \
+                       the folder the server runs in, or give it the server's settings with --data-dir (or \
+                       PLUGBOARD_DATA_DIR, the folder holding plugboard.db) or --database-url (or \
+                       PLUGBOARD_DATABASE_URL).";
+    plugboard_store::open_existing(&config.database_url)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                config.redacted_database_url()
-            )
-        })?;
-    store.migrate().await.context("database migration failed")?;
-    Ok(store)
+        .map_err(|e| match e {
+            ExistingDbError::Missing(path) => anyhow::anyhow!(
+                "no database at {}. {point_at_it} To start a new database, run `plugboard migrate` (or \
+                 `plugboard serve`).",
+                absolute(&path).display()
+            ),
+            ExistingDbError::Empty => anyhow::anyhow!(
+                "the database {shown} has no Plugboard tables, so it is not the server's database. \
+                 {point_at_it} To set up this database, run `plugboard migrate` first."
+            ),
+            ExistingDbError::Behind { missing, known } => anyhow::anyhow!(
+                "the database {shown} lacks {missing} of this version's {known} migrations: this plugboard is \
+                 newer than the database. Back the database up, then run `plugboard migrate` (or restart the \
+                 server with this version: it migrates at start)."
+            ),
+            ExistingDbError::Ahead { unknown } => anyhow::anyhow!(
+                "the database {shown} was migrated by a newer version of plugboard ({unknown} migration{} this \
+                 version does not know): run this command with the server's version.",
+                if unknown == 1 { "" } else { "s" }
+            ),
+            ExistingDbError::Store(e) => anyhow::Error::new(e).context(format!(
+                "cannot open the database {shown} (is it running and reachable, and are the settings the server's?)"
+            )),
+        })
+}
+
+/// `path` as an absolute path (relative paths are relative to the current folder), for messages.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(path.strip_prefix(".").unwrap_or(path)))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn check_text(what: &str, value: &str, max: usize) -> Result<String> {
@@ -256,9 +404,10 @@ fn check_email(email: &str) -> Result<String> {
     }
 }
 
-async fn run(config: Config, command: Command) -> Result<ExitCode> {
+async fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Serve => {
+        Command::Serve(args) => {
+            let config = args.into_config()?;
             tracing::info!(settings = %config.summary(), "starting plugboard");
             let state = App::build(config).await?;
             let app = Application::bind(state).await?;
@@ -267,7 +416,8 @@ async fn run(config: Config, command: Command) -> Result<ExitCode> {
                 .context("server error")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Migrate => {
+        Command::Migrate { database } => {
+            let config = settings(database, None)?;
             let store = plugboard_store::connect(&config.database_url)
                 .await
                 .with_context(|| {
@@ -298,15 +448,47 @@ async fn run(config: Config, command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Vault {
-            command: VaultCommand::Rotate,
+            command: VaultCommand::Rotate { database, key },
         } => {
-            let master = resolve_master_key(&config)?;
+            let config = settings(database, Some(key))?;
             let store = open_store(&config).await?;
+            let dev_key = config.data_dir.join("master.key");
+            if config.is_sqlite()
+                && config.master_key.is_none()
+                && config.master_key_file.is_none()
+                && !dev_key.exists()
+            {
+                // Only `serve` makes a development key; a new one could not open this database's keys anyway.
+                bail!(
+                    "no master key: PLUGBOARD_MASTER_KEY and PLUGBOARD_MASTER_KEY_FILE are unset and there is no \
+                     {}. Give this command the key the server uses (--master-key-file, or the environment the \
+                     server runs with).",
+                    absolute(&dev_key).display()
+                );
+            }
+            let master = resolve_master_key(&config)?;
             let (key_id, rewrapped) = rotate(store, &master).await?;
             print(json!({ "key_id": key_id, "rewrapped": rewrapped }));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Admin { command } => {
+        Command::Backup { path, database } => {
+            let config = settings(database, None)?;
+            if !config.is_sqlite() {
+                bail!(
+                    "`plugboard backup` copies SQLite databases; {} is PostgreSQL: back it up with pg_dump, e.g. \
+                     `pg_dump --format=custom --file=plugboard.dump \"$PLUGBOARD_DATABASE_URL\"`, and restore \
+                     with pg_restore (keep the master key too: the dump's secrets cannot be read without it)",
+                    config.redacted_database_url()
+                );
+            }
+            // The same checks as every operator command: the database must be the server's.
+            drop(open_store(&config).await?);
+            let backup = plugboard_store::backup_sqlite(&config.database_url, &path).await?;
+            print(json!({ "path": absolute(&backup.path), "bytes": backup.bytes }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { database, command } => {
+            let config = settings(database, None)?;
             let store = open_store(&config).await?;
             admin(store.as_ref(), command).await?;
             Ok(ExitCode::SUCCESS)

@@ -18,8 +18,8 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
 }
 
-static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
-static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+pub(crate) static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+pub(crate) static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
