@@ -4,7 +4,9 @@
 
 pub mod api_tokens;
 pub mod auth;
+pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod integration;
@@ -12,9 +14,11 @@ pub mod limits;
 pub mod oauth;
 pub mod oidc;
 pub mod openapi;
+pub mod people;
 pub mod prepared;
 pub mod probe;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 #[cfg(feature = "testing")]

@@ -11,6 +11,7 @@ mod integrations;
 mod kinds;
 mod lease;
 mod oauth;
+mod people;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -29,13 +30,14 @@ pub use backup::{backup_sqlite, Backup, BackupError};
 pub use existing::{open_existing, ExistingDbError};
 pub use identity::*;
 pub use ids::{
-    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, TokenId, UserId,
-    WorkspaceId,
+    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, SessionId, TokenId,
+    UserId, WorkspaceId,
 };
 pub use integrations::*;
 pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};
 pub use lease::{LeaseState, Leases};
 pub use oauth::*;
+pub use people::*;
 pub use sql::{PgStore, SqliteStore};
 pub use vault::*;
 
@@ -77,13 +79,15 @@ pub trait Database: Send + Sync {
     async fn migrate(&self) -> Result<usize>;
 }
 
-/// The repository, one handle for every area: [`IdentityStore`], [`VaultStore`], [`IntegrationStore`],
-/// [`OAuthStore`], [`AuditStore`] and [`Leases`] (each in its own module, with its SQL in `sql/<area>.rs`). Every method is one
+/// The repository, one handle for every area: [`IdentityStore`], [`PeopleStore`], [`VaultStore`],
+/// [`IntegrationStore`], [`OAuthStore`], [`AuditStore`] and [`Leases`] (each in its own module, with its SQL in
+/// `sql/<area>.rs`). Every method is one
 /// transaction at most; multi-row writes are atomic. Callers hold an `Arc<dyn Store>` and call any area's methods
 /// on it.
 pub trait Store:
     Database
     + IdentityStore
+    + PeopleStore
     + VaultStore
     + IntegrationStore
     + OAuthStore
@@ -96,6 +100,7 @@ pub trait Store:
 impl<T> Store for T where
     T: Database
         + IdentityStore
+        + PeopleStore
         + VaultStore
         + IntegrationStore
         + OAuthStore

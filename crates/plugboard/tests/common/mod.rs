@@ -66,6 +66,21 @@ impl Env {
         v
     }
 
+    /// [`Env::json`] with extra environment variables.
+    pub fn json_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Value {
+        let mut cmd = self.command(args);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// Runs a command that must fail with a message on stderr and nothing on stdout.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
