@@ -3,8 +3,10 @@
 //! store / vault / egress → response. Handlers hold no SQL.
 
 pub mod api_tokens;
+pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod integration;
@@ -14,6 +16,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod prepared;
 pub mod probe;
+pub mod roles;
 pub mod routes;
 pub mod startup;
 pub mod state;
