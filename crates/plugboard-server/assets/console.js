@@ -390,7 +390,7 @@
           nameInput.value = i.name;
           enabled.defaultChecked = i.enabled;
           form.querySelectorAll('[data-field-key]').forEach(function (el) { el.value = ''; });
-          document.querySelectorAll('h1').forEach(function (h) { h.textContent = i.name; });
+          document.querySelectorAll('[data-name-text]').forEach(function (h) { h.textContent = i.name; });
           var what = [];
           if (body.name !== undefined) what.push('renamed');
           if (body.enabled !== undefined) what.push(i.enabled ? 'enabled' : 'disabled');

@@ -43,6 +43,18 @@ fn detail_text(detail: &serde_json::Value) -> String {
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| match v {
                 serde_json::Value::String(s) => format!("{k}: {s}"),
+                serde_json::Value::Array(items) if items.is_empty() => format!("{k}: none"),
+                serde_json::Value::Array(items) => format!(
+                    "{k}: {}",
+                    items
+                        .iter()
+                        .map(|i| i
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 other => format!("{k}: {other}"),
             })
             .collect::<Vec<_>>()

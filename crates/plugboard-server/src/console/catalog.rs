@@ -58,12 +58,23 @@ pub fn category_label(category: &str) -> String {
     if category.is_empty() {
         return "Other".to_string();
     }
-    let spaced = category.replace(['-', '_'], " ");
-    let mut c = spaced.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
+    let words: Vec<String> = category
+        .split(['-', '_', ' '])
+        .filter(|w| !w.is_empty())
+        .enumerate()
+        .map(|(i, w)| match w {
+            // Initialisms read as such.
+            "ai" | "crm" | "api" | "ci" | "cd" | "sql" | "mcp" => w.to_uppercase(),
+            _ if i == 0 => {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            }
+            _ => w.to_string(),
+        })
+        .collect();
+    words.join(" ")
 }
 
 fn card(m: &Manifest) -> Card {

@@ -132,7 +132,13 @@ pub async fn detail(
         .get_user(&i.created_by)
         .await
         .map_err(ApiError::from)?
-        .map(|u| format!("{} <{}>", u.name, u.email))
+        .map(|u| {
+            if u.name == u.email || u.name.is_empty() {
+                u.email
+            } else {
+                format!("{} <{}>", u.name, u.email)
+            }
+        })
         .unwrap_or_else(|| "a person no longer known".to_string());
     let can_manage = shell.can(&roles::MANAGE_INTEGRATIONS);
     let manifest = i

@@ -1,0 +1,381 @@
+//! The web console in Chromium, as a person uses it, with only the accessible names the spec fixes: sign in, find
+//! GitHub by searching, see the browser refuse an invalid token, verify against a provider on loopback (both
+//! outcomes), install, see it in the integrations list, replace its credential, complete a byo_oauth install through
+//! the popup, delete; a VIEWER sees no install controls; markup and script in manifests and names never run.
+//! axe-core on every page; a screenshot of each under `target/screenshots/`.
+
+use std::time::Duration;
+
+use plugboard_catalog::{parse_manifest, Catalog, Entry};
+use plugboard_server::testing::{test_on_both_backends, Backend, Db, TestApp};
+use plugboard_store::Role;
+use serde_json::json;
+
+use crate::harness::{bounded, BoundSite, Browser, Site};
+use crate::provider::{Provider, BAD_TOKEN, GOOD_TOKEN, OTHER_GOOD_TOKEN};
+
+test_on_both_backends! {
+    a_person_installs_github_and_an_oauth_app_from_the_catalog_and_manages_them => journey;
+}
+
+/// GitHub as the built-in catalog has it, its verify call sent to the loopback provider instead of GitHub.
+fn github(provider: &Provider) -> Entry {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../catalog/github.yaml"
+    ))
+    .expect("the built-in GitHub manifest");
+    let text = text.replace("https://api.github.com/user", &provider.url("/user"));
+    parse_manifest("github.yaml", &text).expect("GitHub manifest")
+}
+
+/// A byo_oauth connector whose authorization server is the loopback provider.
+fn oauth_app(provider: &Provider) -> Entry {
+    let yaml = format!(
+        r##"
+id: acme-tracker
+name: Acme Tracker
+description: Tickets and projects from Acme Tracker, with your own OAuth app
+category: productivity
+brand: {{logo: acme, color: "#7b2ff7"}}
+auth_mode: byo_oauth
+fields:
+  - {{key: client_id, label: Client ID, type: text, required: true, placeholder: "acme-…"}}
+  - {{key: client_secret, label: Client secret, type: password, required: true}}
+oauth:
+  authorization_url: {base}/authorize
+  token_url: {base}/token
+  scopes: [read, write]
+  pkce: true
+mcp:
+  transport: streamable-http
+  endpoint: {base}/mcp
+  headers: {{Authorization: "Bearer ${{oauth.access_token}}"}}
+docs:
+  setup_md: |
+    Create an OAuth app in **Acme Tracker → Settings → Developers**, with the redirect URI Plugboard shows.
+"##,
+        base = provider.site.origin()
+    );
+    parse_manifest("acme-tracker.yaml", &yaml).expect("OAuth manifest")
+}
+
+/// The built-in catalog with GitHub pointed at the provider, plus the OAuth app (and `extra`).
+fn catalog(provider: &Provider, extra: Vec<Entry>) -> Catalog {
+    let mut entries: Vec<Entry> = Catalog::builtin()
+        .expect("built-in catalog")
+        .entries()
+        .iter()
+        .map(|e| {
+            if e.manifest.id == "github" {
+                github(provider)
+            } else {
+                e.clone()
+            }
+        })
+        .collect();
+    entries.push(oauth_app(provider));
+    entries.extend(extra);
+    Catalog::from_entries(entries).expect("catalog")
+}
+
+/// The app on loopback: its public URL is its own origin (cookies, the Origin check, OAuth redirects), and the
+/// egress guard lets it reach the provider on 127.0.0.1.
+async fn serve(db: Db, catalog: Catalog) -> (TestApp, Site) {
+    let bound = BoundSite::bind().await;
+    let origin = bound.origin().to_string();
+    let app = TestApp::build(db, Some(catalog), |c| {
+        c.public_url = origin;
+        c.egress_allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        c.probe_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let site = bound.serve(app.router.clone());
+    (app, site)
+}
+
+/// Signs the browser in as the owner of `token`.
+async fn sign_in(b: &Browser, token: &str) {
+    b.cdp("Network.enable", json!({}))
+        .await
+        .expect("Network.enable");
+    b.cdp(
+        "Network.setExtraHTTPHeaders",
+        json!({ "headers": { "Authorization": format!("Bearer {token}") } }),
+    )
+    .await
+    .expect("Network.setExtraHTTPHeaders");
+}
+
+async fn journey(db: Db) {
+    bounded(Duration::from_secs(120), async {
+        let provider = Provider::start().await;
+        let (app, site) = serve(db, catalog(&provider, Vec::new())).await;
+        let (ws, token) = app.workspace().await;
+        let b = Browser::start().await;
+
+        // Signed out: the sign-in page says how to get in.
+        b.open(&site.url("/")).await;
+        b.wait_for_text("plugboard admin login-link --user USER_ID")
+            .await;
+        b.screenshot("01-sign-in").await;
+        b.assert_accessible().await;
+
+        sign_in(&b, &token).await;
+        b.open(&site.url(&format!("/w/{}/catalog", ws.id))).await;
+        b.wait_for_text("Catalog").await;
+        b.screenshot("02-catalog").await;
+        b.assert_accessible().await;
+
+        // Find GitHub by searching.
+        b.fill("Search", "GitHub").await;
+        b.wait_for_text("connectors").await;
+        assert!(!b.has_link("Slack").await, "the search narrows the catalog");
+        b.screenshot("03-catalog-search").await;
+        b.click_link("GitHub").await;
+        b.wait_for_path(&format!("/w/{}/connectors/github", ws.id))
+            .await;
+        b.screenshot("04-connector").await;
+        b.assert_accessible().await;
+
+        // An invalid token: the browser refuses it, nothing is sent.
+        b.fill("Personal access token", "ghp_short").await;
+        let refusal = b.validation_message("Personal access token").await;
+        assert!(refusal.contains("at least 40 characters"), "{refusal}");
+        b.click_button("Install").await;
+        b.wait_for_text("Must be at least 40 characters long.")
+            .await;
+        assert!(
+            b.announcements().await.iter().all(|a| a.text.is_empty()),
+            "nothing was sent"
+        );
+        b.screenshot("05-refused").await;
+
+        // Verify: the provider says no, then yes.
+        b.fill("Personal access token", BAD_TOKEN).await;
+        assert_eq!(b.validation_message("Personal access token").await, "");
+        b.click_button("Verify").await;
+        let refused = b.wait_for_alert("Bad credentials").await;
+        assert!(refused.contains("provider answered 401"), "{refused}");
+        b.screenshot("06-verify-refused").await;
+        b.fill("Personal access token", GOOD_TOKEN).await;
+        b.click_button("Verify").await;
+        b.wait_for_status("ok").await;
+        b.screenshot("07-verify-ok").await;
+        b.assert_accessible().await;
+
+        // Install with a name; it shows up in the integrations list, active.
+        b.fill("Name", "GitHub (platform team)").await;
+        b.click_button("Install").await;
+        b.wait_for_status("Installed \u{201c}GitHub (platform team)\u{201d}: active.")
+            .await;
+        b.screenshot("08-installed").await;
+        b.click_link("Integrations").await;
+        let row = b.element_containing("tr", "GitHub (platform team)").await;
+        assert!(row.text().await.unwrap().contains("active"));
+        b.screenshot("09-integrations").await;
+        b.assert_accessible().await;
+
+        // Replace the credential (write-only: the field is empty, the stored value is never shown).
+        b.click_link("GitHub (platform team)").await;
+        b.wait_for_text("Replace credentials").await;
+        assert_eq!(b.value_of("Personal access token").await, "");
+        assert!(!b.page_text().await.contains(GOOD_TOKEN));
+        b.screenshot("10-integration").await;
+        b.assert_accessible().await;
+        b.fill("Personal access token", OTHER_GOOD_TOKEN).await;
+        b.click_button("Save").await;
+        b.wait_for_status("credentials replaced").await;
+        let integration_id = b.url().await.rsplit('/').next().unwrap().to_string();
+        let runtime = app
+            .get(
+                &format!("/api/v1/integrations/{integration_id}/runtime"),
+                Some(&token),
+            )
+            .await
+            .json();
+        assert_eq!(
+            runtime["mcp"]["headers"]["Authorization"],
+            format!("Bearer {OTHER_GOOD_TOKEN}"),
+            "the new token is the one stored"
+        );
+        // Rename and disable with the same Save.
+        b.fill("Name", "GitHub (platform)").await;
+        b.set_checked("Enabled", false).await;
+        b.click_button("Save").await;
+        b.wait_for_status("renamed, disabled").await;
+        b.screenshot("11-saved").await;
+
+        // byo_oauth: Install opens the provider in a popup; the page notices the callback and shows `active`.
+        b.open(&site.url(&format!("/w/{}/catalog", ws.id))).await;
+        b.fill("Search", "acme").await;
+        b.click_link("Acme Tracker").await;
+        b.fill("Client ID", "acme-client-1").await;
+        b.fill("Client secret", "acme-secret-1").await;
+        assert!(
+            !b.has_button("Verify").await,
+            "an OAuth connector is checked by signing in"
+        );
+        b.click_button("Install").await;
+        let popup = b.switch_to_popup().await;
+        b.wait_for_text("Allow Plugboard to use your Fake Provider account?")
+            .await;
+        b.click_button("Authorize").await;
+        b.wait_for_popup_to_close(popup).await;
+        b.wait_for_status("is connected: active").await;
+        assert_eq!(provider.pending_codes(), 0, "the code was exchanged");
+        b.screenshot("12-oauth-connected").await;
+
+        // Delete, after the confirmation.
+        b.open(&site.url(&format!("/w/{}/integrations", ws.id)))
+            .await;
+        b.element_containing("tr", "Acme Tracker").await;
+        b.click_link("GitHub (platform)").await;
+        b.click_button("Delete").await;
+        let question = b.accept_dialog().await;
+        assert!(
+            question.contains("Delete \u{201c}GitHub (platform)\u{201d}?"),
+            "{question}"
+        );
+        b.wait_for_path(&format!("/w/{}/integrations", ws.id)).await;
+        b.wait_for_text("Acme Tracker").await;
+        assert!(!b.page_text().await.contains("GitHub (platform)"));
+        b.screenshot("13-after-delete").await;
+
+        // The audit log tells the story.
+        b.click_link("Audit log").await;
+        b.wait_for_text("integration.delete").await;
+        b.screenshot("14-audit").await;
+        b.assert_accessible().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_install_or_change_controls() {
+    bounded(Duration::from_secs(60), async {
+        let provider = Provider::start().await;
+        let db = Db::new(Backend::Sqlite)
+            .await
+            .expect("SQLite test database");
+        let (app, site) = serve(db, catalog(&provider, Vec::new())).await;
+        let team = app.team().await;
+        let installed = team
+            .owner
+            .post(
+                &format!(
+                    "/api/v1/connectors/github/install?workspace_id={}",
+                    team.id()
+                ),
+                json!({"fields": {"token": GOOD_TOKEN}}),
+            )
+            .await
+            .json();
+        let viewer_token = app.member(&team.ws, Role::Viewer).await;
+        let b = Browser::start().await;
+        sign_in(&b, &viewer_token).await;
+        b.open(&site.url(&format!("/w/{}/connectors/github", team.id())))
+            .await;
+        b.wait_for_text("Installing needs the Manager role").await;
+        for name in ["Install", "Verify", "Connect"] {
+            assert!(!b.has_button(name).await, "a viewer sees no {name}");
+        }
+        assert!(!b.has_field("Personal access token").await);
+        b.screenshot("viewer-connector").await;
+        b.assert_accessible().await;
+        b.open(&site.url(&format!(
+            "/w/{}/integrations/{}",
+            team.id(),
+            installed["integration_id"].as_str().unwrap()
+        )))
+        .await;
+        b.wait_for_text("Changing an integration needs the Manager role")
+            .await;
+        for name in ["Save", "Delete", "Reconnect"] {
+            assert!(!b.has_button(name).await, "a viewer sees no {name}");
+        }
+        assert!(
+            !b.has_link("Audit log").await,
+            "the audit log is for admins"
+        );
+        b.screenshot("viewer-integration").await;
+        b.assert_accessible().await;
+    })
+    .await;
+}
+
+const HOSTILE: &str = r##"
+id: hostile
+name: "<script>window.pwned = 'name'</script>Evil <b>tool</b>"
+description: "<img src=x onerror=\"window.pwned = 'desc'\">"
+category: "<i>cat</i>"
+brand: {logo: "https://tracker.invalid/logo.png", color: "#ffffff"}
+auth_mode: pat
+fields:
+  - key: token
+    label: "Token <script>window.pwned = 'label'</script>"
+    type: password
+    required: true
+    placeholder: "\"><script>window.pwned = 'placeholder'</script>"
+    help: "Get one [here](javascript:window.pwned='help') or <script>window.pwned = 'help2'</script>"
+mcp: {transport: streamable-http, endpoint: "https://mcp.invalid/mcp", headers: {Authorization: "Bearer ${field.token}"}}
+docs:
+  setup_md: |
+    # Setup
+    <script>window.pwned = 'setup'</script>
+    [click me](javascript:window.pwned='setup-link') and [the docs](https://docs.invalid/ok)
+    <a href="javascript:window.pwned='raw'">raw link</a>
+    ![tracker](https://tracker.invalid/pixel.png)
+"##;
+
+#[tokio::test]
+async fn markup_and_script_in_manifests_and_names_never_run() {
+    bounded(Duration::from_secs(60), async {
+        let provider = Provider::start().await;
+        let db = Db::new(Backend::Sqlite).await.expect("SQLite test database");
+        let hostile = parse_manifest("hostile.yaml", HOSTILE).expect("hostile manifest");
+        let (app, site) = serve(db, catalog(&provider, vec![hostile])).await;
+        let team = app.team().await;
+        let res = team
+            .owner
+            .post(
+                &format!("/api/v1/connectors/hostile/install?workspace_id={}", team.id()),
+                json!({"name": "<img src=x onerror=\"window.pwned='integration'\"><script>window.pwned='i2'</script>", "fields": {"token": "t"}}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.text());
+        let token = team.owner.token().unwrap().to_string();
+        let b = Browser::start().await;
+        sign_in(&b, &token).await;
+        for (step, path) in [
+            ("catalog", format!("/w/{}/catalog?q=evil", team.id())),
+            ("connector", format!("/w/{}/connectors/hostile", team.id())),
+            ("integrations", format!("/w/{}/integrations", team.id())),
+        ] {
+            b.open(&site.url(&path)).await;
+            b.wait_for_text("Plugboard").await;
+            let pwned = b.execute("return window.pwned === undefined ? null : String(window.pwned);", vec![]).await;
+            assert_eq!(pwned, serde_json::Value::Null, "script ran on the {step} page");
+            b.screenshot(&format!("hostile-{step}")).await;
+        }
+        // On the connector page: the markup is text, the javascript: links are gone, the https one stays.
+        b.open(&site.url(&format!("/w/{}/connectors/hostile", team.id()))).await;
+        b.wait_for_text("<script>window.pwned = 'name'</script>Evil <b>tool</b>").await;
+        assert!(b.has_field("Token <script>window.pwned = 'label'</script>").await);
+        assert!(!b.has_link("here").await && !b.has_link("click me").await && !b.has_link("raw link").await);
+        let docs = b.link("the docs (opens in a new tab)").await;
+        assert_eq!(docs.attr("rel").await.unwrap().as_deref(), Some("noopener noreferrer"));
+        let images = b.execute("return document.querySelectorAll('img[src*=\"invalid\"], img[src=\"x\"]').length;", vec![]).await;
+        assert_eq!(images, json!(0), "no image from the manifest is loaded");
+        // The browser itself reports no script error and no refused inline script (nothing tried to run).
+        let problems: Vec<_> = b
+            .console_messages()
+            .await
+            .into_iter()
+            .filter(|m| m.level == "SEVERE")
+            .collect();
+        assert!(problems.is_empty(), "{problems:?}");
+        b.assert_accessible().await;
+    })
+    .await;
+}

@@ -1,0 +1,156 @@
+//! A third-party provider on loopback, as a person meets one: an API that answers a token check (GitHub's
+//! `GET /user`: 200 for the good token, 401 "Bad credentials" otherwise), and an OAuth authorization server with a
+//! page where the person clicks **Authorize** (then the redirect back with a code) and a token endpoint that trades
+//! the code for tokens. Plugboard reaches it through its egress guard, opened for 127.0.0.1 by the test.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::harness::Site;
+
+/// The token the fake API accepts (40 characters, as GitHub's connector asks for at least 40).
+pub const GOOD_TOKEN: &str = "ghp_GoodToken0123456789abcdefghijklmnopqr";
+/// A second good token, for replacing a credential.
+pub const OTHER_GOOD_TOKEN: &str = "ghp_OtherToken123456789abcdefghijklmnopq";
+/// Well-formed but refused.
+pub const BAD_TOKEN: &str = "ghp_WrongToken0123456789abcdefghijklmnopq";
+
+#[derive(Default)]
+struct Codes {
+    issued: HashMap<String, String>,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(1);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub struct Provider {
+    pub site: Site,
+    codes: Arc<Mutex<Codes>>,
+}
+
+fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn user(headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth == format!("Bearer {GOOD_TOKEN}") || auth == format!("Bearer {OTHER_GOOD_TOKEN}") {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"login":"ada"}"#,
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"message":"Bad credentials"}"#,
+        )
+            .into_response()
+    }
+}
+
+async fn authorize_page(RawQuery(query): RawQuery) -> Html<String> {
+    let q = form(query.unwrap_or_default().as_bytes());
+    let get = |k: &str| escape(q.get(k).map(String::as_str).unwrap_or(""));
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Fake Provider: authorize</title></head>\
+<body><main><h1>Allow Plugboard to use your Fake Provider account?</h1>\
+<p>Client <code>{client}</code> asks for: {scope}</p>\
+<form method=\"post\" action=\"/authorize\">\
+<input type=\"hidden\" name=\"redirect_uri\" value=\"{redirect}\"><input type=\"hidden\" name=\"state\" value=\"{state}\">\
+<input type=\"hidden\" name=\"client_id\" value=\"{client}\">\
+<button type=\"submit\">Authorize</button></form></main></body></html>",
+        client = get("client_id"),
+        scope = get("scope"),
+        redirect = get("redirect_uri"),
+        state = get("state"),
+    ))
+}
+
+async fn approve(State(codes): State<Arc<Mutex<Codes>>>, body: Bytes) -> Response {
+    let f = form(&body);
+    let code = unique("code");
+    let client = f.get("client_id").cloned().unwrap_or_default();
+    codes.lock().unwrap().issued.insert(code.clone(), client);
+    let mut target = url::Url::parse(f.get("redirect_uri").map(String::as_str).unwrap_or(""))
+        .expect("a redirect URI");
+    target
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", f.get("state").map(String::as_str).unwrap_or(""));
+    Redirect::to(target.as_str()).into_response()
+}
+
+async fn token(State(codes): State<Arc<Mutex<Codes>>>, body: Bytes) -> Response {
+    let f = form(&body);
+    let known = f
+        .get("code")
+        .and_then(|c| codes.lock().unwrap().issued.remove(c));
+    match known {
+        Some(_) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(
+                r#"{{"access_token":"{}","token_type":"Bearer","expires_in":3600,"refresh_token":"{}"}}"#,
+                unique("at"),
+                unique("rt")
+            ),
+        )
+            .into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"invalid_grant"}"#,
+        )
+            .into_response(),
+    }
+}
+
+impl Provider {
+    pub async fn start() -> Provider {
+        let codes = Arc::new(Mutex::new(Codes::default()));
+        let router = Router::new()
+            .route("/user", get(user))
+            .route("/authorize", get(authorize_page).post(approve))
+            .route("/token", axum::routing::post(token))
+            .with_state(codes.clone());
+        Provider {
+            site: Site::serve(router).await,
+            codes,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.site.url(path)
+    }
+
+    /// How many codes were issued and not yet exchanged.
+    pub fn pending_codes(&self) -> usize {
+        self.codes.lock().unwrap().issued.len()
+    }
+}
