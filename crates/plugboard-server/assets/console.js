@@ -72,9 +72,16 @@
     }
   }
 
-  function fail(out, text) {
+  function fail(out, text, link) {
     out.status.textContent = '';
     out.alert.textContent = text;
+    if (link) {
+      var a = document.createElement('a');
+      a.href = link.href;
+      a.textContent = link.text;
+      out.alert.appendChild(document.createTextNode(' '));
+      out.alert.appendChild(a);
+    }
   }
 
   function capitalise(s) {
@@ -238,15 +245,10 @@
         say(out, '\u201c' + name + '\u201d is connected: active.', integrationLink(id));
       } else if (i.status === 'pending_oauth') {
         fail(out, 'The sign-in window was closed before access was allowed, so \u201c' + name +
-          '\u201d is still pending_oauth. Use Connect on its page to try again.');
-        out.alert.appendChild(document.createTextNode(' '));
-        var a = document.createElement('a');
-        var l = integrationLink(id);
-        a.href = l.href;
-        a.textContent = l.text;
-        out.alert.appendChild(a);
+          '\u201d is still pending_oauth. Use Connect on its page to try again.', integrationLink(id));
       } else {
-        fail(out, '\u201c' + name + '\u201d is in error: ' + (i.status_reason || 'access was not granted') + '.');
+        fail(out, '\u201c' + name + '\u201d is in error: ' + (i.status_reason || 'access was not granted') +
+          '. Reconnect it from its page.', integrationLink(id));
       }
       return i.status;
     });

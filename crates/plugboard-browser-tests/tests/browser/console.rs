@@ -107,6 +107,20 @@ async fn sign_in(b: &Browser, token: &str) {
     .expect("Network.setExtraHTTPHeaders");
 }
 
+/// Presses Tab until the focused control is named `name` (at most 10 times), as a keyboard user moves on.
+async fn tab_to(b: &Browser, name: &str) {
+    for _ in 0..10 {
+        b.press_tab().await;
+        if b.focused_name().await == name {
+            return;
+        }
+    }
+    panic!(
+        "Tab never reached {name:?}; the focus is on {:?}",
+        b.focused_name().await
+    );
+}
+
 async fn journey(db: Db) {
     bounded(Duration::from_secs(120), async {
         let provider = Provider::start().await;
@@ -158,8 +172,10 @@ async fn journey(db: Db) {
         let refused = b.wait_for_alert("Bad credentials").await;
         assert!(refused.contains("provider answered 401"), "{refused}");
         b.screenshot("06-verify-refused").await;
+        // Keyboard only: from the field, Tab to Verify and press Enter.
         b.fill("Personal access token", GOOD_TOKEN).await;
-        b.click_button("Verify").await;
+        tab_to(&b, "Verify").await;
+        b.press_enter().await;
         b.wait_for_status("ok").await;
         b.screenshot("07-verify-ok").await;
         b.assert_accessible().await;
@@ -226,10 +242,29 @@ async fn journey(db: Db) {
         assert_eq!(provider.pending_codes(), 0, "the code was exchanged");
         b.screenshot("12-oauth-connected").await;
 
+        // Denied in the popup: the page says so (error); Reconnect on the integration's page, allowed this time.
+        b.fill("Name", "Acme (second)").await;
+        b.click_button("Install").await;
+        let popup = b.switch_to_popup().await;
+        b.click_button("Deny").await;
+        b.wait_for_popup_to_close(popup).await;
+        let denied = b.wait_for_alert("is in error").await;
+        assert!(denied.contains("access_denied"), "{denied}");
+        b.click_link("Open the integration").await;
+        b.wait_for_text("Reconnect opens its sign-in").await;
+        b.screenshot("13-oauth-error").await;
+        b.assert_accessible().await;
+        b.click_button("Reconnect").await;
+        let popup = b.switch_to_popup().await;
+        b.click_button("Authorize").await;
+        b.wait_for_popup_to_close(popup).await;
+        b.wait_for_status("is connected: active").await;
+        b.screenshot("14-reconnected").await;
+
         // Delete, after the confirmation.
         b.open(&site.url(&format!("/w/{}/integrations", ws.id)))
             .await;
-        b.element_containing("tr", "Acme Tracker").await;
+        b.element_containing("tr", "Acme (second)").await;
         b.click_link("GitHub (platform)").await;
         b.click_button("Delete").await;
         let question = b.accept_dialog().await;
@@ -240,12 +275,12 @@ async fn journey(db: Db) {
         b.wait_for_path(&format!("/w/{}/integrations", ws.id)).await;
         b.wait_for_text("Acme Tracker").await;
         assert!(!b.page_text().await.contains("GitHub (platform)"));
-        b.screenshot("13-after-delete").await;
+        b.screenshot("15-after-delete").await;
 
         // The audit log tells the story.
         b.click_link("Audit log").await;
         b.wait_for_text("integration.delete").await;
-        b.screenshot("14-audit").await;
+        b.screenshot("16-audit").await;
         b.assert_accessible().await;
     })
     .await;

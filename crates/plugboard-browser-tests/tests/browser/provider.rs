@@ -1,6 +1,6 @@
 //! A third-party provider on loopback, as a person meets one: an API that answers a token check (GitHub's
 //! `GET /user`: 200 for the good token, 401 "Bad credentials" otherwise), and an OAuth authorization server with a
-//! page where the person clicks **Authorize** (then the redirect back with a code) and a token endpoint that trades
+//! page where the person clicks **Authorize** (the redirect back with a code) or **Deny** (with `access_denied`) and a token endpoint that trades
 //! the code for tokens. Plugboard reaches it through its egress guard, opened for 127.0.0.1 by the test.
 
 use std::collections::HashMap;
@@ -85,7 +85,8 @@ async fn authorize_page(RawQuery(query): RawQuery) -> Html<String> {
 <form method=\"post\" action=\"/authorize\">\
 <input type=\"hidden\" name=\"redirect_uri\" value=\"{redirect}\"><input type=\"hidden\" name=\"state\" value=\"{state}\">\
 <input type=\"hidden\" name=\"client_id\" value=\"{client}\">\
-<button type=\"submit\">Authorize</button></form></main></body></html>",
+<button type=\"submit\" name=\"decision\" value=\"allow\">Authorize</button> \
+<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form></main></body></html>",
         client = get("client_id"),
         scope = get("scope"),
         redirect = get("redirect_uri"),
@@ -95,15 +96,24 @@ async fn authorize_page(RawQuery(query): RawQuery) -> Html<String> {
 
 async fn approve(State(codes): State<Arc<Mutex<Codes>>>, body: Bytes) -> Response {
     let f = form(&body);
+    let state = f.get("state").map(String::as_str).unwrap_or("");
+    let mut target = url::Url::parse(f.get("redirect_uri").map(String::as_str).unwrap_or(""))
+        .expect("a redirect URI");
+    if f.get("decision").map(String::as_str) == Some("deny") {
+        target
+            .query_pairs_mut()
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", "The user denied access")
+            .append_pair("state", state);
+        return Redirect::to(target.as_str()).into_response();
+    }
     let code = unique("code");
     let client = f.get("client_id").cloned().unwrap_or_default();
     codes.lock().unwrap().issued.insert(code.clone(), client);
-    let mut target = url::Url::parse(f.get("redirect_uri").map(String::as_str).unwrap_or(""))
-        .expect("a redirect URI");
     target
         .query_pairs_mut()
         .append_pair("code", &code)
-        .append_pair("state", f.get("state").map(String::as_str).unwrap_or(""));
+        .append_pair("state", state);
     Redirect::to(target.as_str()).into_response()
 }
 
