@@ -21,7 +21,7 @@
     if (status === 403 && data && data.code === 'csrf_rejected') {
       return 'This request was refused because it did not come from this Plugboard page. Reload the page and retry.';
     }
-    if (status === 403) return 'Your role in this workspace does not allow this. Ask an admin of the workspace.';
+    if (status === 403) return text || 'Your role in this workspace does not allow this. Ask an admin of the workspace.';
     if (status >= 500) {
       return 'Something went wrong on the server. Try again in a moment; if it keeps happening, the server\u2019s log says why.';
     }
@@ -180,7 +180,7 @@
 
   // The server's 400 names the field (`field \`token\`: …`, `\`name\` …`): show it beside that field.
   function showServerError(form, err, out) {
-    var m = /^field `([^`]*)`: ([\s\S]*)$/.exec(err.message) || /^`(name|crew_id)` ([\s\S]*)$/.exec(err.message);
+    var m = /^field `([^`]*)`: ([\s\S]*)$/.exec(err.message) || /^`(name|crew_id|email|role|expires_in_days)` ([\s\S]*)$/.exec(err.message);
     if (err.status === 400 && m) {
       var key = m[1];
       var slot = form.querySelector('[data-error-for="' + CSS.escape(key) + '"]');
@@ -520,6 +520,101 @@
     });
   }
 
+  // ---------- small forms that call the API, then reload the page (members, crews, tokens) ----------
+
+  var FLASH = 'plugboard:flash';
+
+  function pageOutcome() {
+    var root = document.querySelector('[data-page-outcome]');
+    return root ? outcome(root) : null;
+  }
+
+  // A message shown after the reload (the page is rendered again by the server with the change in it).
+  function flashAndReload(text) {
+    try { window.sessionStorage.setItem(FLASH, text); } catch (e) { /* private mode: no message after reload */ }
+    window.location.reload();
+  }
+
+  function showFlash() {
+    var text = null;
+    try {
+      text = window.sessionStorage.getItem(FLASH);
+      window.sessionStorage.removeItem(FLASH);
+    } catch (e) { text = null; }
+    var out = pageOutcome();
+    if (text && out) say(out, text);
+  }
+
+  function jsonOf(form) {
+    var body = {};
+    var count = 0;
+    form.querySelectorAll('[data-json]').forEach(function (el) {
+      var key = el.getAttribute('data-json');
+      if (el.type === 'checkbox') body[key] = el.checked;
+      else if (el.type === 'number') { if (el.value !== '') body[key] = Number(el.value); }
+      else body[key] = el.value.trim();
+      count++;
+    });
+    return count ? body : undefined;
+  }
+
+  function wireApiForm(form) {
+    var out = pageOutcome();
+    var running = false;
+    wireValidation(form);
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      if (running || !out) return;
+      clearErrors(form);
+      var question = form.getAttribute('data-confirm');
+      if (question && !window.confirm(question)) {
+        say(out, 'Nothing was changed.');
+        return;
+      }
+      running = true;
+      var button = form.querySelector('button[type=submit]');
+      busy(button, true);
+      api(form.getAttribute('data-api'), form.getAttribute('data-path'), jsonOf(form))
+        .then(function () { flashAndReload(form.getAttribute('data-done') || 'Done.'); },
+          function (e) { showServerError(form, e, out); running = false; busy(button, false); });
+    });
+  }
+
+  // A new personal token: shown once, with a copy button; added to the list without a reload (which would lose it).
+  function wireCreateToken(form) {
+    var out = pageOutcome();
+    var once = document.querySelector('[data-token-once]');
+    var table = document.querySelector('[data-token-table] tbody');
+    var empty = document.querySelector('[data-token-empty]');
+    wireValidation(form);
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      clearErrors(form);
+      var name = form.querySelector('#token-name').value.trim();
+      var days = form.querySelector('#token-days').value;
+      var body = { name: name };
+      if (days !== '') body.expires_in_days = Number(days);
+      api('POST', '/api/v1/tokens', body).then(function (t) {
+        once.hidden = false;
+        document.getElementById('new-token').textContent = t.token;
+        say(out, 'Created the token \u201c' + name + '\u201d. Copy it now: it is shown only once.');
+        var row = document.createElement('tr');
+        [name, 'Just now', 'Never', days ? 'In ' + days + ' days' : 'Never'].forEach(function (text) {
+          var td = document.createElement('td');
+          td.textContent = text;
+          row.appendChild(td);
+        });
+        var last = document.createElement('td');
+        last.className = 'num';
+        last.textContent = 'Reload to manage';
+        row.appendChild(last);
+        table.appendChild(row);
+        if (empty) empty.hidden = true;
+        form.reset();
+      }, function (e) { showServerError(form, e, out); });
+    });
+  }
+
   window.Plugboard = {
     api: api, outcome: outcome, say: say, fail: fail, wireValidation: wireValidation, clearErrors: clearErrors,
     showServerError: showServerError, busy: busy, check: check
@@ -532,4 +627,7 @@
   document.querySelectorAll('[data-catalog-filter]').forEach(wireCatalogFilter);
   document.querySelectorAll('[data-create-workspace]').forEach(wireCreateWorkspace);
   document.querySelectorAll('[data-copy]').forEach(wireCopy);
+  document.querySelectorAll('form[data-api]').forEach(wireApiForm);
+  document.querySelectorAll('[data-create-token]').forEach(wireCreateToken);
+  showFlash();
 })();

@@ -1,12 +1,13 @@
 //! API tokens: making them, and verifying them through an in-memory cache.
 //!
 //! Tokens are `pb_` + 43 characters of base64url (32 random bytes). Only their SHA-256 is stored. Verified tokens are
-//! cached in memory so a request does not cost a database round-trip; a poller watches the store's revocation count
-//! (every [`POLL_INTERVAL`]) and drops the cache when it changes, so a token revoked by another process fails within
-//! one second. If the poller has not succeeded recently, the cache is bypassed rather than trusted.
+//! cached in memory so a request does not cost a database round-trip; the cache trusts an entry only while the
+//! credential generation it was read under is current (see [`crate::credentials`]), so a token revoked by another
+//! process fails within one second. A token past its `expires_at` is refused (by the [`Clock`]); a use is written
+//! to `last_used_at` at most once a minute.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -15,14 +16,12 @@ use sha2::{Digest, Sha256};
 
 use plugboard_store::{Store, TokenOwner};
 
+use crate::clock::Clock;
+use crate::credentials::{use_due, RevocationWatch, LAST_USE_INTERVAL_MS, MAX_ENTRIES};
 use crate::error::ApiError;
 
 pub const TOKEN_PREFIX: &str = "pb_";
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// Cached entries are trusted only while the last successful poll is younger than this.
-const FRESHNESS: Duration = Duration::from_millis(700);
 const ENTRY_TTL: Duration = Duration::from_secs(60);
-const MAX_ENTRIES: usize = 100_000;
 
 /// A new token: the plaintext (shown once) and the hash to store.
 pub fn generate_token() -> (String, [u8; 32]) {
@@ -49,110 +48,115 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-struct Cached {
-    owner: TokenOwner,
-    at: Instant,
+/// What a presented token is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    Valid(TokenOwner),
+    /// Known and unrevoked, but past its `expires_at`.
+    Expired,
+    /// Malformed, unknown or revoked.
+    Unknown,
 }
 
-struct PollState {
-    revocations: Option<i64>,
-    last_ok: Option<Instant>,
+struct Cached {
+    owner: TokenOwner,
+    generation: i64,
+    at: Instant,
 }
 
 pub struct TokenCache {
     store: Arc<dyn Store>,
+    watch: Arc<RevocationWatch>,
+    clock: Clock,
     entries: RwLock<HashMap<[u8; 32], Cached>>,
-    poll: Mutex<PollState>,
 }
 
 impl TokenCache {
-    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>, watch: Arc<RevocationWatch>, clock: Clock) -> Arc<Self> {
         Arc::new(TokenCache {
             store,
+            watch,
+            clock,
             entries: RwLock::new(HashMap::new()),
-            poll: Mutex::new(PollState {
-                revocations: None,
-                last_ok: None,
-            }),
         })
     }
 
-    /// Runs the revocation poller until the cache is dropped.
-    pub fn spawn_poller(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(cache) = weak.upgrade() else { break };
-                cache.poll_once().await;
-            }
-        });
-    }
-
-    pub async fn poll_once(&self) {
-        match self.store.revocation_count().await {
-            Ok(n) => {
-                let changed = {
-                    let mut p = self.poll.lock().unwrap_or_else(|e| e.into_inner());
-                    let changed = p.revocations != Some(n);
-                    p.revocations = Some(n);
-                    p.last_ok = Some(Instant::now());
-                    changed
-                };
-                if changed {
-                    self.entries
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clear();
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "token revocation poll failed; bypassing the token cache")
-            }
-        }
-    }
-
-    fn cache_trusted(&self) -> bool {
-        let p = self.poll.lock().unwrap_or_else(|e| e.into_inner());
-        p.last_ok.is_some_and(|t| t.elapsed() < FRESHNESS)
-    }
-
-    /// Whose bearer token this is, or `None` when it is unknown or revoked.
+    /// Whose bearer token this is, or `None` when it is unknown, revoked or expired.
     pub async fn authenticate(&self, token: &str) -> Result<Option<TokenOwner>, ApiError> {
+        Ok(match self.check(token).await? {
+            TokenCheck::Valid(owner) => Some(owner),
+            TokenCheck::Expired | TokenCheck::Unknown => None,
+        })
+    }
+
+    /// What this bearer token is (recording its use at most once a minute).
+    pub async fn check(&self, token: &str) -> Result<TokenCheck, ApiError> {
         if !well_formed(token) {
-            return Ok(None);
+            return Ok(TokenCheck::Unknown);
         }
         let hash = hash_token(token);
-        if self.cache_trusted() {
+        let generation = self.watch.current();
+        let cached = generation.and_then(|g| {
             let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = entries.get(&hash) {
-                if c.at.elapsed() < ENTRY_TTL {
-                    return Ok(Some(c.owner.clone()));
+            entries
+                .get(&hash)
+                .filter(|c| c.generation == g && c.at.elapsed() < ENTRY_TTL)
+                .map(|c| c.owner.clone())
+        });
+        let owner = match cached {
+            Some(owner) => owner,
+            None => {
+                // `generation` was read before this lookup: a revocation landing in between makes the entry stale.
+                let found = self
+                    .store
+                    .token_owner(&hash)
+                    .await
+                    .map_err(ApiError::unavailable)?;
+                let Some(owner) = found else {
+                    return Ok(TokenCheck::Unknown);
+                };
+                if let Some(g) = generation {
+                    let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+                    if entries.len() >= MAX_ENTRIES {
+                        entries.clear();
+                    }
+                    entries.insert(
+                        hash,
+                        Cached {
+                            owner: owner.clone(),
+                            generation: g,
+                            at: Instant::now(),
+                        },
+                    );
                 }
+                owner
             }
+        };
+        let now = self.clock.now_ms();
+        if owner.expires_at.is_some_and(|t| now >= t) {
+            return Ok(TokenCheck::Expired);
         }
-        // Read the revocation generation before the lookup: if a revocation lands in between, the poller sees a
-        // change afterwards and drops what we insert.
-        let owner = self
+        if use_due(owner.last_used_at, now) {
+            self.record_use(&hash, &owner, now).await;
+        }
+        Ok(TokenCheck::Valid(owner))
+    }
+
+    /// Writes the use down (a conditional update: at most one write a minute per token across instances) and
+    /// remembers it. A failed write is logged, never a failed request.
+    async fn record_use(&self, hash: &[u8; 32], owner: &TokenOwner, now: i64) {
+        if let Err(e) = self
             .store
-            .token_owner(&hash)
+            .touch_token(&owner.token_id, now, LAST_USE_INTERVAL_MS)
             .await
-            .map_err(ApiError::unavailable)?;
-        let Some(owner) = owner else { return Ok(None) };
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        {
+            tracing::warn!(error = %e, "could not record a token's last use");
+            return;
         }
-        entries.insert(
-            hash,
-            Cached {
-                owner: owner.clone(),
-                at: Instant::now(),
-            },
-        );
-        Ok(Some(owner))
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = entries.get_mut(hash) {
+            c.owner.last_used_at = Some(now);
+        }
     }
 }
 

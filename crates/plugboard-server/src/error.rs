@@ -32,7 +32,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
-            "a valid bearer token is required",
+            "sign in, or send a valid API token as `Authorization: Bearer pb_…`",
         )
     }
     pub fn forbidden() -> Self {

@@ -5,8 +5,10 @@
 pub mod api_tokens;
 pub mod assets;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod console;
+pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod integration;
@@ -14,10 +16,12 @@ pub mod limits;
 pub mod oauth;
 pub mod oidc;
 pub mod openapi;
+pub mod people;
 pub mod prepared;
 pub mod probe;
 pub mod roles;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 #[cfg(feature = "testing")]

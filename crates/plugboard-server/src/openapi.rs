@@ -1,9 +1,9 @@
-//! The OpenAPI document's frame (title, the bearer scheme). Its paths and schemas come from the handlers'
+//! The OpenAPI document's frame (title, the bearer and session schemes). Its paths and schemas come from the handlers'
 //! `#[utoipa::path]` annotations and the request and response types' `ToSchema`, collected by the route list in
 //! [`crate::startup::api_routes`]; the document is served at `/api/openapi.json`.
 
 use bytes::Bytes;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 struct BearerAuth;
@@ -19,6 +19,14 @@ impl Modify for BearerAuth {
                     .bearer_format("pb_…")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "plugboard_session",
+                "the browser session set by a sign-in; requests that change something must carry an Origin \
+                 header equal to PLUGBOARD_PUBLIC_URL's origin",
+            ))),
         );
     }
 }

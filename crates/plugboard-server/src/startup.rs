@@ -18,8 +18,10 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{code_for_status, error_body};
+use crate::oidc::Oidc;
 use crate::openapi::OpenApiJson;
 use crate::routes;
+use crate::routes::auth::OidcHandle;
 use crate::state::{AppState, StartupError};
 
 /// Request bodies above this get 413.
@@ -84,6 +86,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::integrations::routes())
         .merge(routes::audit::routes())
         .merge(routes::oauth::routes())
+        .merge(routes::people::routes())
+        .merge(routes::auth::routes())
 }
 
 /// The OpenAPI document of [`api_routes`], as served at `/api/openapi.json`.
@@ -111,10 +115,12 @@ pub fn router(state: AppState) -> Router {
             .to_string();
         tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
     });
+    let oidc = oidc_of(&state);
     let (api, openapi) = api_routes().split_for_parts();
     api.merge(crate::console::routes())
         .fallback(crate::console::fallback)
         .layer(Extension(OpenApiJson::new(&openapi)))
+        .layer(Extension(OidcHandle(oidc)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -126,6 +132,19 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(crate::console::security_headers))
         .with_state(state)
+}
+
+/// The OpenID Connect relying party of the configuration, if any. The configuration was validated at start, so
+/// this cannot fail but for a broken TLS set-up; then sign-in with OpenID Connect answers that it is not set up
+/// (and the error is logged), the rest of the service runs.
+fn oidc_of(state: &AppState) -> Option<Oidc> {
+    match Oidc::from_config(&state.config, &state.vault) {
+        Ok(oidc) => oidc,
+        Err(e) => {
+            tracing::error!(error = %e, "OpenID Connect sign-in cannot be set up");
+            None
+        }
+    }
 }
 
 /// A bound server: `port()` is known before `run`.

@@ -8,9 +8,12 @@ use plugboard_catalog::Catalog;
 use plugboard_store::Store;
 
 use crate::api_tokens::TokenCache;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::credentials::RevocationWatch;
 use crate::limits::VerifyLimits;
 use crate::prepared::PreparedCatalog;
+use crate::sessions::SessionCache;
 use crate::vault::{resolve_master_key, Vault};
 
 pub struct App {
@@ -18,6 +21,12 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub catalog: PreparedCatalog,
     pub tokens: Arc<TokenCache>,
+    /// Browser sessions (the `plugboard_session` cookie).
+    pub sessions: Arc<SessionCache>,
+    /// The credential generation both caches trust (poll it after a revocation made here, so it holds here at once).
+    pub revocations: Arc<RevocationWatch>,
+    /// The time expiry is decided by (tests advance it).
+    pub clock: Clock,
     pub vault: Vault,
     pub egress: plugboard_egress::Guard,
     pub verify_limits: VerifyLimits,
@@ -96,9 +105,12 @@ impl App {
         })
         .map_err(startup("egress guard"))?;
         let catalog = PreparedCatalog::new(catalog).map_err(startup("catalog"))?;
-        let tokens = TokenCache::new(store.clone());
-        tokens.poll_once().await;
-        tokens.spawn_poller();
+        let clock = Clock::system();
+        let watch = RevocationWatch::new(store.clone());
+        watch.poll_once().await;
+        watch.spawn_poller();
+        let tokens = TokenCache::new(store.clone(), watch.clone(), clock.clone());
+        let sessions = SessionCache::new(store.clone(), watch.clone(), clock.clone());
         tracing::info!(master_key = %vault.master_fingerprint(), "vault open");
         let verify_limits =
             VerifyLimits::new(config.verify_rate_per_minute, VerifyLimits::MAX_CONCURRENT);
@@ -107,6 +119,9 @@ impl App {
             store,
             catalog,
             tokens,
+            sessions,
+            revocations: watch,
+            clock,
             vault,
             egress,
             verify_limits,

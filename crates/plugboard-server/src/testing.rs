@@ -1,9 +1,11 @@
 //! In-process test harness: a fresh database (SQLite file or PostgreSQL schema), the real router, and helpers to
 //! make users, workspaces and tokens and to send requests with `router.oneshot`.
 //!
-//! Callers carry their own token, as crates.io's test helpers do: `app.anonymous().get(uri)`,
+//! Callers carry their own credential, as crates.io's test helpers do: `app.anonymous().get(uri)`,
 //! `app.with_token(&t).post(uri, body)`, or for a workspace made with [`TestApp::team`]:
-//! `team.owner.post(…)`, `team.as_manager().await.post(…)`.
+//! `team.owner.post(…)`, `team.as_manager().await.post(…)`. `caller.by_cookie().await` is the same person signed in
+//! with a browser session (through a real sign-in link) sending Plugboard's `Origin`; `.with_origin(…)` changes or
+//! drops that header. `app.state.clock.advance(…)` moves time for expiry.
 
 // Test support (behind the `testing` feature, used only by tests): a failed set-up is a failed test, so this module
 // may panic, unwrap and expect like the tests themselves.
@@ -15,7 +17,7 @@ use axum::Router;
 use bytes::Bytes;
 use plugboard_catalog::Catalog;
 use plugboard_store::testing::TestDb;
-use plugboard_store::{Role, User, Workspace, WorkspaceId};
+use plugboard_store::{Role, User, UserId, Workspace, WorkspaceId};
 use secrecy::{ExposeSecret, SecretString};
 use tower::ServiceExt;
 
@@ -127,6 +129,12 @@ impl TestApp {
 
     /// A workspace owned by a new user; returns the workspace and the owner's token.
     pub async fn workspace(&self) -> (Workspace, String) {
+        let (ws, _, token) = self.workspace_with_owner().await;
+        (ws, token)
+    }
+
+    /// A workspace owned by a new user; returns the workspace, the owner and the owner's token.
+    pub async fn workspace_with_owner(&self) -> (Workspace, User, String) {
         let (owner, token) = self
             .user(&format!("owner-{}@example.com", plugboard_store::new_id()))
             .await;
@@ -136,11 +144,16 @@ impl TestApp {
             .create_workspace("Test workspace", &owner.id)
             .await
             .expect("workspace");
-        (ws, token)
+        (ws, owner, token)
     }
 
     /// A new member of `ws` with `role`; returns their token.
     pub async fn member(&self, ws: &Workspace, role: Role) -> String {
+        self.member_user(ws, role).await.1
+    }
+
+    /// A new member of `ws` with `role`; returns the user and their token.
+    pub async fn member_user(&self, ws: &Workspace, role: Role) -> (User, String) {
         let (user, token) = self
             .user(&format!(
                 "{}-{}@example.com",
@@ -153,7 +166,32 @@ impl TestApp {
             .add_member(&ws.id, &user.id, role)
             .await
             .expect("member");
-        token
+        (user, token)
+    }
+
+    /// Signs `user_id` in through a real sign-in link (`GET /auth/link/…`); returns the session cookie's value.
+    pub async fn session_for(&self, user_id: &UserId) -> String {
+        let link = crate::people::create_sign_in_link(
+            self.db.store.as_ref(),
+            &self.state.config.public_url,
+            user_id,
+            self.state.clock.now_ms(),
+        )
+        .await
+        .expect("sign-in link");
+        let path = link
+            .url
+            .strip_prefix(&self.state.config.public_url)
+            .expect("the link is under the public URL")
+            .to_string();
+        let res = self.raw(Method::GET, &path, None, &[], None).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "sign-in: {}", res.text());
+        session_from(&res.headers).expect("a session cookie")
+    }
+
+    /// The origin of the public URL, as a browser sends it in `Origin`.
+    pub fn origin(&self) -> String {
+        crate::auth::public_origin(&self.state.config)
     }
 
     pub async fn request(
@@ -215,37 +253,102 @@ impl TestApp {
     }
 }
 
-/// Someone sending requests: a token, or none (anonymous).
+/// The value of the `plugboard_session` cookie a response sets, if it sets one.
+pub fn session_from(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix(&format!("{}=", crate::sessions::SESSION_COOKIE)))
+        .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+        .find(|v| !v.is_empty())
+}
+
+/// Someone sending requests: a bearer token, a session cookie (with an `Origin` header), or nothing (anonymous).
 #[derive(Clone)]
 pub struct Caller<'a> {
     app: &'a TestApp,
     token: Option<String>,
+    session: Option<String>,
+    origin: Option<String>,
+    user_id: Option<UserId>,
 }
 
-impl Caller<'_> {
+impl<'a> Caller<'a> {
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
 
+    /// The session cookie's value, for a caller signed in with a session.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// Who this is (looked up by the token when the caller was made from a bare token).
+    pub async fn user_id(&self) -> UserId {
+        if let Some(u) = &self.user_id {
+            return u.clone();
+        }
+        let token = self
+            .token
+            .as_deref()
+            .expect("an anonymous caller is nobody");
+        self.app
+            .db
+            .store
+            .token_owner(&crate::api_tokens::hash_token(token))
+            .await
+            .expect("token lookup")
+            .expect("a live token")
+            .user_id
+    }
+
+    /// The same person signed in with a new browser session (through a sign-in link), sending Plugboard's
+    /// `Origin` and no bearer token.
+    pub async fn by_cookie(&self) -> Caller<'a> {
+        let user_id = self.user_id().await;
+        let session = self.app.session_for(&user_id).await;
+        Caller {
+            app: self.app,
+            token: None,
+            session: Some(session),
+            origin: Some(self.app.origin()),
+            user_id: Some(user_id),
+        }
+    }
+
+    /// This caller with another `Origin` header (`None`: without one).
+    pub fn with_origin(&self, origin: Option<&str>) -> Caller<'a> {
+        Caller {
+            origin: origin.map(str::to_string),
+            ..self.clone()
+        }
+    }
+
     pub async fn get(&self, uri: &str) -> TestResponse {
-        self.app.request(Method::GET, uri, self.token(), None).await
+        self.send(Method::GET, uri, None).await
     }
 
     pub async fn post(&self, uri: &str, body: serde_json::Value) -> TestResponse {
-        self.app
-            .request(Method::POST, uri, self.token(), Some(body))
-            .await
+        self.send(Method::POST, uri, Some(body)).await
     }
 
     pub async fn patch(&self, uri: &str, body: serde_json::Value) -> TestResponse {
-        self.app
-            .request(Method::PATCH, uri, self.token(), Some(body))
-            .await
+        self.send(Method::PATCH, uri, Some(body)).await
     }
 
     pub async fn delete(&self, uri: &str) -> TestResponse {
-        self.app
-            .request(Method::DELETE, uri, self.token(), None)
+        self.send(Method::DELETE, uri, None).await
+    }
+
+    /// Any method with an optional JSON body.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        self.raw(method, uri, &[], body.map(|b| b.to_string().into_bytes()))
             .await
     }
 
@@ -257,7 +360,18 @@ impl Caller<'_> {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> TestResponse {
-        self.app.raw(method, uri, self.token(), headers, body).await
+        let cookie = self
+            .session
+            .as_ref()
+            .map(|s| format!("{}={s}", crate::sessions::SESSION_COOKIE));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(c) = &cookie {
+            all.push(("cookie", c));
+        }
+        if let Some(o) = &self.origin {
+            all.push(("origin", o));
+        }
+        self.app.raw(method, uri, self.token(), &all, body).await
     }
 }
 
@@ -273,10 +387,13 @@ impl<'a> Team<'a> {
         &self.ws.id
     }
 
-    /// A new member with `role`, as a caller.
+    /// A new member with `role`, as a caller with a bearer token (`.by_cookie()` for a browser session).
     pub async fn as_role(&self, role: Role) -> Caller<'a> {
-        let token = self.app.member(&self.ws, role).await;
-        self.app.with_token(&token)
+        let (user, token) = self.app.member_user(&self.ws, role).await;
+        Caller {
+            user_id: Some(user.id),
+            ..self.app.with_token(&token)
+        }
     }
 
     pub async fn as_viewer(&self) -> Caller<'a> {
@@ -302,24 +419,53 @@ impl TestApp {
         Caller {
             app: self,
             token: None,
+            session: None,
+            origin: None,
+            user_id: None,
         }
     }
 
     /// A caller with this bearer token.
     pub fn with_token(&self, token: &str) -> Caller<'_> {
         Caller {
-            app: self,
             token: Some(token.to_string()),
+            ..self.anonymous()
+        }
+    }
+
+    /// A caller with this session cookie, sending Plugboard's `Origin`.
+    pub fn with_session(&self, session: &str) -> Caller<'_> {
+        Caller {
+            session: Some(session.to_string()),
+            origin: Some(self.origin()),
+            ..self.anonymous()
+        }
+    }
+
+    /// A new user (a member of nothing) with a token, as a caller.
+    pub async fn newcomer(&self) -> Caller<'_> {
+        let (user, token) = self
+            .user(&format!(
+                "newcomer-{}@example.com",
+                plugboard_store::new_id()
+            ))
+            .await;
+        Caller {
+            user_id: Some(user.id),
+            ..self.with_token(&token)
         }
     }
 
     /// A new workspace with its owner as a caller; `team.as_manager()` and friends add members.
     pub async fn team(&self) -> Team<'_> {
-        let (ws, token) = self.workspace().await;
+        let (ws, owner, token) = self.workspace_with_owner().await;
         Team {
             app: self,
             ws,
-            owner: self.with_token(&token),
+            owner: Caller {
+                user_id: Some(owner.id),
+                ..self.with_token(&token)
+            },
         }
     }
 }

@@ -95,13 +95,19 @@ pub struct TokenRecord {
     pub name: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// `None`: never expires.
+    pub expires_at: Option<i64>,
+    /// Recorded at most once a minute; `None`: never used.
+    pub last_used_at: Option<i64>,
 }
 
-/// Who a valid (unrevoked) token belongs to.
+/// Who an unrevoked token belongs to (whether it has expired is the caller's check, against its clock).
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenOwner {
     pub token_id: TokenId,
     pub user_id: UserId,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
 }
 
 /// Users, workspaces, memberships, crews and API tokens.
@@ -132,7 +138,8 @@ pub trait IdentityStore: Send + Sync {
         name: &str,
         token_hash: &[u8],
     ) -> Result<TokenRecord>;
-    /// Revokes a token; `NotFound` when no token has this id. Revoking twice is not an error.
+    /// Revokes a token (and grows the credential generation, see [`crate::PeopleStore::credential_generation`]);
+    /// `NotFound` when no token has this id. Revoking twice is not an error.
     async fn revoke_token(&self, id: &TokenId) -> Result<TokenRecord>;
     /// The owner of an unrevoked token with this hash.
     async fn token_owner(&self, token_hash: &[u8]) -> Result<Option<TokenOwner>>;

@@ -178,6 +178,8 @@ id_type! {
     IntegrationId;
     /// An API token's id (not the token: that is never stored).
     TokenId;
+    /// A browser session's id (not its secret: only the secret's hash is stored).
+    SessionId;
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod ids;
 mod integrations;
 mod kinds;
 mod oauth;
+mod people;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -24,12 +25,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use audit::*;
 pub use identity::*;
 pub use ids::{
-    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, TokenId, UserId,
-    WorkspaceId,
+    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, SessionId, TokenId,
+    UserId, WorkspaceId,
 };
 pub use integrations::*;
 pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};
 pub use oauth::*;
+pub use people::*;
 pub use sql::{PgStore, SqliteStore};
 pub use vault::*;
 
@@ -71,17 +73,31 @@ pub trait Database: Send + Sync {
     async fn migrate(&self) -> Result<usize>;
 }
 
-/// The repository, one handle for every area: [`IdentityStore`], [`VaultStore`], [`IntegrationStore`],
-/// [`OAuthStore`] and [`AuditStore`] (each in its own module, with its SQL in `sql/<area>.rs`). Every method is one
+/// The repository, one handle for every area: [`IdentityStore`], [`PeopleStore`], [`VaultStore`],
+/// [`IntegrationStore`], [`OAuthStore`] and [`AuditStore`] (each in its own module, with its SQL in `sql/<area>.rs`). Every method is one
 /// transaction at most; multi-row writes are atomic. Callers hold an `Arc<dyn Store>` and call any area's methods
 /// on it.
 pub trait Store:
-    Database + IdentityStore + VaultStore + IntegrationStore + OAuthStore + AuditStore + 'static
+    Database
+    + IdentityStore
+    + PeopleStore
+    + VaultStore
+    + IntegrationStore
+    + OAuthStore
+    + AuditStore
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Database + IdentityStore + VaultStore + IntegrationStore + OAuthStore + AuditStore + 'static
+    T: Database
+        + IdentityStore
+        + PeopleStore
+        + VaultStore
+        + IntegrationStore
+        + OAuthStore
+        + AuditStore
+        + 'static
 {
 }
 

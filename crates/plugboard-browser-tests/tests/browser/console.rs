@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use plugboard_catalog::{parse_manifest, Catalog, Entry};
 use plugboard_server::testing::{test_on_both_backends, Backend, Db, TestApp};
-use plugboard_store::Role;
+use plugboard_store::{Role, UserId};
 use serde_json::json;
 
 use crate::harness::{bounded, BoundSite, Browser, Site};
@@ -94,17 +94,18 @@ async fn serve(db: Db, catalog: Catalog) -> (TestApp, Site) {
     (app, site)
 }
 
-/// Signs the browser in as the owner of `token`.
-async fn sign_in(b: &Browser, token: &str) {
-    b.cdp("Network.enable", json!({}))
-        .await
-        .expect("Network.enable");
-    b.cdp(
-        "Network.setExtraHTTPHeaders",
-        json!({ "headers": { "Authorization": format!("Bearer {token}") } }),
+/// Signs the browser in as a person does: opens a one-time sign-in link (as `plugboard admin login-link` prints
+/// it), which sets the session cookie and leads to the first workspace.
+async fn sign_in(b: &Browser, app: &TestApp, site: &Site, user_id: &UserId) {
+    let link = plugboard_server::people::create_sign_in_link(
+        &*app.state.store,
+        site.origin(),
+        user_id,
+        plugboard_store::now_ms(),
     )
     .await
-    .expect("Network.setExtraHTTPHeaders");
+    .expect("a sign-in link");
+    b.open(&link.url).await;
 }
 
 /// Presses Tab until the focused control is named `name` (at most 10 times), as a keyboard user moves on.
@@ -125,7 +126,7 @@ async fn journey(db: Db) {
     bounded(Duration::from_secs(120), async {
         let provider = Provider::start().await;
         let (app, site) = serve(db, catalog(&provider, Vec::new())).await;
-        let (ws, token) = app.workspace().await;
+        let (ws, owner, token) = app.workspace_with_owner().await;
         let b = Browser::start().await;
 
         // Signed out: the sign-in page says how to get in.
@@ -135,9 +136,19 @@ async fn journey(db: Db) {
         b.screenshot("01-sign-in").await;
         b.assert_accessible().await;
 
-        sign_in(&b, &token).await;
-        b.open(&site.url(&format!("/w/{}/catalog", ws.id))).await;
+        sign_in(&b, &app, &site, &owner.id).await;
+        b.wait_for_path(&format!("/w/{}/catalog", ws.id)).await;
         b.wait_for_text("Catalog").await;
+
+        // A crew first, to install for it.
+        b.click_link("Crews").await;
+        b.wait_for_text("No crews yet").await;
+        b.fill("Crew name", "Platform").await;
+        b.click_button("Create crew").await;
+        b.wait_for_status("Created the crew.").await;
+        b.screenshot("02a-crews").await;
+        b.assert_accessible().await;
+        b.click_link("Catalog").await;
         b.screenshot("02-catalog").await;
         b.assert_accessible().await;
 
@@ -182,13 +193,18 @@ async fn journey(db: Db) {
 
         // Install with a name; it shows up in the integrations list, active.
         b.fill("Name", "GitHub (platform team)").await;
+        b.select("Install for", "Crew: Platform").await;
         b.click_button("Install").await;
         b.wait_for_status("Installed \u{201c}GitHub (platform team)\u{201d}: active.")
             .await;
         b.screenshot("08-installed").await;
         b.click_link("Integrations").await;
         let row = b.element_containing("tr", "GitHub (platform team)").await;
-        assert!(row.text().await.unwrap().contains("active"));
+        let text = row.text().await.unwrap();
+        assert!(
+            text.contains("active") && text.contains("Crew: Platform"),
+            "{text}"
+        );
         b.screenshot("09-integrations").await;
         b.assert_accessible().await;
 
@@ -282,6 +298,63 @@ async fn journey(db: Db) {
         b.wait_for_text("integration.delete").await;
         b.screenshot("16-audit").await;
         b.assert_accessible().await;
+
+        // Members: add one, change the role.
+        b.click_link("Members").await;
+        b.fill("Email", "bob@example.com").await;
+        b.select("Role", "Viewer").await;
+        b.click_button("Add member").await;
+        b.wait_for_status("Added the member.").await;
+        b.select("Role of bob@example.com", "Manager").await;
+        let row = b.element_containing("tr", "bob@example.com").await;
+        b.click_button_within(&row, "Save").await;
+        b.wait_for_status("Changed the role of bob@example.com.")
+            .await;
+        assert_eq!(b.value_of("Role of bob@example.com").await, "MANAGER");
+        b.screenshot("17-members").await;
+        b.assert_accessible().await;
+
+        // Personal API tokens: created (shown once), then revoked.
+        b.click_link("API tokens").await;
+        b.fill("Token name", "laptop").await;
+        b.click_button("Create token").await;
+        b.wait_for_status("Created the token \u{201c}laptop\u{201d}")
+            .await;
+        let shown = b
+            .execute(
+                "return document.getElementById('new-token').textContent;",
+                vec![],
+            )
+            .await;
+        let new_token = shown.as_str().unwrap().to_string();
+        assert!(new_token.starts_with("pb_"), "{new_token}");
+        assert_eq!(
+            app.get("/api/v1/me", Some(&new_token)).await.status,
+            200,
+            "the token works"
+        );
+        b.screenshot("18-token-created").await;
+        b.assert_accessible().await;
+        b.open(&site.url("/account/tokens")).await;
+        assert!(!b.page_text().await.contains(&new_token), "shown only once");
+        let row = b.element_containing("tr", "laptop").await;
+        b.click_button_within(&row, "Delete").await;
+        b.accept_dialog().await;
+        b.wait_for_status("Revoked the token laptop.").await;
+        // A revocation reaches every cache within a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(
+            app.get("/api/v1/me", Some(&new_token)).await.status,
+            401,
+            "revoked"
+        );
+        b.screenshot("19-tokens").await;
+
+        // Sign out: back to the sign-in page, and the console needs signing in again.
+        b.click_button("Sign out").await;
+        b.wait_for_text("Sign in to Plugboard").await;
+        b.open(&site.url(&format!("/w/{}/catalog", ws.id))).await;
+        b.wait_for_path("/").await;
     })
     .await;
 }
@@ -306,9 +379,10 @@ async fn a_viewer_sees_no_install_or_change_controls() {
             )
             .await
             .json();
-        let viewer_token = app.member(&team.ws, Role::Viewer).await;
+        let (viewer, _) = app.member_user(&team.ws, Role::Viewer).await;
         let b = Browser::start().await;
-        sign_in(&b, &viewer_token).await;
+        sign_in(&b, &app, &site, &viewer.id).await;
+        b.wait_for_path(&format!("/w/{}/catalog", team.id())).await;
         b.open(&site.url(&format!("/w/{}/connectors/github", team.id())))
             .await;
         b.wait_for_text("Installing needs the Manager role").await;
@@ -333,6 +407,17 @@ async fn a_viewer_sees_no_install_or_change_controls() {
             !b.has_link("Audit log").await,
             "the audit log is for admins"
         );
+        b.click_link("Members").await;
+        b.wait_for_text("Adding people and changing roles needs the Admin role")
+            .await;
+        for name in ["Add member", "Delete", "Save"] {
+            assert!(!b.has_button(name).await, "a viewer sees no {name}");
+        }
+        b.assert_accessible().await;
+        b.click_link("Crews").await;
+        b.wait_for_text("A manager of the workspace can create crews")
+            .await;
+        assert!(!b.has_button("Create crew").await);
         b.screenshot("viewer-integration").await;
         b.assert_accessible().await;
     })
@@ -379,9 +464,10 @@ async fn markup_and_script_in_manifests_and_names_never_run() {
             )
             .await;
         assert_eq!(res.status, 201, "{}", res.text());
-        let token = team.owner.token().unwrap().to_string();
+        let owner = team.owner.user_id().await;
         let b = Browser::start().await;
-        sign_in(&b, &token).await;
+        sign_in(&b, &app, &site, &owner).await;
+        b.wait_for_path(&format!("/w/{}/catalog", team.id())).await;
         for (step, path) in [
             ("catalog", format!("/w/{}/catalog?q=evil", team.id())),
             ("connector", format!("/w/{}/connectors/hostile", team.id())),

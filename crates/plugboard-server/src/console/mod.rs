@@ -51,6 +51,9 @@ pub fn routes() -> Router<AppState> {
             get(integrations::detail),
         )
         .route("/w/{workspace_id}/audit", get(audit::page))
+        .route("/w/{workspace_id}/members", get(people::members))
+        .route("/w/{workspace_id}/crews", get(people::crews))
+        .route("/account/tokens", get(people::tokens))
         .route("/static/{file}", get(crate::assets::serve))
 }
 

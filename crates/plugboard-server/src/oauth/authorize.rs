@@ -9,9 +9,9 @@
 //!   scopes), `state`, `code_challenge` and `code_challenge_method=S256` (with PKCE), then the flow's own extras.
 //!
 //! Users: the byo_oauth install and reconnect ([`crate::integration`]), the mcp_oauth start ([`super::mcp`]), and the
-//! OpenID Connect sign-in, which speaks the protocol with the `openidconnect` crate but can take its state, nonce
-//! and PKCE values from here (`CsrfToken::new(state.secret().into())`, `Nonce::new(..)`,
-//! `PkceCodeVerifier::new(..)`), so every flow's random values and lifetimes are made the same way.
+//! OpenID Connect sign-in, which speaks the protocol with the `openidconnect` crate but takes its state, nonce and
+//! PKCE verifier from here (`oidc::authorization_request_values`), so every flow's random values are made the same
+//! way. (Its lifetimes are the sign-in's own: the pending sign-in cookie lasts 10 minutes, as a state does here.)
 
 use base64::Engine;
 use plugboard_store::{NewOAuthState, OAuthFlow};

@@ -236,13 +236,19 @@ struct Inner {
     spent: StdMutex<HashMap<[u8; 32], Instant>>,
 }
 
-/// The seam with `oauth/authorize.rs` (one place for an OAuth authorization request's random values): today the
-/// `state`, `nonce` and PKCE pair come from `openidconnect`; switch to the shared module here.
+/// The `state`, `nonce` and PKCE pair of a sign-in, made by `oauth/authorize.rs` (the one place for an OAuth
+/// authorization request's random values: 32 bytes from the OS each, base64url) and handed to `openidconnect`, which
+/// speaks the protocol. The S256 challenge is `openidconnect`'s computation for the same verifier (equal to
+/// `Pkce::challenge`, tested below).
 fn authorization_request_values() -> (CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier) {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    use crate::oauth::authorize::{nonce, OAuthStateToken, Pkce};
+    let state = OAuthStateToken::new();
+    let pkce = Pkce::new();
+    let verifier = PkceCodeVerifier::new(pkce.verifier().expose_secret().to_string());
+    let challenge = PkceCodeChallenge::from_code_verifier_sha256(&verifier);
     (
-        CsrfToken::new_random(),
-        Nonce::new_random(),
+        CsrfToken::new(state.secret().to_string()),
+        Nonce::new(nonce().expose_secret().to_string()),
         challenge,
         verifier,
     )
@@ -767,6 +773,20 @@ impl Oidc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sign_in_values_come_from_the_shared_authorization_module() {
+        let (state, nonce, challenge, verifier) = authorization_request_values();
+        for v in [state.secret(), nonce.secret(), verifier.secret()] {
+            assert_eq!(v.len(), 43, "32 random bytes, base64url");
+        }
+        assert_ne!(state.secret(), nonce.secret());
+        assert_eq!(
+            challenge.as_str(),
+            crate::oauth::authorize::s256_challenge(verifier.secret())
+        );
+        assert_eq!(challenge.method().as_str(), "S256");
+    }
 
     #[test]
     fn emails_are_checked_and_lower_cased() {

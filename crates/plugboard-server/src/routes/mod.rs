@@ -3,11 +3,13 @@
 //! for [`crate::startup::api_routes`].
 
 pub mod audit;
+pub mod auth;
 pub mod connectors;
 pub mod health;
 pub mod install;
 pub mod integrations;
 pub mod oauth;
+pub mod people;
 pub mod verify;
 
 use axum::http::{header, HeaderValue};

@@ -122,6 +122,8 @@ for_both_backends! {
                 name: name.to_string(),
                 created_at: now_ms(),
                 revoked_at: None,
+                expires_at: None,
+                last_used_at: None,
             };
             let mut tx = self.pool.begin().await?;
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", user_id, "user");
@@ -141,23 +143,28 @@ for_both_backends! {
         }
 
         async fn revoke_token(&self, id: &TokenId) -> Result<TokenRecord> {
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-            sqlx::query_as::<_, TokenRecord>(
-                "SELECT id, user_id, name, created_at, revoked_at FROM api_tokens WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("token"))
+            if done.rows_affected() > 0 {
+                bump_generation!(&mut *tx);
+            }
+            let rec = sqlx::query_as::<_, TokenRecord>(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("token"))?;
+            tx.commit().await?;
+            Ok(rec)
         }
 
         async fn token_owner(&self, token_hash: &[u8]) -> Result<Option<TokenOwner>> {
             Ok(sqlx::query_as::<_, TokenOwner>(
-                "SELECT id AS token_id, user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                "SELECT id AS token_id, user_id, expires_at, last_used_at FROM api_tokens \
+                 WHERE token_hash = $1 AND revoked_at IS NULL",
             )
             .bind(token_hash)
             .fetch_optional(&self.pool)

@@ -118,6 +118,44 @@ macro_rules! insert_oauth_state {
     }};
 }
 
+const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, revoked_at, expires_at, last_used_at";
+
+/// Grows the credential generation by one inside an open transaction (with every revocation of a credential).
+macro_rules! bump_generation {
+    ($exec:expr) => {{
+        sqlx::query("UPDATE credential_generation SET value = value + 1 WHERE id = 1")
+            .execute($exec)
+            .await?;
+    }};
+}
+
+/// Takes the write lock on one row inside an open transaction, so that concurrent changes to what hangs off it
+/// (memberships of a workspace, integrations of a crew) run one after the other: `SELECT … FOR UPDATE` on
+/// PostgreSQL; on SQLite any write takes the database's one write lock, so a no-op update of the row (the table
+/// must have a `name` column). True when the row exists.
+macro_rules! lock_row {
+    ($exec:expr, $table:literal, $id:expr) => {{
+        if Self::BACKEND == "postgres" {
+            let row: Option<(String,)> = sqlx::query_as(concat!(
+                "SELECT id FROM ",
+                $table,
+                " WHERE id = $1 FOR UPDATE"
+            ))
+            .bind($id)
+            .fetch_optional($exec)
+            .await?;
+            row.is_some()
+        } else {
+            sqlx::query(concat!("UPDATE ", $table, " SET name = name WHERE id = $1"))
+                .bind($id)
+                .execute($exec)
+                .await?
+                .rows_affected()
+                > 0
+        }
+    }};
+}
+
 /// Appends one audit entry with the given executor (a pool or an open transaction).
 macro_rules! insert_audit {
     ($exec:expr, $entry:expr) => {{
@@ -163,6 +201,7 @@ mod audit;
 mod identity;
 mod integrations;
 mod oauth;
+mod people;
 mod vault;
 
 async fn applied_count<'e, E>(exec: E) -> usize
