@@ -500,3 +500,37 @@ async fn markup_and_script_in_manifests_and_names_never_run() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_mcp_oauth_connector_connects_through_the_popup() {
+    bounded(Duration::from_secs(60), async {
+        let provider = Provider::start().await;
+        let db = Db::new(Backend::Sqlite).await.expect("SQLite test database");
+        let remote = parse_manifest(
+            "remote.yaml",
+            &format!(
+                "id: remote-tools\nname: Remote Tools\ndescription: A hosted MCP server that signs you in itself\n\
+                 category: utilities\nauth_mode: mcp_oauth\nmcp:\n  transport: streamable-http\n  endpoint: {}/mcp\n\
+                 \x20 headers: {{Authorization: \"Bearer ${{oauth.access_token}}\"}}\n",
+                provider.site.origin()
+            ),
+        )
+        .expect("mcp_oauth manifest");
+        let (app, site) = serve(db, catalog(&provider, vec![remote])).await;
+        let (ws, owner, _) = app.workspace_with_owner().await;
+        let b = Browser::start().await;
+        sign_in(&b, &app, &site, &owner.id).await;
+        b.wait_for_path(&format!("/w/{}/catalog", ws.id)).await;
+        b.click_link("Remote Tools").await;
+        assert!(!b.has_button("Install").await, "mcp_oauth connects in one step");
+        b.screenshot("connector").await;
+        b.assert_accessible().await;
+        b.click_button("Connect").await;
+        let popup = b.switch_to_popup().await;
+        b.click_button("Authorize").await;
+        b.wait_for_popup_to_close(popup).await;
+        b.wait_for_status("\u{201c}Remote Tools\u{201d} is connected: active.").await;
+        b.screenshot("connected").await;
+    })
+    .await;
+}

@@ -1,7 +1,9 @@
 //! A third-party provider on loopback, as a person meets one: an API that answers a token check (GitHub's
 //! `GET /user`: 200 for the good token, 401 "Bad credentials" otherwise), and an OAuth authorization server with a
 //! page where the person clicks **Authorize** (the redirect back with a code) or **Deny** (with `access_denied`) and a token endpoint that trades
-//! the code for tokens. Plugboard reaches it through its egress guard, opened for 127.0.0.1 by the test.
+//! the code for tokens. For `mcp_oauth` it is also the MCP server (`/mcp` answers 401 with a Bearer challenge) and
+//! publishes its metadata (RFC 9728, RFC 8414) and a registration endpoint (RFC 7591). Plugboard reaches it through
+//! its egress guard, opened for 127.0.0.1 by the test.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::harness::Site;
+use crate::harness::{BoundSite, Site};
 
 /// The token the fake API accepts (40 characters, as GitHub's connector asks for at least 40).
 pub const GOOD_TOKEN: &str = "ghp_GoodToken0123456789abcdefghijklmnopqr";
@@ -52,6 +54,62 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[derive(Clone)]
+struct Shared {
+    codes: Arc<Mutex<Codes>>,
+    base: String,
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn mcp(State(s): State<Shared>) -> Response {
+    let challenge = format!(
+        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+        s.base
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        "",
+    )
+        .into_response()
+}
+
+async fn resource_metadata(State(s): State<Shared>) -> Response {
+    json(
+        StatusCode::OK,
+        serde_json::json!({"resource": format!("{}/mcp", s.base), "authorization_servers": [s.base]}),
+    )
+}
+
+async fn server_metadata(State(s): State<Shared>) -> Response {
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "issuer": s.base,
+            "authorization_endpoint": format!("{}/authorize", s.base),
+            "token_endpoint": format!("{}/token", s.base),
+            "registration_endpoint": format!("{}/register", s.base),
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+        }),
+    )
+}
+
+async fn register() -> Response {
+    json(
+        StatusCode::CREATED,
+        serde_json::json!({"client_id": unique("client"), "token_endpoint_auth_method": "none"}),
+    )
 }
 
 async fn user(headers: HeaderMap) -> Response {
@@ -94,7 +152,8 @@ async fn authorize_page(RawQuery(query): RawQuery) -> Html<String> {
     ))
 }
 
-async fn approve(State(codes): State<Arc<Mutex<Codes>>>, body: Bytes) -> Response {
+async fn approve(State(s): State<Shared>, body: Bytes) -> Response {
+    let codes = s.codes;
     let f = form(&body);
     let state = f.get("state").map(String::as_str).unwrap_or("");
     let mut target = url::Url::parse(f.get("redirect_uri").map(String::as_str).unwrap_or(""))
@@ -117,7 +176,8 @@ async fn approve(State(codes): State<Arc<Mutex<Codes>>>, body: Bytes) -> Respons
     Redirect::to(target.as_str()).into_response()
 }
 
-async fn token(State(codes): State<Arc<Mutex<Codes>>>, body: Bytes) -> Response {
+async fn token(State(s): State<Shared>, body: Bytes) -> Response {
+    let codes = s.codes;
     let f = form(&body);
     let known = f
         .get("code")
@@ -144,13 +204,28 @@ async fn token(State(codes): State<Arc<Mutex<Codes>>>, body: Bytes) -> Response 
 impl Provider {
     pub async fn start() -> Provider {
         let codes = Arc::new(Mutex::new(Codes::default()));
+        let bound = BoundSite::bind().await;
+        let shared = Shared {
+            codes: codes.clone(),
+            base: bound.origin().to_string(),
+        };
         let router = Router::new()
             .route("/user", get(user))
             .route("/authorize", get(authorize_page).post(approve))
             .route("/token", axum::routing::post(token))
-            .with_state(codes.clone());
+            .route("/register", axum::routing::post(register))
+            .route("/mcp", get(mcp).post(mcp))
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(resource_metadata),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(server_metadata),
+            )
+            .with_state(shared);
         Provider {
-            site: Site::serve(router).await,
+            site: bound.serve(router),
             codes,
         }
     }
