@@ -19,6 +19,68 @@ test_on_both_backends! {
     pages_answer_errors_as_pages_and_the_api_answers_json => errors;
     the_integrations_pages_show_status_words_and_the_audit_log_pages => integrations_and_audit;
     pages_render_in_milliseconds_and_weigh_little => render_report;
+    signed_in_the_home_page_leads_to_the_first_workspace_or_says_how_to_get_one => signed_in_home;
+    the_members_crews_and_tokens_pages_show_controls_by_role => people_pages;
+}
+
+async fn signed_in_home(db: Db) {
+    let app = TestApp::new(db).await;
+    let (_, lonely) = app.user("lonely@example.com").await;
+    let html = body(&app.with_token(&lonely).get("/").await);
+    assert!(
+        html.contains("You are not a member of any workspace yet"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<label for=\"workspace-name\">Workspace name</label>"),
+        "{html}"
+    );
+    let team = app.team().await;
+    let res = team.owner.get("/").await;
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        res.headers["location"],
+        format!("/w/{}/catalog", team.id()).as_str()
+    );
+}
+
+async fn people_pages(db: Db) {
+    let app = TestApp::new(db).await;
+    let team = app.team().await;
+    let members = format!("/w/{}/members", team.id());
+    let crews = format!("/w/{}/crews", team.id());
+    let owner_members = body(&team.owner.get(&members).await);
+    assert!(
+        owner_members.contains(">Add member</button>"),
+        "{owner_members}"
+    );
+    assert!(
+        owner_members.contains(">Delete</button>"),
+        "{owner_members}"
+    );
+    let manager = team.as_manager().await;
+    let manager_members = body(&manager.get(&members).await);
+    assert!(
+        !manager_members.contains(">Add member</button>"),
+        "{manager_members}"
+    );
+    let manager_crews = body(&manager.get(&crews).await);
+    assert!(
+        manager_crews.contains(">Create crew</button>"),
+        "managers create crews"
+    );
+    let viewer = team.as_viewer().await;
+    let viewer_crews = body(&viewer.get(&crews).await);
+    assert!(
+        !viewer_crews.contains(">Create crew</button>"),
+        "{viewer_crews}"
+    );
+    let tokens = body(&viewer.get("/account/tokens").await);
+    assert!(tokens.contains(">Create token</button>"), "{tokens}");
+    assert!(
+        !tokens.contains(viewer.token().unwrap()),
+        "a token's secret is never listed"
+    );
 }
 
 const HOSTILE: &str = r##"
