@@ -426,6 +426,10 @@ async fn replayed_link(db: Db) {
     let app = TestApp::new(db).await;
     let (user, _) = app.user("ada@example.com").await;
     let path = link_path(&app, &user.id).await;
+    // A link checker's HEAD spends nothing.
+    let head = app.anonymous().raw(Method::HEAD, &path, &[], None).await;
+    assert_eq!(head.status.as_u16(), 200);
+    assert!(head.headers.get(header::SET_COOKIE).is_none());
     let first = app.anonymous().get(&path).await;
     assert_eq!(first.status.as_u16(), 303);
     let replay = app.anonymous().get(&path).await;

@@ -11,7 +11,7 @@ use serde_json::json;
 use plugboard_server::auth::generate_token;
 use plugboard_server::vault::{resolve_master_key, rotate};
 use plugboard_server::{App, Application, Config, ConfigArgs, LogFormat};
-use plugboard_store::{Role, Store, TokenId, UserId, WorkspaceId};
+use plugboard_store::{Role, Store, TokenId, UserId, UserRemoval, WorkspaceId};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +71,12 @@ enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Make a single-use sign-in link for a user, valid 15 minutes: prints {"url","expires_at"}.
+    LoginLink {
+        /// The user's id (see `admin user list`).
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +87,14 @@ enum UserCommand {
         email: String,
         #[arg(long)]
         name: Option<String>,
+    },
+    /// List every user: prints {"items":[{"id","email","name","created_at"}]}.
+    List,
+    /// Remove a user with their sessions, sign-in links, tokens and memberships: prints {"id","removed":true}.
+    Remove {
+        /// The user's id (see `admin user list`).
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -93,6 +107,8 @@ enum WorkspaceCommand {
         #[arg(long)]
         owner: String,
     },
+    /// List every workspace: prints {"items":[{"id","name","created_at","members"}]}.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +148,13 @@ enum TokenCommand {
     Revoke {
         #[arg(long)]
         id: String,
+    },
+    /// List a user's API tokens, revoked ones included (never a token itself): prints {"items":[{"id","name",
+    /// "created_at","last_used_at","expires_at","revoked_at"}]}.
+    List {
+        /// The user's id (see `admin user list`).
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -308,7 +331,7 @@ async fn run(config: Config, command: Command) -> Result<ExitCode> {
         }
         Command::Admin { command } => {
             let store = open_store(&config).await?;
-            admin(store.as_ref(), command).await?;
+            admin(store.as_ref(), &config, command).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -364,8 +387,93 @@ fn import_registry(out: &std::path::Path, files: &[PathBuf]) -> Result<serde_jso
     Ok(json!({"written": written, "skipped": skipped}))
 }
 
-async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
+/// A user id given on the command line: it must have the shape of one, and name a user.
+async fn existing_user(store: &dyn Store, option: &str, raw: &str) -> Result<UserId> {
+    let id = UserId::parse(raw.trim()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{option} `{}` is not a user id (24 lowercase letters and digits): see `plugboard admin user list`",
+            raw.trim()
+        )
+    })?;
+    if store.get_user(&id).await?.is_none() {
+        bail!("no user with id `{id}`: see `plugboard admin user list`");
+    }
+    Ok(id)
+}
+
+async fn admin(store: &dyn Store, config: &Config, command: AdminCommand) -> Result<()> {
     match command {
+        AdminCommand::LoginLink { user } => {
+            let user = existing_user(store, "--user", &user).await?;
+            let link = plugboard_server::people::create_sign_in_link(
+                store,
+                &config.public_url,
+                &user,
+                plugboard_store::now_ms(),
+            )
+            .await?;
+            print(json!({ "url": link.url, "expires_at": link.expires_at }));
+        }
+        AdminCommand::User {
+            command: UserCommand::List,
+        } => {
+            let items: Vec<serde_json::Value> = store
+                .list_users()
+                .await?
+                .into_iter()
+                .map(|u| json!({"id": u.id, "email": u.email, "name": u.name, "created_at": u.created_at}))
+                .collect();
+            print(json!({ "items": items }));
+        }
+        AdminCommand::User {
+            command: UserCommand::Remove { id },
+        } => {
+            let user = existing_user(store, "--id", &id).await?;
+            let audit = plugboard_store::NewAudit {
+                workspace_id: None,
+                actor_id: None,
+                action: "user_removed".into(),
+                target: Some(user.to_string()),
+                detail: json!({"by": "operator"}),
+            };
+            match store.remove_user(&user, audit).await? {
+                UserRemoval::Removed => print(json!({ "id": user, "removed": true })),
+                UserRemoval::NotFound => bail!("no user with id `{user}`: see `plugboard admin user list`"),
+                UserRemoval::LastOwner(ws) => bail!(
+                    "user `{user}` is the only OWNER of workspace `{ws}`: make another member OWNER first \
+                     (admin member add --workspace {ws} --user … --role OWNER), or delete the workspace"
+                ),
+                UserRemoval::CreatedIntegrations(n) => bail!(
+                    "user `{user}` installed {n} integration(s) that still exist (they name who installed them): \
+                     delete those integrations first, then remove the user"
+                ),
+            }
+        }
+        AdminCommand::Workspace {
+            command: WorkspaceCommand::List,
+        } => {
+            let mut items = Vec::new();
+            for w in store.list_workspaces().await? {
+                let members = store.list_members(&w.id).await?.len();
+                items.push(json!({"id": w.id, "name": w.name, "created_at": w.created_at, "members": members}));
+            }
+            print(json!({ "items": items }));
+        }
+        AdminCommand::Token {
+            command: TokenCommand::List { user },
+        } => {
+            let user = existing_user(store, "--user", &user).await?;
+            let items: Vec<serde_json::Value> = store
+                .list_tokens(&user, true)
+                .await?
+                .into_iter()
+                .map(|t| {
+                    json!({"id": t.id, "name": t.name, "created_at": t.created_at, "last_used_at": t.last_used_at,
+                           "expires_at": t.expires_at, "revoked_at": t.revoked_at})
+                })
+                .collect();
+            print(json!({ "items": items }));
+        }
         AdminCommand::User {
             command: UserCommand::Create { email, name },
         } => {

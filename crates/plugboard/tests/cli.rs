@@ -66,6 +66,21 @@ impl Env {
         v
     }
 
+    /// [`Env::json`] with extra environment variables.
+    fn json_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Value {
+        let mut cmd = self.command(args);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// Runs a command that must fail with a message on stderr and nothing on stdout.
     fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -506,4 +521,153 @@ fn catalog_import_registry_writes_one_linted_manifest_per_server_and_never_overw
         std::fs::read_to_string(out.join("example-crm.yaml")).unwrap(),
         "# edited by hand\n"
     );
+}
+
+#[test]
+fn people_commands_list_users_workspaces_and_tokens_without_secrets() {
+    let env = Env::sqlite();
+    let (user, ws, token_id, token) = env.user_workspace_token();
+    let users = env.json(&["admin", "user", "list"]);
+    let items = users["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], user.as_str());
+    assert_eq!(items[0]["email"], "ada@example.com");
+    assert!(items[0]["created_at"].as_i64().unwrap() > 1_600_000_000_000);
+    let workspaces = env.json(&["admin", "workspace", "list"]);
+    assert_eq!(workspaces["items"][0]["id"], ws.as_str(), "{workspaces}");
+    assert_eq!(workspaces["items"][0]["members"], 1);
+    env.json(&["admin", "token", "revoke", "--id", &token_id]);
+    let out = env.run(&["admin", "token", "list", "--user", &user]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains(&token), "never a token");
+    let tokens: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(tokens["items"][0]["id"], token_id.as_str());
+    assert_eq!(tokens["items"][0]["name"], "laptop");
+    assert!(tokens["items"][0]["revoked_at"].is_i64());
+    assert!(tokens["items"][0]["last_used_at"].is_null());
+    let link = env.json(&["admin", "login-link", "--user", &user]);
+    let url = link["url"].as_str().unwrap();
+    assert!(url.starts_with("http://127.0.0.1:8080/auth/link/"), "{url}");
+    assert_eq!(url.len(), "http://127.0.0.1:8080/auth/link/".len() + 43);
+    assert!(link["expires_at"].as_i64().unwrap() > 1_600_000_000_000);
+    let err = env.fails(&["admin", "login-link", "--user", "nobody"]);
+    assert!(
+        err.contains("is not a user id") && err.contains("admin user list"),
+        "{err}"
+    );
+    let err = env.fails(&[
+        "admin",
+        "token",
+        "list",
+        "--user",
+        "cnosuchuser0000000000000",
+    ]);
+    assert!(err.contains("no user with id"), "{err}");
+    let err = env.fails(&["admin", "user", "remove", "--id", &user]);
+    assert!(err.contains("only OWNER"), "{err}");
+    for args in [
+        &["admin", "login-link", "--help"][..],
+        &["admin", "user", "list", "--help"],
+        &["admin", "token", "list", "--help"],
+    ] {
+        let out = env.run(args);
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.lines().count() > 2, "{help}");
+    }
+}
+
+async fn a_link_signs_a_person_into_the_running_server(env: Env) {
+    let (user, _, _, _) = env.user_workspace_token();
+    let server = serve(&env);
+    let link = env.json_with(
+        &["admin", "login-link", "--user", &user],
+        &[("PLUGBOARD_PUBLIC_URL", &server.base)],
+    );
+    let url = link["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/auth/link/", server.base)));
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let res = browser.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("plugboard_session=") && cookie.contains("HttpOnly; SameSite=Lax"));
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let me = browser
+        .get(format!("{}/api/v1/me", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["workspaces"][0]["role"], "OWNER");
+    // Used: a page that says so.
+    let again = browser.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    assert!(again.headers().get("set-cookie").is_none());
+    assert!(again.text().await.unwrap().contains("already used"));
+    // A removed user's session fails within a second (the server polls the credential generation).
+    let bob = env.json(&["admin", "user", "create", "--email", "bob@example.com"]);
+    let bob = bob["id"].as_str().unwrap();
+    let link = env.json_with(
+        &["admin", "login-link", "--user", bob],
+        &[("PLUGBOARD_PUBLIC_URL", &server.base)],
+    );
+    let res = browser
+        .get(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let bob_cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let me = |c: String| {
+        let b = browser.clone();
+        let url = format!("{}/api/v1/me", server.base);
+        async move {
+            b.get(url)
+                .header("cookie", c)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(me(bob_cookie.clone()).await, 200);
+    assert_eq!(
+        env.json(&["admin", "user", "remove", "--id", bob])["removed"],
+        true
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(me(bob_cookie).await, 401);
+    assert_eq!(me(cookie).await, 200);
+}
+
+#[tokio::test]
+async fn on_sqlite_a_sign_in_link_from_the_cli_signs_a_person_into_the_running_server() {
+    a_link_signs_a_person_into_the_running_server(Env::sqlite()).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_sign_in_link_from_the_cli_signs_a_person_into_the_running_server() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        eprintln!("PLUGBOARD_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+        return;
+    };
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        database_url: Some(db.url.clone()),
+        master_key: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+    };
+    a_link_signs_a_person_into_the_running_server(env).await;
 }

@@ -3,7 +3,7 @@
 //! redirects and small HTML pages, never JSON (but for a forged sign-out: 403 `csrf_rejected`).
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use utoipa_axum::router::OpenApiRouter;
@@ -67,7 +67,8 @@ pub async fn oidc_callback(
 }
 
 /// Opens a sign-in link (made by `plugboard admin login-link`): once, within 15 minutes. Sets the session cookie
-/// and answers 303 to `/`; a used, expired or unknown link answers an HTML page that says so, with no session.
+/// and answers 303 to `/`; a used, expired or unknown link answers an HTML page that says so, with no session. A
+/// `HEAD` request (a link checker's) spends nothing.
 #[utoipa::path(get, path = "/auth/link/{secret}", tag = "sign-in",
     params(("secret" = String, Path, description = "the link's secret")),
     responses(
@@ -77,9 +78,19 @@ pub async fn oidc_callback(
         (status = 503, description = "the session could not be recorded (HTML page)", content_type = "text/html", body = String)))]
 pub async fn sign_in_link(
     State(app): State<AppState>,
+    method: Method,
     secret: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
 ) -> Response {
+    if method == Method::HEAD {
+        // Link checkers (mail scanners, chat previews) may look before the person opens it: that spends nothing.
+        return page(
+            StatusCode::OK,
+            "Sign in to Plugboard",
+            "Open this link in your browser to sign in.",
+            false,
+        );
+    }
     let secret = secret.map(|Path(s)| s).unwrap_or_default();
     let replaces = match session_cookie(&headers) {
         SessionCookie::Present(s) => Some(s),
