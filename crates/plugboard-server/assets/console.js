@@ -93,8 +93,8 @@
   var patterns = {};
 
   // A manifest's `validation.pattern` is a Rust regex, matched as a search (JSON Schema semantics). JavaScript reads
-  // most of them the same way; leading inline flags and `(?P<name>` are translated. A pattern JavaScript cannot
-  // compile is not checked here (the server still checks it and its answer is shown beside the field).
+  // most of them the same way; leading inline flags, `(?P<name>`, `\A` and `\z` are translated. A pattern JavaScript
+  // cannot compile (in its `u` mode) is not checked here (the server still checks it and its answer is shown beside the field).
   function compilePattern(source) {
     if (Object.prototype.hasOwnProperty.call(patterns, source)) return patterns[source];
     var s = source;
@@ -107,14 +107,10 @@
     s = s.replace(/\(\?P</g, '(?<')
       .replace(/(^|[^\\])((?:\\\\)*)\\A/g, '$1$2^')
       .replace(/(^|[^\\])((?:\\\\)*)\\z/g, '$1$2$');
+    // Only the `u` mode: without it JavaScript reads some Rust syntax (`[[:digit:]]`, `\p{L}`) as something else and
+    // would refuse values the server accepts.
     var re = null;
-    try {
-      re = new RegExp(s, flags + 'u');
-    } catch (e) {
-      if (!/\\[pP]\{/.test(s)) {
-        try { re = new RegExp(s, flags); } catch (e2) { re = null; }
-      }
-    }
+    try { re = new RegExp(s, flags + 'u'); } catch (e) { re = null; }
     patterns[source] = re;
     return re;
   }

@@ -454,7 +454,8 @@ async fn markup_and_script_in_manifests_and_names_never_run() {
         let provider = Provider::start().await;
         let db = Db::new(Backend::Sqlite).await.expect("SQLite test database");
         let hostile = parse_manifest("hostile.yaml", HOSTILE).expect("hostile manifest");
-        let (app, site) = serve(db, catalog(&provider, vec![hostile])).await;
+        let posix = parse_manifest("posix.yaml", POSIX).expect("POSIX-class manifest");
+        let (app, site) = serve(db, catalog(&provider, vec![hostile, posix])).await;
         let team = app.team().await;
         let res = team
             .owner
@@ -497,9 +498,33 @@ async fn markup_and_script_in_manifests_and_names_never_run() {
             .collect();
         assert!(problems.is_empty(), "{problems:?}");
         b.assert_accessible().await;
+
+        // A rule the browser cannot check (a Rust-only pattern): the server's 400 is shown beside the field it names.
+        b.open(&site.url(&format!("/w/{}/connectors/posix", team.id()))).await;
+        b.fill("Account number", "abc").await;
+        assert_eq!(b.validation_message("Account number").await, "", "not checked in the browser");
+        b.fill("API key", "key").await;
+        b.click_button("Install").await;
+        let alert = b.wait_for_alert("Account number: does not match the pattern").await;
+        assert!(alert.contains("[[:digit:]]"), "{alert}");
+        let beside = b
+            .execute("return document.getElementById('field-account-error').textContent;", vec![])
+            .await;
+        assert!(beside.as_str().unwrap().starts_with("Does not match the pattern"), "{beside}");
+        b.screenshot("server-400").await;
     })
     .await;
 }
+
+const POSIX: &str = r#"
+id: posix
+name: Posix Bank
+auth_mode: pat
+fields:
+  - {key: account, label: Account number, type: text, required: true, validation: {pattern: "^[[:digit:]]+$"}}
+  - {key: key, label: API key, type: password, required: true}
+mcp: {transport: stdio, command: posix-mcp}
+"#;
 
 #[tokio::test]
 async fn an_mcp_oauth_connector_connects_through_the_popup() {
