@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn the_rules_of_the_manifest_become_attributes_and_secrets_never_a_value() {
         let m = manifest(
-            "  - {key: token, label: Token, type: password, required: true, default: d3f, validation: {pattern: '^ghp_', min_length: 10}}\n\
+            "  - {key: token, label: Token, type: password, required: true, default: ghp_d3fault0, validation: {pattern: '^ghp_', min_length: 10}}\n\
              \x20 - {key: port, label: Port, type: number, required: true, default: '5432', validation: {min: 1, max: 65535.5}}\n\
              \x20 - {key: mode, label: Mode, type: select, choices: [a, b], default: b}",
         );
