@@ -106,6 +106,14 @@ impl TestApp {
         TestApp { db, state, router }
     }
 
+    /// Another instance on the same database and master key (its own caches and revocation poller, the
+    /// built-in catalog); the first app keeps the database alive.
+    pub async fn another_instance(&self) -> TestApp {
+        let db = self.db.handle();
+        let master_key = self.master_key();
+        Self::build(db, None, |c| c.master_key = Some(master_key.into())).await
+    }
+
     pub fn master_key(&self) -> String {
         self.state
             .config

@@ -7,9 +7,7 @@
 use std::time::Duration;
 
 use axum::http::{header, Method};
-use plugboard_catalog::Catalog;
 use plugboard_server::testing::{session_from, test_on_both_backends, Db, TestApp};
-use plugboard_server::{App, Config};
 use plugboard_store::{NewAudit, UserId};
 use serde_json::json;
 
@@ -30,23 +28,6 @@ test_on_both_backends! {
     an_expired_token_answers_401 => expiring_token;
     a_token_records_its_use_at_most_once_a_minute_not_per_request => token_last_use;
     a_revoked_token_fails_on_another_instance_within_a_second => revoked_elsewhere;
-}
-
-/// Another instance on the same database (its own caches, its own revocation poller).
-async fn second_instance(app: &TestApp) -> TestApp {
-    let mut config = Config::for_tests(app.db.data_dir.clone().unwrap(), app.db.url.clone());
-    config.master_key = Some(app.master_key().into());
-    let state = App::with_parts(config, app.db.store.clone(), Catalog::empty())
-        .await
-        .unwrap();
-    let router = plugboard_server::router(state.clone());
-    TestApp {
-        db: plugboard_server::testing::Db::new(plugboard_server::testing::Backend::Sqlite)
-            .await
-            .unwrap(),
-        state,
-        router,
-    }
 }
 
 /// Waits (polling, at most `limit`) until `check` holds; panics with `what` otherwise.
@@ -369,7 +350,7 @@ async fn bearer_first(db: Db) {
 
 async fn stolen_after_logout(db: Db) {
     let app = TestApp::new(db).await;
-    let other = second_instance(&app).await;
+    let other = app.another_instance().await;
     let (user, _) = app.user("ada@example.com").await;
     let secret = app.session_for(&user.id).await;
     // Both instances have verified (and cached) the session.
@@ -563,7 +544,7 @@ async fn session_last_use(db: Db) {
 
 async fn removed_user(db: Db) {
     let app = TestApp::new(db).await;
-    let other = second_instance(&app).await;
+    let other = app.another_instance().await;
     let (user, token) = app.user("leaver@example.com").await;
     let secret = app.session_for(&user.id).await;
     app.with_session(&secret)
@@ -718,7 +699,7 @@ async fn token_last_use(db: Db) {
 
 async fn revoked_elsewhere(db: Db) {
     let app = TestApp::new(db).await;
-    let other = second_instance(&app).await;
+    let other = app.another_instance().await;
     let team = app.team().await;
     let created = team
         .owner

@@ -77,6 +77,18 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Another handle on the same database (for a second server instance); the first handle keeps it alive.
+    pub fn handle(&self) -> TestDb {
+        TestDb {
+            store: self.store.clone(),
+            url: self.url.clone(),
+            data_dir: self.data_dir.clone(),
+            _dir: None,
+        }
+    }
+}
+
 /// Declares one test per backend from an `async fn(TestDb)`: `name::sqlite` and `name::postgres`.
 /// The PostgreSQL variant passes without running when `PLUGBOARD_TEST_DATABASE_URL` is unset (and says so).
 #[macro_export]

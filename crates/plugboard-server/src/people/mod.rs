@@ -29,6 +29,7 @@ pub use members::{add_member, change_role, list_members, remove_member, MemberBo
 pub use requests::{
     AddMemberRequest, CreateTokenRequest, NameRequest, RoleName, RoleRequest, MAX_TOKEN_DAYS,
 };
+pub(crate) use sign_in::secure_cookies;
 pub use sign_in::{
     create_sign_in_link, end_session, sign_in_with_link, start_session, LinkRefusal, PeopleSignIn,
     SignInLink, StartedSession, LINK_TTL_MS,

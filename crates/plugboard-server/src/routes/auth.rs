@@ -118,7 +118,7 @@ pub async fn sign_in_link(
         (status = 403, description = "the session cookie without Plugboard's Origin (`csrf_rejected`)", body = crate::error::ErrorBody),
         (status = 503, description = "the session could not be ended (try again)", body = crate::error::ErrorBody)))]
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let secure = app.config.public_url.starts_with("https://");
+    let secure = people::secure_cookies(&app);
     match session_cookie(&headers) {
         SessionCookie::Absent => {}
         SessionCookie::Present(_) | SessionCookie::Ambiguous
