@@ -302,3 +302,70 @@ pub fn lint_paths(paths: &[PathBuf]) -> LintReport {
     report.invalid.append(&mut errors);
     report
 }
+
+/// The catalog's filters, as `service-contract.md` defines them for `GET /api/v1/connectors`: `category` exactly,
+/// `auth_mode` exactly, and `q`, a case-insensitive substring of the id, name, description or category. The console's
+/// search uses the same rule.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatalogFilter<'a> {
+    pub category: Option<&'a str>,
+    pub auth_mode: Option<crate::manifest::AuthMode>,
+    pub text: Option<&'a str>,
+}
+
+impl CatalogFilter<'_> {
+    /// Whether `m` passes every filter that is set (blank text passes).
+    pub fn matches(&self, m: &Manifest) -> bool {
+        if self.category.is_some_and(|c| c != m.category) {
+            return false;
+        }
+        if self.auth_mode.is_some_and(|a| a != m.auth_mode) {
+            return false;
+        }
+        match self.text.map(str::trim).filter(|t| !t.is_empty()) {
+            None => true,
+            Some(t) => {
+                let t = t.to_lowercase();
+                [&m.id, &m.name, &m.description, &m.category]
+                    .iter()
+                    .any(|s| s.to_lowercase().contains(&t))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn the_text_filter_is_a_case_insensitive_substring_of_id_name_description_or_category() {
+        let e = parse_manifest(
+            "g.yaml",
+            "id: github\nname: GitHub\ndescription: Issues and PRs\ncategory: developer-tools\nauth_mode: none\n\
+             mcp: {transport: stdio, command: x}\n",
+        )
+        .unwrap();
+        let m = &e.manifest;
+        let text = |t| CatalogFilter {
+            text: Some(t),
+            ..Default::default()
+        };
+        for t in ["git", "GITHUB", "prs", "DEVELOPER", "  hub ", ""] {
+            assert!(text(t).matches(m), "{t}");
+        }
+        assert!(!text("slack").matches(m));
+        let cat = |c| CatalogFilter {
+            category: Some(c),
+            ..Default::default()
+        };
+        assert!(cat("developer-tools").matches(m));
+        assert!(!cat("developer").matches(m));
+        let mode = |a| CatalogFilter {
+            auth_mode: Some(a),
+            ..Default::default()
+        };
+        assert!(mode(crate::AuthMode::None).matches(m));
+        assert!(!mode(crate::AuthMode::Pat).matches(m));
+    }
+}

@@ -3,9 +3,11 @@
 //! store / vault / egress → response. Handlers hold no SQL.
 
 pub mod api_tokens;
+pub mod assets;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod error;
 pub mod extract;
@@ -17,6 +19,7 @@ pub mod openapi;
 pub mod people;
 pub mod prepared;
 pub mod probe;
+pub mod roles;
 pub mod routes;
 pub mod sessions;
 pub mod startup;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Router};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -17,7 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{code_for_status, error_body, ApiError};
+use crate::error::{code_for_status, error_body};
 use crate::oidc::Oidc;
 use crate::openapi::OpenApiJson;
 use crate::routes;
@@ -95,8 +95,9 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-/// The whole service: [`api_routes`] with the middleware (body limit, timeout, request id, tracing by matched
-/// route, the JSON error body for errors produced below the handlers).
+/// The whole service: [`api_routes`] and the web console ([`crate::console::routes`]) with the middleware (body
+/// limit, timeout, request id, tracing by matched route, the JSON error body for errors produced below the
+/// handlers, the security headers of pages).
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.probe_timeout + REQUEST_TIMEOUT_MARGIN;
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -116,7 +117,8 @@ pub fn router(state: AppState) -> Router {
     });
     let oidc = oidc_of(&state);
     let (api, openapi) = api_routes().split_for_parts();
-    api.fallback(|| async { ApiError::not_found("endpoint").into_response() })
+    api.merge(crate::console::routes())
+        .fallback(crate::console::fallback)
         .layer(Extension(OpenApiJson::new(&openapi)))
         .layer(Extension(OidcHandle(oidc)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -128,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeId))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(crate::console::security_headers))
         .with_state(state)
 }
 

@@ -1,8 +1,9 @@
 //! The small HTML pages the OAuth callback answers (a person's browser opened it, usually as a popup).
 //!
 //! A title and a message, nothing else from the request: never the code, the state or a token. Every interpolated
-//! value is HTML-escaped and sits in element text or a quoted attribute. The one script is a constant (allowed by
-//! its hash in a strict CSP); it reads the outcome from `data-` attributes, posts
+//! value is HTML-escaped and sits in element text or a quoted attribute. The one script is a static file
+//! (`assets/oauth-callback.js`, served with a hashed name; the CSP allows `script-src 'self'` and no inline script);
+//! it reads the outcome from `data-` attributes, posts
 //! `{type: "plugboard:oauth", integration_id, status}` to `window.opener` (target origin: `PLUGBOARD_PUBLIC_URL`'s
 //! origin, where the Plugboard UI lives) and closes the popup. `Cache-Control: no-store`, `Referrer-Policy:
 //! no-referrer` (the URL carries the code) and no framing.
@@ -12,11 +13,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use plugboard_store::IntegrationStatus;
 use sha2::{Digest, Sha256};
-
-const SCRIPT: &str = "(function(){var b=document.body;var m={type:\"plugboard:oauth\",\
-integration_id:b.getAttribute(\"data-integration-id\")||null,status:b.getAttribute(\"data-status\")};\
-var t=b.getAttribute(\"data-origin\");if(window.opener&&t){try{window.opener.postMessage(m,t);}catch(e){}\
-window.setTimeout(function(){window.close();},400);}})();";
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;\
 display:flex;min-height:100vh;align-items:center;justify-content:center;background:#f6f7f9;color:#1f2328}\
@@ -88,17 +84,17 @@ pub fn render(page: &Page, public_url: &str) -> Response {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"referrer\" content=\"no-referrer\"><title>{title} · Plugboard</title><style>{STYLE}</style></head>\
 <body data-integration-id=\"{id}\" data-status=\"{status}\" data-origin=\"{origin}\"><main><h1>{title}</h1>\
-<p>{message}</p><p class=\"hint\">You can close this window.</p></main><script>{SCRIPT}</script></body></html>\n",
+<p>{message}</p><p class=\"hint\">You can close this window.</p></main><script src=\"{script}\"></script></body></html>\n",
         title = escape(&page.title),
         message = escape(&page.message),
         id = escape(page.integration_id.as_deref().unwrap_or("")),
         status = escape(page.outcome.as_str()),
         origin = escape(&origin),
+        script = escape(crate::assets::url("oauth-callback.js")),
     );
     let csp = format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src 'none'; base-uri 'none'; form-action 'none'; \
+        "default-src 'none'; script-src 'self'; style-src {}; img-src 'none'; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'",
-        csp_hash(SCRIPT),
         csp_hash(STYLE)
     );
     let mut res = (page.status, html).into_response();
@@ -128,8 +124,8 @@ pub fn render(page: &Page, public_url: &str) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn everything_interpolated_is_escaped() {
+    #[tokio::test]
+    async fn everything_interpolated_is_escaped_and_the_script_is_a_file() {
         assert_eq!(
             escape("<script>\"x\" & 'y'</script>"),
             "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
@@ -146,7 +142,16 @@ mod tests {
             .to_str()
             .unwrap()
             .to_string();
-        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'sha256-"));
+        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self';"));
         assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        let html = String::from_utf8(
+            axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(!html.contains("<script>"), "no inline script: {html}");
+        assert!(html.contains(crate::assets::url("oauth-callback.js")));
     }
 }

@@ -3,7 +3,6 @@
 
 use axum::extract::State;
 use axum::Json;
-use plugboard_store::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,6 +10,7 @@ use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
 use crate::extract::QueryPairs;
 use crate::integration::{self, AuditPage, AuditQuery};
+use crate::roles;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -37,7 +37,7 @@ pub async fn list_audit(
         &app,
         &principal,
         query.require("workspace_id")?,
-        Role::Admin,
+        roles::READ_AUDIT,
     )
     .await?;
     let page_query = AuditQuery::parse(&query)?;

@@ -7,7 +7,6 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use plugboard_store::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,6 +14,7 @@ use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, IdempotencyKey, QueryPairs};
 use crate::integration::{self, InstallRequest};
+use crate::roles;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -48,7 +48,7 @@ pub async fn install(
         &app,
         &principal,
         query.require("workspace_id")?,
-        Role::Manager,
+        roles::INSTALL,
     )
     .await?;
     let manifest = super::connector(&app, &connector_id)?;

@@ -10,7 +10,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use plugboard_store::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,6 +17,7 @@ use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, IdempotencyKey, QueryPairs};
 use crate::integration::{self, CustomServerRequest, IntegrationBody, PatchRequest};
+use crate::roles;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -50,7 +50,7 @@ pub async fn list_integrations(
         &app,
         &principal,
         query.require("workspace_id")?,
-        Role::Viewer,
+        roles::VIEW,
     )
     .await?;
     let crew_id = query
@@ -83,7 +83,7 @@ pub async fn create_integration(
         &app,
         &principal,
         query.require("workspace_id")?,
-        Role::Manager,
+        roles::INSTALL,
     )
     .await?;
     let key = key?;
@@ -108,7 +108,7 @@ pub async fn get_integration(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<IntegrationBody>, ApiError> {
-    let i = integration::load_for(&app, &principal, &id, Role::Viewer).await?;
+    let i = integration::load_for(&app, &principal, &id, roles::VIEW).await?;
     Ok(Json(integration::integration_body(&app, &i)))
 }
 
@@ -129,7 +129,7 @@ pub async fn patch_integration(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Json<IntegrationBody>, ApiError> {
-    let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
+    let i = integration::load_for(&app, &principal, &id, roles::MANAGE_INTEGRATIONS).await?;
     let request = PatchRequest::parse(&body)?;
     Ok(Json(
         integration::patch(&app, &principal, i, request).await?,
@@ -149,7 +149,7 @@ pub async fn delete_integration(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
+    let i = integration::load_for(&app, &principal, &id, roles::MANAGE_INTEGRATIONS).await?;
     integration::delete(&app, &principal, i).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -168,7 +168,7 @@ pub async fn integration_runtime(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let i = integration::load_for(&app, &principal, &id, Role::Admin).await?;
+    let i = integration::load_for(&app, &principal, &id, roles::READ_RUNTIME).await?;
     let body = integration::runtime(&app, &principal, i).await?;
     let mut res = Json(body).into_response();
     res.headers_mut()

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
-use plugboard_store::{OAuthFlow, Role};
+use plugboard_store::OAuthFlow;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,6 +14,7 @@ use crate::extract::{ApiPath, QueryPairs};
 use crate::integration;
 use crate::oauth::callback::{self, CallbackQuery};
 use crate::oauth::{mcp, page};
+use crate::roles;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -78,7 +79,7 @@ pub async fn oauth_start(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OAuthStartBody>, ApiError> {
-    let i = integration::load_for(&app, &principal, &id, Role::Manager).await?;
+    let i = integration::load_for(&app, &principal, &id, roles::MANAGE_INTEGRATIONS).await?;
     let oauth_url = match i.auth_mode.oauth_flow() {
         Some(OAuthFlow::Byo) => {
             integration::byo_oauth_restart(&app, &i, &principal.user_id).await?

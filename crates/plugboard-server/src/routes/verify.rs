@@ -8,13 +8,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use plugboard_store::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{require_role_in, Principal};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, QueryPairs};
+use crate::roles;
 use crate::state::AppState;
 use crate::verify::{self as service, VerifyError, VerifyRequest, VerifyResponse};
 
@@ -56,7 +56,7 @@ pub async fn verify(
         &app,
         &principal,
         query.require("workspace_id")?,
-        Role::Manager,
+        roles::VERIFY,
     )
     .await?;
     let manifest = super::connector(&app, &connector_id)?;

@@ -710,7 +710,12 @@ pub fn assert_page(
     for s in secrets {
         assert!(!text.contains(s), "page contains a secret: {text}");
     }
-    assert!(text.contains("plugboard:oauth") && text.contains("postMessage"));
+    // The script that tells the opener is a static file (no inline script), served with a hashed name.
+    let script = plugboard_server::assets::url("oauth-callback.js");
+    assert!(
+        text.contains(&format!("<script src=\"{script}\"></script>")) && !text.contains("<script>"),
+        "{text}"
+    );
     text
 }
 
