@@ -66,6 +66,54 @@ impl Category {
         )
     }
 
+    /// A short snake_case label (for metrics), e.g. `private`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Unspecified => "unspecified",
+            Category::Loopback => "loopback",
+            Category::Private => "private",
+            Category::CarrierGradeNat => "carrier_grade_nat",
+            Category::LinkLocal => "link_local",
+            Category::CloudMetadata => "cloud_metadata",
+            Category::Multicast => "multicast",
+            Category::Reserved => "reserved",
+            Category::Broadcast => "broadcast",
+            Category::Documentation => "documentation",
+            Category::Benchmarking => "benchmarking",
+            Category::ProtocolAssignment => "protocol_assignment",
+            Category::Relay6to4 => "relay_6to4",
+            Category::Discard => "discard",
+            Category::UniqueLocal => "unique_local",
+            Category::SiteLocal => "site_local",
+            Category::Teredo => "teredo",
+            Category::SegmentRouting => "segment_routing",
+            Category::LocalNat64 => "local_nat64",
+        }
+    }
+
+    /// Every category, in declaration order.
+    pub const ALL: [Category; 19] = [
+        Category::Unspecified,
+        Category::Loopback,
+        Category::Private,
+        Category::CarrierGradeNat,
+        Category::LinkLocal,
+        Category::CloudMetadata,
+        Category::Multicast,
+        Category::Reserved,
+        Category::Broadcast,
+        Category::Documentation,
+        Category::Benchmarking,
+        Category::ProtocolAssignment,
+        Category::Relay6to4,
+        Category::Discard,
+        Category::UniqueLocal,
+        Category::SiteLocal,
+        Category::Teredo,
+        Category::SegmentRouting,
+        Category::LocalNat64,
+    ];
+
     /// A noun phrase with its article, e.g. "a private address (RFC 1918)".
     pub fn describe(self) -> &'static str {
         match self {

@@ -12,7 +12,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_T
 use http::Method;
 use url::{Host, Url};
 
-use crate::classify::{classify, classify_name, BlockedAddr, NameVerdict};
+use crate::classify::{classify, classify_name, BlockedAddr, Category, NameVerdict};
 use crate::config::EgressConfig;
 use crate::error::EgressError;
 
@@ -144,10 +144,18 @@ fn redacted_url(url: &str) -> String {
     }
 }
 
+/// Told about every destination the guard refuses, with the reason as a short fixed label (for metrics).
+pub trait RefusalObserver: Send + Sync + 'static {
+    /// `reason` is one of [`Category::as_str`]'s labels (the host name of a cloud metadata service counts as
+    /// `cloud_metadata`, `localhost` as `loopback`).
+    fn refused(&self, reason: &'static str);
+}
+
 /// The checks, shared by the guard and by the resolver inside its HTTP client.
 struct Checker {
     cfg: EgressConfig,
     resolver: Arc<dyn Resolve>,
+    observer: Option<Arc<dyn RefusalObserver>>,
 }
 
 enum Target {
@@ -164,6 +172,12 @@ fn never_suffix(allow_listed: bool) -> &'static str {
 }
 
 impl Checker {
+    fn observe(&self, reason: &'static str) {
+        if let Some(o) = &self.observer {
+            o.refused(reason);
+        }
+    }
+
     /// `None` when `ip` may be contacted; otherwise the classification and whether allow_cidrs listed it anyway.
     fn refusal(&self, ip: IpAddr) -> Option<(BlockedAddr, bool)> {
         let blocked = classify(ip)?;
@@ -181,6 +195,7 @@ impl Checker {
             None => Ok(()),
             Some((b, listed)) => {
                 tracing::debug!(%ip, category = ?b.category, "egress refused an address");
+                self.observe(b.category.as_str());
                 Err(EgressError::Blocked(format!("{b}{}", never_suffix(listed))))
             }
         }
@@ -192,6 +207,7 @@ impl Checker {
             None => Ok(None),
             Some(NameVerdict::Metadata) => {
                 tracing::debug!(host = %name, "egress refused a metadata host name");
+                self.observe(Category::CloudMetadata.as_str());
                 Err(EgressError::Blocked(format!(
                     "{name} is a cloud metadata host name"
                 )))
@@ -200,9 +216,12 @@ impl Checker {
                 let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
                 match self.refusal(ip) {
                     None => Ok(Some(vec![ip])),
-                    Some(_) => Err(EgressError::Blocked(format!(
-                        "{name} is a loopback name (it means 127.0.0.1, a loopback address)"
-                    ))),
+                    Some(_) => {
+                        self.observe(Category::Loopback.as_str());
+                        Err(EgressError::Blocked(format!(
+                            "{name} is a loopback name (it means 127.0.0.1, a loopback address)"
+                        )))
+                    }
                 }
             }
         }
@@ -271,6 +290,7 @@ impl Checker {
         for ip in &ips {
             if let Some((b, listed)) = self.refusal(*ip) {
                 tracing::debug!(host = %name, %ip, category = ?b.category, "egress refused a host name");
+                self.observe(b.category.as_str());
                 return Err(EgressError::Blocked(format!(
                     "{name} resolves to {}{}",
                     b.appositive(),
@@ -417,7 +437,36 @@ impl Guard {
         cfg: EgressConfig,
         resolver: Arc<dyn Resolve>,
     ) -> Result<Self, EgressError> {
-        let checker = Arc::new(Checker { cfg, resolver });
+        Self::build(cfg, resolver, None)
+    }
+
+    /// A guard with the operating system's resolver that tells `observer` about every refusal.
+    pub fn observed(
+        cfg: EgressConfig,
+        observer: Arc<dyn RefusalObserver>,
+    ) -> Result<Self, EgressError> {
+        Self::build(cfg, Arc::new(SystemResolver), Some(observer))
+    }
+
+    /// A guard with its own resolver that tells `observer` about every refusal.
+    pub fn observed_with_resolver(
+        cfg: EgressConfig,
+        resolver: Arc<dyn Resolve>,
+        observer: Arc<dyn RefusalObserver>,
+    ) -> Result<Self, EgressError> {
+        Self::build(cfg, resolver, Some(observer))
+    }
+
+    fn build(
+        cfg: EgressConfig,
+        resolver: Arc<dyn Resolve>,
+        observer: Option<Arc<dyn RefusalObserver>>,
+    ) -> Result<Self, EgressError> {
+        let checker = Arc::new(Checker {
+            cfg,
+            resolver,
+            observer,
+        });
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())

@@ -21,6 +21,6 @@ mod stream;
 pub use classify::{classify, BlockedAddr, Category, Embedding};
 pub use config::{parse_allow_cidrs, EgressConfig};
 pub use error::EgressError;
-pub use guard::{Guard, Request, Resolve, Response, SystemResolver};
+pub use guard::{Guard, RefusalObserver, Request, Resolve, Response, SystemResolver};
 pub use ipnet::IpNet;
 pub use stream::{BodyStream, StreamRequest, StreamResponse};

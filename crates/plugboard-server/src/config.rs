@@ -153,6 +153,16 @@ pub struct ConfigArgs {
         help_heading = "Server"
     )]
     pub log_format: String,
+    /// Token that `GET /metrics` requires as `Authorization: Bearer <token>` (16 to 256 visible ASCII characters,
+    /// e.g. `openssl rand -hex 32`); unset: /metrics answers loopback callers only
+    #[arg(
+        long,
+        env = "PLUGBOARD_METRICS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "Server"
+    )]
+    pub metrics_token: Option<String>,
     /// OpenID Connect sign-in: the identity provider's issuer URL (https; http only on loopback). Unset: no OIDC.
     #[arg(long, env = "PLUGBOARD_OIDC_ISSUER", help_heading = "Sign-in")]
     pub oidc_issuer: Option<String>,
@@ -202,6 +212,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// OpenID Connect sign-in, when `PLUGBOARD_OIDC_ISSUER` is set.
     pub oidc: Option<OidcConfig>,
+    /// The bearer token `GET /metrics` requires; `None`: loopback callers only.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The identity provider for OpenID Connect sign-in (validated).
@@ -296,6 +308,7 @@ impl ConfigArgs {
             probe_timeout_ms: DEFAULT_PROBE_TIMEOUT_MS.into(),
             verify_rate_per_minute: DEFAULT_VERIFY_RATE_PER_MINUTE.into(),
             log_format: DEFAULT_LOG_FORMAT.into(),
+            metrics_token: None,
             oidc_issuer: None,
             oidc_client_id: None,
             oidc_client_secret: None,
@@ -380,6 +393,7 @@ impl ConfigArgs {
                 )))
             }
         };
+        let metrics_token = parse_metrics_token(self.metrics_token)?;
         let oidc = parse_oidc(
             self.oidc_issuer,
             self.oidc_client_id,
@@ -400,8 +414,25 @@ impl ConfigArgs {
             verify_rate_per_minute,
             log_format,
             oidc,
+            metrics_token,
         })
     }
+}
+
+/// `PLUGBOARD_METRICS_TOKEN`: unset or blank is `None`; otherwise 16 to 256 visible ASCII characters (it travels
+/// in a header). The value is never part of an error message.
+fn parse_metrics_token(raw: Option<String>) -> Result<Option<SecretString>, ConfigError> {
+    let Some(token) = raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let visible = token.bytes().all(|b| b.is_ascii_graphic());
+    if !visible || !(16..=256).contains(&token.len()) {
+        return Err(ConfigError(
+            "PLUGBOARD_METRICS_TOKEN must be 16 to 256 visible ASCII characters without spaces: generate one with              `openssl rand -hex 32`, or unset it to serve /metrics to loopback callers only"
+                .into(),
+        ));
+    }
+    Ok(Some(SecretString::from(token)))
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -528,7 +559,7 @@ impl Config {
     /// One line of the effective settings, without any secret.
     pub fn summary(&self) -> String {
         format!(
-            "listen={} data_dir={} database={} sqlite_synchronous={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?} oidc={}",
+            "listen={} data_dir={} database={} sqlite_synchronous={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?} metrics={} oidc={}",
             self.listen,
             self.data_dir.display(),
             self.redacted_database_url(),
@@ -544,6 +575,7 @@ impl Config {
             self.probe_timeout.as_millis(),
             self.verify_rate_per_minute,
             self.log_format,
+            if self.metrics_token.is_some() { "token" } else { "loopback-only" },
             match &self.oidc {
                 None => "off".to_string(),
                 Some(o) => format!(
@@ -583,6 +615,7 @@ impl Config {
             verify_rate_per_minute: 30,
             log_format: LogFormat::Pretty,
             oidc: None,
+            metrics_token: None,
         }
     }
 }
@@ -627,6 +660,31 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(with_secret.client_secret.is_some());
+    }
+
+    #[test]
+    fn a_metrics_token_is_optional_and_a_bad_one_is_refused_without_echoing_it() {
+        assert!(parse_metrics_token(None).unwrap().is_none());
+        assert!(parse_metrics_token(Some("  ".into())).unwrap().is_none());
+        let t = parse_metrics_token(Some(" 0123456789abcdef0123 ".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&t),
+            "0123456789abcdef0123"
+        );
+        for bad in [
+            "short-secret",
+            "has a space in the middle of it",
+            &"x".repeat(257),
+        ] {
+            let e = parse_metrics_token(Some(bad.to_string())).err().unwrap().0;
+            assert!(
+                e.contains("PLUGBOARD_METRICS_TOKEN") && e.contains("openssl rand"),
+                "{e}"
+            );
+            assert!(!e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod integration;
 pub mod limits;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod openapi;

@@ -2,6 +2,7 @@
 //! the middleware around it, and [`Application`], which binds the listener before it serves (so tests know the
 //! port).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -116,8 +117,10 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
     });
     let oidc = oidc_of(&state);
+    let metrics = state.metrics.clone();
     let (api, openapi) = api_routes().split_for_parts();
     api.merge(crate::console::routes())
+        .route("/metrics", axum::routing::get(crate::metrics::page))
         .fallback(crate::console::fallback)
         .layer(Extension(OpenApiJson::new(&openapi)))
         .layer(Extension(OidcHandle(oidc)))
@@ -131,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeId))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(crate::console::security_headers))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -176,7 +183,9 @@ impl Application {
     ) -> std::io::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "listening");
-        axum::serve(self.listener, router(self.state))
+        // The peer address (ConnectInfo) decides whether /metrics may be read without a token.
+        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
     }

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::RevocationWatch;
 use crate::limits::VerifyLimits;
+use crate::metrics::Metrics;
 use crate::prepared::PreparedCatalog;
 use crate::sessions::SessionCache;
 use crate::vault::{resolve_master_key, Vault};
@@ -30,6 +31,9 @@ pub struct App {
     pub vault: Vault,
     pub egress: plugboard_egress::Guard,
     pub verify_limits: VerifyLimits,
+    /// The `/metrics` registry (the egress guard reports its refusals to it; the gateway's port is implemented on
+    /// it: [`plugboard_gateway::ports::Metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 pub type AppState = Arc<App>;
@@ -101,12 +105,16 @@ impl App {
         let vault = Vault::load(store.clone(), master)
             .await
             .map_err(|e| StartupError(e.to_string()))?;
-        let egress = plugboard_egress::Guard::new(plugboard_egress::EgressConfig {
-            allow_cidrs: config.egress_allow_cidrs.clone(),
-            total_timeout: config.probe_timeout,
-            connect_timeout: config.probe_timeout.min(Duration::from_secs(5)),
-            ..Default::default()
-        })
+        let metrics = Arc::new(Metrics::new());
+        let egress = plugboard_egress::Guard::observed(
+            plugboard_egress::EgressConfig {
+                allow_cidrs: config.egress_allow_cidrs.clone(),
+                total_timeout: config.probe_timeout,
+                connect_timeout: config.probe_timeout.min(Duration::from_secs(5)),
+                ..Default::default()
+            },
+            metrics.clone(),
+        )
         .map_err(startup("egress guard"))?;
         let catalog = PreparedCatalog::new(catalog).map_err(startup("catalog"))?;
         let clock = Clock::system();
@@ -129,6 +137,7 @@ impl App {
             vault,
             egress,
             verify_limits,
+            metrics,
         }))
     }
 }

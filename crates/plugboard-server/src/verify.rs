@@ -20,6 +20,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{is_blank, json_object, only_keys};
 use crate::limits::retry_after_secs;
+use crate::metrics::VerifyOutcome;
 use crate::probe::{self, Outcome};
 use crate::state::App;
 
@@ -94,6 +95,7 @@ pub async fn verify(
     drop(request);
 
     if let Err(wait) = app.verify_limits.take(workspace_id) {
+        app.metrics.verify(&manifest.id, VerifyOutcome::RateLimited);
         return Err(VerifyError::RateLimited {
             message: "too many verifications for this workspace; try again later",
             retry_after: retry_after_secs(wait),
@@ -114,6 +116,7 @@ pub async fn verify(
     } else {
         let wait = app.config.probe_timeout.min(MAX_SLOT_WAIT);
         let Some(_slot) = app.verify_limits.probe_slot(wait).await else {
+            app.metrics.verify(&manifest.id, VerifyOutcome::RateLimited);
             return Err(VerifyError::RateLimited {
                 message: "too many verifications are running on this server; try again shortly",
                 retry_after: 1,
@@ -144,6 +147,14 @@ pub async fn verify(
         .await
         .map_err(ApiError::from)?;
     tracing::info!(connector_id = %manifest.id, workspace_id = %workspace_id, ok = outcome.ok, probe = outcome.probe, "verify finished");
+    app.metrics.verify(
+        &manifest.id,
+        if outcome.ok {
+            VerifyOutcome::Ok
+        } else {
+            VerifyOutcome::Failed
+        },
+    );
 
     Ok(VerifyResponse {
         ok: outcome.ok,

@@ -77,6 +77,19 @@ pub trait Database: Send + Sync {
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns how many were applied.
     async fn migrate(&self) -> Result<usize>;
+    /// How the connection pool is used right now (for the metrics page); cheap, no database round-trip.
+    fn pool_stats(&self) -> PoolStats;
+}
+
+/// A snapshot of a connection pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now (idle or in use).
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
 }
 
 /// The repository, one handle for every area: [`IdentityStore`], [`PeopleStore`], [`VaultStore`],

@@ -149,12 +149,16 @@ pub(crate) async fn write_integration(
     body: String,
 ) -> Result<Created, ApiError> {
     let workspace_id = new.workspace_id.clone();
+    let auth_mode = new.auth_mode;
     match app.store.create_integration(new).await {
-        Ok(_) => Ok(Created {
-            status: StatusCode::CREATED,
-            body,
-            replayed: false,
-        }),
+        Ok(_) => {
+            app.metrics.install(auth_mode);
+            Ok(Created {
+                status: StatusCode::CREATED,
+                body,
+                replayed: false,
+            })
+        }
         Err(StoreError::Conflict(m)) => match idem {
             Some(idem) => match replay(app, &workspace_id, principal, idem).await? {
                 Some(first) => Ok(first),

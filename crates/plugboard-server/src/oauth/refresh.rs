@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::token_endpoint::{token_request, Target, TargetError, TokenSet};
 use super::REFRESH_MARGIN_MS;
 use crate::error::ApiError;
+use crate::metrics::RefreshOutcome;
 use crate::state::App;
 use crate::vault::names;
 
@@ -289,6 +290,7 @@ async fn refresh_locked(
             if !wrote {
                 tracing::warn!("the refresh lease ended before the refreshed token was stored");
             }
+            state.metrics.oauth_refresh(RefreshOutcome::Ok);
             tracing::info!(
                 rotated = tokens.refresh_token.is_some(),
                 "oauth access token refreshed"
@@ -302,12 +304,14 @@ async fn refresh_locked(
                 e.message()
             );
             tracing::warn!(code = e.code().unwrap_or(""), "oauth refresh refused");
+            state.metrics.oauth_refresh(RefreshOutcome::Refused);
             mark_error(state, integration, grant.flow, &reason, Some(owner)).await;
             Err(TokenError::Reconnect(reason))
         }
         Err(e) => {
             release().await;
             tracing::warn!(error = %e.message(), "oauth refresh failed");
+            state.metrics.oauth_refresh(RefreshOutcome::Failed);
             if still_valid {
                 Ok(access)
             } else {

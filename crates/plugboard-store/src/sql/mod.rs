@@ -193,6 +193,14 @@ for_both_backends! {
             let after = applied_count(&self.pool).await;
             Ok(after.saturating_sub(before))
         }
+
+        fn pool_stats(&self) -> crate::PoolStats {
+            crate::PoolStats {
+                size: self.pool.size(),
+                idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                max: self.pool.options().get_max_connections(),
+            }
+        }
     }
 }
 
