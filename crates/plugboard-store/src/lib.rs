@@ -5,6 +5,7 @@
 mod audit;
 mod backup;
 mod existing;
+mod gateway;
 mod identity;
 mod ids;
 mod integrations;
@@ -28,10 +29,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 pub use audit::*;
 pub use backup::{backup_sqlite, Backup, BackupError};
 pub use existing::{open_existing, ExistingDbError};
+pub use gateway::*;
 pub use identity::*;
 pub use ids::{
-    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, SessionId, TokenId,
-    UserId, WorkspaceId,
+    is_well_formed_id, new_id, now_ms, AgentTokenId, CrewId, IntegrationId, MalformedId, SessionId,
+    TokenId, UserId, WorkspaceId,
 };
 pub use integrations::*;
 pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};
@@ -80,7 +82,7 @@ pub trait Database: Send + Sync {
 }
 
 /// The repository, one handle for every area: [`IdentityStore`], [`PeopleStore`], [`VaultStore`],
-/// [`IntegrationStore`], [`OAuthStore`], [`AuditStore`] and [`Leases`] (each in its own module, with its SQL in
+/// [`IntegrationStore`], [`OAuthStore`], [`AuditStore`], [`GatewayStore`] and [`Leases`] (each in its own module, with its SQL in
 /// `sql/<area>.rs`). Every method is one
 /// transaction at most; multi-row writes are atomic. Callers hold an `Arc<dyn Store>` and call any area's methods
 /// on it.
@@ -92,6 +94,7 @@ pub trait Store:
     + IntegrationStore
     + OAuthStore
     + AuditStore
+    + GatewayStore
     + Leases
     + 'static
 {
@@ -105,6 +108,7 @@ impl<T> Store for T where
         + IntegrationStore
         + OAuthStore
         + AuditStore
+        + GatewayStore
         + Leases
         + 'static
 {
