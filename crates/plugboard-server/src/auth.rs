@@ -51,6 +51,9 @@ impl FromRequestParts<AppState> for Principal {
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(ApiError::unauthorized());
             }
+            if crate::agent_tokens::looks_like_agent_token(token.trim()) {
+                return Err(agent_token_refused(state, token.trim()).await);
+            }
             return match state.tokens.check(token.trim()).await? {
                 TokenCheck::Valid(owner) => Ok(Principal {
                     user_id: owner.user_id,
@@ -96,6 +99,20 @@ impl FromRequestParts<AppState> for Principal {
             user_id: session.user_id,
             credential: Credential::Session(session.id),
         })
+    }
+}
+
+/// An agent token on the JSON API: 403 `agent_token_not_allowed` when it is one (valid or expired), else 401.
+async fn agent_token_refused(state: &App, token: &str) -> ApiError {
+    match state.agent_tokens.check(token).await {
+        Ok(crate::agent_tokens::AgentTokenCheck::Unknown) => ApiError::unauthorized(),
+        Ok(_) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "agent_token_not_allowed",
+            "agent tokens (pba_…) reach only the MCP gateway (/mcp/…); use a person's API token (pb_…) or sign in \
+             to use /api/v1",
+        ),
+        Err(e) => e,
     }
 }
 

@@ -2,6 +2,7 @@
 //! Data flows one way: request → extractor (principal, validated path and body) → service function →
 //! store / vault / egress → response. Handlers hold no SQL.
 
+pub mod agent_tokens;
 pub mod api_tokens;
 pub mod assets;
 pub mod auth;

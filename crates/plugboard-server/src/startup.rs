@@ -89,6 +89,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::oauth::routes())
         .merge(routes::people::routes())
         .merge(routes::auth::routes())
+        .merge(routes::agent_tokens::routes())
 }
 
 /// The OpenAPI document of [`api_routes`], as served at `/api/openapi.json`.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use plugboard_catalog::Catalog;
 use plugboard_store::Store;
 
+use crate::agent_tokens::AgentTokenCache;
 use crate::api_tokens::TokenCache;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -22,6 +23,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub catalog: PreparedCatalog,
     pub tokens: Arc<TokenCache>,
+    /// Agent tokens (`pba_…`), which reach only the MCP gateway.
+    pub agent_tokens: Arc<AgentTokenCache>,
     /// Browser sessions (the `plugboard_session` cookie).
     pub sessions: Arc<SessionCache>,
     /// The credential generation both caches trust (poll it after a revocation made here, so it holds here at once).
@@ -122,6 +125,7 @@ impl App {
         watch.poll_once().await;
         watch.spawn_poller();
         let tokens = TokenCache::new(store.clone(), watch.clone(), clock.clone());
+        let agent_tokens = AgentTokenCache::new(store.clone(), watch.clone(), clock.clone());
         let sessions = SessionCache::new(store.clone(), watch.clone(), clock.clone());
         tracing::info!(master_key = %vault.master_fingerprint(), "vault open");
         let verify_limits =
@@ -131,6 +135,7 @@ impl App {
             store,
             catalog,
             tokens,
+            agent_tokens,
             sessions,
             revocations: watch,
             clock,

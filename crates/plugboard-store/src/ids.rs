@@ -180,6 +180,8 @@ id_type! {
     TokenId;
     /// A browser session's id (not its secret: only the secret's hash is stored).
     SessionId;
+    /// An agent token's id (not the token: that is never stored).
+    AgentTokenId;
 }
 
 #[cfg(test)]

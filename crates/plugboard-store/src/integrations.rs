@@ -24,6 +24,13 @@ pub struct Integration {
     pub created_by: UserId,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The tool policy's allow list: a JSON array of glob patterns (empty: every tool).
+    pub tool_allow: String,
+    /// The tool policy's deny list: a JSON array of glob patterns.
+    pub tool_deny: String,
+    /// The prefix of its tools on the gateway's aggregated endpoints, unique within the workspace (`None` only for
+    /// a row from before tool prefixes existed that has not got its default yet).
+    pub tool_prefix: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +61,10 @@ pub struct IntegrationPatch {
     pub replace_secrets: Option<(String, Vec<NewSecret>)>,
     /// Secrets to add or overwrite, keeping the others.
     pub upsert_secrets: Vec<NewSecret>,
+    /// The tool policy: `(allow, deny)` as JSON arrays.
+    pub tools: Option<(String, String)>,
+    /// A new tool prefix (`Conflict` when another integration of the workspace has it).
+    pub tool_prefix: Option<String>,
     pub audit: Option<NewAudit>,
 }
 

@@ -5,6 +5,7 @@
 mod audit;
 mod backup;
 mod existing;
+mod gateway;
 mod identity;
 mod ids;
 mod integrations;
@@ -28,10 +29,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 pub use audit::*;
 pub use backup::{backup_sqlite, Backup, BackupError};
 pub use existing::{open_existing, ExistingDbError};
+pub use gateway::*;
 pub use identity::*;
 pub use ids::{
-    is_well_formed_id, new_id, now_ms, CrewId, IntegrationId, MalformedId, SessionId, TokenId,
-    UserId, WorkspaceId,
+    is_well_formed_id, new_id, now_ms, AgentTokenId, CrewId, IntegrationId, MalformedId, SessionId,
+    TokenId, UserId, WorkspaceId,
 };
 pub use integrations::*;
 pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};
@@ -93,7 +95,7 @@ pub struct PoolStats {
 }
 
 /// The repository, one handle for every area: [`IdentityStore`], [`PeopleStore`], [`VaultStore`],
-/// [`IntegrationStore`], [`OAuthStore`], [`AuditStore`] and [`Leases`] (each in its own module, with its SQL in
+/// [`IntegrationStore`], [`OAuthStore`], [`AuditStore`], [`GatewayStore`] and [`Leases`] (each in its own module, with its SQL in
 /// `sql/<area>.rs`). Every method is one
 /// transaction at most; multi-row writes are atomic. Callers hold an `Arc<dyn Store>` and call any area's methods
 /// on it.
@@ -105,6 +107,7 @@ pub trait Store:
     + IntegrationStore
     + OAuthStore
     + AuditStore
+    + GatewayStore
     + Leases
     + 'static
 {
@@ -118,6 +121,7 @@ impl<T> Store for T where
         + IntegrationStore
         + OAuthStore
         + AuditStore
+        + GatewayStore
         + Leases
         + 'static
 {

@@ -87,6 +87,24 @@ impl TestDb {
             _dir: None,
         }
     }
+
+    /// Runs one SQL statement on a connection of its own (to set up states the store's API cannot make, such as
+    /// rows from before a migration).
+    pub async fn exec(&self, sql: &str) {
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url)
+                .await
+                .expect("open sqlite");
+            sqlx::query(sql).execute(&pool).await.expect("exec");
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url)
+                .await
+                .expect("open postgres");
+            sqlx::query(sql).execute(&pool).await.expect("exec");
+            pool.close().await;
+        }
+    }
 }
 
 /// Declares one test per backend from an `async fn(TestDb)`: `name::sqlite` and `name::postgres`.

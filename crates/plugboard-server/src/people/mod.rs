@@ -13,10 +13,11 @@
 //!
 //! Every change is written with its audit entry in one transaction: `workspace_created`, `workspace_renamed`,
 //! `workspace_deleted`, `member_added`, `member_role_changed`, `member_removed`, `crew_created`, `crew_renamed`,
-//! `crew_deleted` in the workspace's log. Token and sign-in events concern no workspace: `token_created`,
+//! `crew_deleted`, `agent_token_created`, `agent_token_revoked` in the workspace's log. Token and sign-in events concern no workspace: `token_created`,
 //! `token_revoked`, `signed_in`, `signed_out` (and the operator's `user_removed`) are written with no workspace, for
 //! operators reading the database; the workspace audit endpoint does not show them.
 
+mod agent_tokens;
 mod crews;
 mod members;
 mod requests;
@@ -24,10 +25,14 @@ mod sign_in;
 mod tokens;
 mod workspaces;
 
+pub use agent_tokens::{
+    create_agent_token, list_agent_tokens, revoke_agent_token, AgentTokenBody, AgentTokenCreated,
+};
 pub use crews::{create_crew, crew_for, delete_crew, list_crews, rename_crew, CrewBody};
 pub use members::{add_member, change_role, list_members, remove_member, MemberBody};
 pub use requests::{
-    AddMemberRequest, CreateTokenRequest, NameRequest, RoleName, RoleRequest, MAX_TOKEN_DAYS,
+    AddMemberRequest, CreateAgentTokenRequest, CreateTokenRequest, NameRequest, RoleName,
+    RoleRequest, MAX_TOKEN_DAYS,
 };
 pub(crate) use sign_in::secure_cookies;
 pub use sign_in::{
@@ -65,6 +70,8 @@ pub enum Action {
     EditCrews,
     /// Delete crews.
     DeleteCrews,
+    /// List, create and revoke the workspace's agent tokens.
+    ManageAgentTokens,
 }
 
 impl Action {
@@ -73,7 +80,10 @@ impl Action {
         match self {
             Action::View | Action::Leave => Role::Viewer,
             Action::EditCrews => Role::Manager,
-            Action::Rename | Action::ManageMembers | Action::DeleteCrews => Role::Admin,
+            Action::Rename
+            | Action::ManageMembers
+            | Action::DeleteCrews
+            | Action::ManageAgentTokens => Role::Admin,
             Action::Delete => Role::Owner,
         }
     }

@@ -155,7 +155,16 @@ impl CreateTokenRequest {
         let raw = json_object(body)?;
         only_keys(&raw, Self::KEYS)?;
         let name = required_name(&raw)?;
-        let expires_in_days = match raw.get("expires_in_days") {
+        let expires_in_days = Self::parse_days(&raw)?;
+        Ok(CreateTokenRequest {
+            name,
+            expires_in_days,
+        })
+    }
+
+    /// `expires_in_days`: absent or `null`, or a whole number of days from 1 to [`MAX_TOKEN_DAYS`].
+    pub(crate) fn parse_days(raw: &Map<String, Value>) -> Result<Option<i64>, ApiError> {
+        Ok(match raw.get("expires_in_days") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_i64()
@@ -166,10 +175,50 @@ impl CreateTokenRequest {
                         ))
                     })?,
             ),
+        })
+    }
+}
+
+/// `POST /api/v1/workspaces/{id}/agent-tokens`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct CreateAgentTokenRequest {
+    /// 1 to 200 characters (trimmed), no control characters: which agent uses it.
+    pub name: String,
+    /// A crew of the workspace: the token then reaches that crew's integrations and the workspace-scoped ones;
+    /// omit (or `null`) for a token that reaches every integration of the workspace.
+    #[schema(value_type = Option<String>)]
+    pub crew_id: Option<plugboard_store::CrewId>,
+    /// Whole days from now until the token stops working, 1 to 3650; omit (or `null`) for a token that does not
+    /// expire.
+    #[schema(minimum = 1, maximum = 3650)]
+    pub expires_in_days: Option<i64>,
+}
+
+impl CreateAgentTokenRequest {
+    pub const KEYS: &'static [&'static str] = &["name", "crew_id", "expires_in_days"];
+
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let raw = json_object(body)?;
+        only_keys(&raw, Self::KEYS)?;
+        let name = required_name(&raw)?;
+        let crew_id = match raw.get("crew_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                Some(plugboard_store::CrewId::parse(s.trim()).ok_or_else(|| {
+                    ApiError::invalid_field("`crew_id` is not a crew of this workspace")
+                })?)
+            }
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "`crew_id` must be a crew id (a string) or null",
+                ))
+            }
         };
-        Ok(CreateTokenRequest {
+        let personal = CreateTokenRequest::parse_days(&raw)?;
+        Ok(CreateAgentTokenRequest {
             name,
-            expires_in_days,
+            crew_id,
+            expires_in_days: personal,
         })
     }
 }

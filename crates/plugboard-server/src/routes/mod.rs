@@ -2,6 +2,7 @@
 //! into the typed request, calls the service and builds the response; each module's `routes()` lists its handlers
 //! for [`crate::startup::api_routes`].
 
+pub mod agent_tokens;
 pub mod audit;
 pub mod auth;
 pub mod connectors;

@@ -7,10 +7,13 @@ for_both_backends! {
         async fn create_integration(&self, new: NewIntegration) -> Result<Integration> {
             let now = now_ms();
             let mut tx = self.pool.begin().await?;
+            // Serialises installs into one workspace, so two of them cannot pick the same default prefix.
+            lock_row!(&mut *tx, "workspaces", &new.workspace_id);
+            let prefix = free_tool_prefix!(&mut *tx, &new.workspace_id, new.connector_id.as_deref(), &new.name);
             sqlx::query(
                 "INSERT INTO integrations (id, workspace_id, crew_id, connector_id, name, auth_mode, status, \
-                 enabled, mcp, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 enabled, mcp, created_by, created_at, updated_at, tool_prefix) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&new.id)
             .bind(&new.workspace_id)
@@ -24,6 +27,7 @@ for_both_backends! {
             .bind(&new.created_by)
             .bind(now)
             .bind(now)
+            .bind(&prefix)
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "the integration"))?;
@@ -125,6 +129,22 @@ for_both_backends! {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+            }
+            if let Some((allow, deny)) = &patch.tools {
+                sqlx::query("UPDATE integrations SET tool_allow = $1, tool_deny = $2 WHERE id = $3")
+                    .bind(allow)
+                    .bind(deny)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(tool_prefix) = &patch.tool_prefix {
+                sqlx::query("UPDATE integrations SET tool_prefix = $1 WHERE id = $2")
+                    .bind(tool_prefix)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(e, "an integration with this tool_prefix in the workspace"))?;
             }
             if let Some((prefix, secrets)) = &patch.replace_secrets {
                 sqlx::query(

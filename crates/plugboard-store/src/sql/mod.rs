@@ -61,7 +61,7 @@ fn map_err(e: sqlx::Error, what: &'static str) -> StoreError {
 
 const INTEGRATION_COLUMNS: &str =
     "id, workspace_id, crew_id, connector_id, name, auth_mode, status, status_reason, \
-     enabled, mcp, created_by, created_at, updated_at";
+     enabled, mcp, created_by, created_at, updated_at, tool_allow, tool_deny, tool_prefix";
 
 const INSERT_SECRET: &str =
     "INSERT INTO secrets (integration_id, name, key_id, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)";
@@ -119,6 +119,21 @@ macro_rules! insert_oauth_state {
 }
 
 const TOKEN_COLUMNS: &str = "id, user_id, name, created_at, revoked_at, expires_at, last_used_at";
+
+/// The first free default tool prefix (see [`crate::unique_tool_prefix`]) for an integration of `workspace_id` with
+/// this connector id and name, inside an open transaction.
+macro_rules! free_tool_prefix {
+    ($exec:expr, $workspace_id:expr, $connector_id:expr, $name:expr) => {{
+        let taken: Vec<(String,)> = sqlx::query_as(
+            "SELECT tool_prefix FROM integrations WHERE workspace_id = $1 AND tool_prefix IS NOT NULL",
+        )
+        .bind($workspace_id)
+        .fetch_all($exec)
+        .await?;
+        let taken: Vec<String> = taken.into_iter().map(|(p,)| p).collect();
+        crate::unique_tool_prefix(&crate::default_tool_prefix($connector_id, $name), &taken)
+    }};
+}
 
 /// Grows the credential generation by one inside an open transaction (with every revocation of a credential).
 macro_rules! bump_generation {
@@ -190,6 +205,8 @@ for_both_backends! {
         async fn migrate(&self) -> Result<usize> {
             let before = applied_count(&self.pool).await;
             Self::MIGRATOR.run(&self.pool).await?;
+            // Rows from before tool prefixes existed get their default (a no-op once every row has one).
+            self.assign_default_tool_prefixes().await?;
             let after = applied_count(&self.pool).await;
             Ok(after.saturating_sub(before))
         }
@@ -206,6 +223,7 @@ for_both_backends! {
 
 // After the macros above: each area's SQL, one file each.
 mod audit;
+mod gateway;
 mod identity;
 mod integrations;
 mod oauth;

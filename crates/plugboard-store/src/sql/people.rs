@@ -327,6 +327,7 @@ for_both_backends! {
                 "DELETE FROM secrets WHERE integration_id IN (SELECT id FROM integrations WHERE workspace_id = $1)",
                 "DELETE FROM oauth_states WHERE integration_id IN (SELECT id FROM integrations WHERE workspace_id = $1)",
                 "DELETE FROM integrations WHERE workspace_id = $1",
+                "DELETE FROM agent_tokens WHERE workspace_id = $1",
                 "DELETE FROM crews WHERE workspace_id = $1",
                 "DELETE FROM memberships WHERE workspace_id = $1",
                 "DELETE FROM idempotency_keys WHERE workspace_id = $1",
@@ -334,6 +335,8 @@ for_both_backends! {
             ] {
                 sqlx::query(sql).bind(id).execute(&mut *tx).await?;
             }
+            // Its agent tokens went with it.
+            bump_generation!(&mut *tx);
             insert_audit!(&mut *tx, &audit);
             tx.commit().await?;
             Ok(true)
@@ -566,6 +569,14 @@ for_both_backends! {
                 .await?;
             if installed > 0 {
                 return Ok(CrewDeletion::InUse(installed));
+            }
+            // The crew's agent tokens go with it: a revocation, so cached copies are dropped everywhere.
+            let tokens = sqlx::query("DELETE FROM agent_tokens WHERE crew_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if tokens.rows_affected() > 0 {
+                bump_generation!(&mut *tx);
             }
             sqlx::query("DELETE FROM crews WHERE id = $1")
                 .bind(id)
