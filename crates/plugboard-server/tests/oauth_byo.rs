@@ -30,6 +30,7 @@ plugboard_server::testing::test_on_both_backends! {
     invalid_grant_on_refresh_turns_the_integration_error_telling_to_reconnect => invalid_grant;
     a_transient_refresh_failure_hands_out_the_still_valid_token => transient_refresh_failure;
     an_integration_in_error_reconnects_through_oauth_start_without_a_new_install => reconnect;
+    short_lived_tokens_are_refreshed_once_for_concurrent_reads_and_not_while_fresh => short_lived;
 }
 
 const CLIENT_ID: &str = "byo-client-1";
@@ -386,13 +387,103 @@ async fn bad_states(db: Db) {
     );
 }
 
-/// Connects with tokens that expire in 30 s (inside the refresh margin), then lets the fake answer refreshes with
-/// `expires_in` 3600.
+/// Connects with a token that lives 30 s and moves the server's clock 20 s on, so that 10 s remain: less than half
+/// its lifetime, so it is due for a refresh and still valid; then lets the fake answer refreshes with `expires_in`
+/// 3600.
 async fn connected_expiring(s: &Setup) -> String {
     s.fake.set(|c| c.expires_in = Some(30));
     let (id, _, _) = connect(s, SECRET).await;
+    s.app.state.clock.advance(Duration::from_secs(20));
     s.fake.set(|c| c.expires_in = Some(3600));
     id
+}
+
+/// `GET /runtime`: the access token it hands out (in the rendered `Authorization` header).
+async fn runtime_token(s: &Setup, id: &str) -> String {
+    let res = s
+        .app
+        .get(
+            &format!("/api/v1/integrations/{id}/runtime"),
+            Some(&s.token),
+        )
+        .await;
+    res.assert_status(200);
+    let header = res.json()["mcp"]["headers"]["Authorization"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    header.strip_prefix("Bearer ").unwrap().to_string()
+}
+
+/// A provider whose access tokens live 30 s and whose refresh tokens rotate: a token is refreshed only when less
+/// than 15 s (half its life) remain, ten concurrent reads make one refresh and all take its token, and reads while
+/// the new token is fresh make none.
+async fn short_lived(db: Db) {
+    let s = setup(db, true, "client_secret_post", SECRET).await;
+    s.fake.set(|c| {
+        c.expires_in = Some(30);
+        c.rotate_refresh = true;
+    });
+    let (id, _, _) = connect(&s, SECRET).await;
+    let first = s.fake.last_access_token().unwrap();
+    let first_rt = open_secret(&s.app, &id, "oauth.refresh_token")
+        .await
+        .unwrap();
+
+    // 16 s left: more than half of the 30 s: handed out as it is.
+    s.app.state.clock.advance(Duration::from_secs(14));
+    for _ in 0..3 {
+        assert_eq!(runtime_token(&s, &id).await, first);
+    }
+    assert_eq!(s.fake.refresh_requests(), 0, "no refresh while fresh");
+
+    // 12 s left: due. Ten concurrent reads, one call to the token endpoint, all get its token.
+    s.app.state.clock.advance(Duration::from_secs(4));
+    s.fake.set(|c| c.refresh_delay = Duration::from_millis(300));
+    let reads = (0..10).map(|_| runtime_token(&s, &id));
+    let tokens = futures_util::future::join_all(reads).await;
+    assert_eq!(
+        s.fake.refresh_requests(),
+        1,
+        "exactly one token-endpoint call"
+    );
+    let second = s.fake.last_access_token().unwrap();
+    assert_ne!(second, first);
+    assert!(tokens.iter().all(|t| *t == second), "{tokens:?}");
+    let second_rt = open_secret(&s.app, &id, "oauth.refresh_token")
+        .await
+        .unwrap();
+    assert_ne!(second_rt, first_rt, "the refresh token rotated");
+
+    // The new token lives 30 s too: reads within its first half make no call.
+    s.fake.set(|c| c.refresh_delay = Duration::ZERO);
+    s.app.state.clock.advance(Duration::from_secs(10));
+    for _ in 0..5 {
+        assert_eq!(runtime_token(&s, &id).await, second);
+    }
+    assert_eq!(s.fake.refresh_requests(), 1);
+
+    // Then due again: the next refresh presents the rotated refresh token, once.
+    s.app.state.clock.advance(Duration::from_secs(6));
+    let reads = (0..10).map(|_| runtime_token(&s, &id));
+    futures_util::future::join_all(reads).await;
+    assert_eq!(s.fake.refresh_requests(), 2);
+    let last = s.fake.token_requests().pop().unwrap();
+    assert_eq!(last.form["refresh_token"], second_rt);
+    assert_eq!(status_of(&s.app, &id).await.0, "active");
+    // The metrics page counts the two refreshes.
+    let page = s
+        .app
+        .state
+        .metrics
+        .render(plugboard_store::Database::pool_stats(
+            s.app.db.store.as_ref(),
+        ))
+        .unwrap();
+    assert!(
+        page.contains("plugboard_oauth_refreshes_total{outcome=\"ok\"} 2\n"),
+        "{page}"
+    );
 }
 
 async fn refresh_before_handout(db: Db) {
@@ -444,7 +535,8 @@ async fn rotation(db: Db) {
         new_rt, old_rt,
         "the rotated refresh token replaced the old one"
     );
-    // The next refresh (the token again expires within a minute) uses the new one, which the provider accepts.
+    // The next refresh (once the new 30 s token is due) uses the new one, which the provider accepts.
+    s.app.state.clock.advance(Duration::from_secs(20));
     s.fake.set(|c| c.expires_in = Some(3600));
     token_of(&s.app, &id).await.unwrap();
     let reqs = s.fake.token_requests();
@@ -471,6 +563,7 @@ async fn no_rotation(db: Db) {
         old_rt,
         "kept"
     );
+    s.app.state.clock.advance(Duration::from_secs(20));
     s.fake.set(|c| c.expires_in = Some(3600));
     let t2 = token_of(&s.app, &id).await.unwrap();
     assert_ne!(t1, t2);

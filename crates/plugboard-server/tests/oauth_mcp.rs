@@ -323,7 +323,8 @@ async fn confidential_client(db: Db) {
             "both use the registered secret"
         );
     }
-    // Refresh authenticates the same way.
+    // Refresh authenticates the same way (once the 30 s token is due: less than half its life left).
+    s.app.state.clock.advance(Duration::from_secs(20));
     s.fake.set(|c| c.expires_in = Some(3600));
     token_of(&s.app, &b).await.unwrap();
     let last = s.fake.token_requests().pop().unwrap();
@@ -422,6 +423,7 @@ async fn mcp_refresh(db: Db) {
     .await;
     let id = install_mcp(&s, "fake-mcp").await;
     connect(&s, &id).await;
+    s.app.state.clock.advance(Duration::from_secs(20));
     s.fake.set(|c| {
         c.expires_in = Some(3600);
         c.refresh_delay = Duration::from_millis(200);
@@ -507,6 +509,7 @@ async fn runtime_view(db: Db) {
     res.assert_status(409);
     connect(&s, &id).await;
     let first = s.fake.last_access_token().unwrap();
+    s.app.state.clock.advance(Duration::from_secs(20));
     s.fake.set(|c| c.expires_in = Some(3600));
     let res = s
         .app
@@ -598,7 +601,10 @@ async fn second_instance(db: Db) {
     assert_eq!(status, 200, "{page}");
     assert_eq!(status_of(&s.app, &mcp).await.0, "active");
 
-    // Concurrent refreshes on both instances: one call to the provider.
+    // Concurrent refreshes on both instances (both clocks 20 s on: the 30 s tokens are due): one call to the
+    // provider.
+    s.app.state.clock.advance(Duration::from_secs(20));
+    state_b.clock.advance(Duration::from_secs(20));
     s.fake.set(|c| {
         c.expires_in = Some(3600);
         c.refresh_delay = Duration::from_millis(300);

@@ -90,6 +90,9 @@ pub struct OAuthTokenWrite {
     /// When set, nothing is written unless this owner still holds the refresh lock; the lock is released.
     pub lock_owner: Option<String>,
     pub audit: Option<NewAudit>,
+    /// The time of the write on the server's clock (ms since the epoch), stored as the grant's `updated_at`: with
+    /// `expires_at` computed from the same instant, `expires_at - updated_at` is the access token's lifetime.
+    pub written_at: i64,
 }
 
 /// A client registered dynamically (RFC 7591) at an authorization server for one redirect URI.

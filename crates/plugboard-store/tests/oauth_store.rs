@@ -106,6 +106,7 @@ fn write(id: &str) -> OAuthTokenWrite {
         status: Some((IntegrationStatus::Active, None)),
         lock_owner: None,
         audit: None,
+        written_at: now_ms(),
     }
 }
 

@@ -319,7 +319,7 @@ async fn exchange(
     drop(form);
     match result {
         Ok(tokens) => {
-            let now = plugboard_store::now_ms();
+            let now = app.clock.now_ms();
             let (secrets, expires_at) =
                 seal_tokens(app, id, &tokens, now).await.map_err(internal)?;
             let mut delete = vec![names::PKCE_VERIFIER.to_string()];
@@ -335,6 +335,7 @@ async fn exchange(
                 expires_at: Some(expires_at),
                 status: Some((IntegrationStatus::Active, None)),
                 lock_owner: None,
+                written_at: now,
                 audit: Some(NewAudit {
                     workspace_id: Some(integration.workspace_id.clone()),
                     actor_id: None,
@@ -392,6 +393,7 @@ async fn fail(app: &App, integration: &Integration, flow: OAuthFlow, reason: &st
             target: Some(integration.id.to_string()),
             detail: json!({ "reason": reason }),
         }),
+        written_at: app.clock.now_ms(),
     };
     if let Err(e) = app.store.write_oauth_tokens(write).await {
         tracing::error!(error = %e, "could not record the failed oauth callback");

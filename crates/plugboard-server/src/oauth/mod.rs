@@ -24,9 +24,10 @@ pub mod page;
 pub mod refresh;
 pub mod token_endpoint;
 
-pub use refresh::{access_token, TokenError};
+pub use refresh::{access_token, refresh_at, refresh_margin_ms, TokenError};
 
-/// An access token that expires within this is refreshed before it is handed out.
+/// An access token that expires within this is refreshed before it is handed out (or within half its lifetime,
+/// when that is shorter: [`refresh_margin_ms`]).
 pub const REFRESH_MARGIN_MS: i64 = 60 * 1000;
 
 /// A provider-supplied text made safe to show: control characters dropped, at most `max` characters, and every

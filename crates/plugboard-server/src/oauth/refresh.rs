@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use plugboard_store::{
-    new_id, now_ms, Integration, IntegrationId, IntegrationStatus, NewAudit, NewSecret, OAuthFlow,
+    new_id, Integration, IntegrationId, IntegrationStatus, NewAudit, NewSecret, OAuthFlow,
     OAuthGrant, OAuthTokenWrite,
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -56,6 +56,22 @@ pub(crate) async fn seal_tokens(
     Ok((secrets, expires_at))
 }
 
+/// How long before its expiry an access token of this lifetime is refreshed: [`REFRESH_MARGIN_MS`] (60 s), or half
+/// the lifetime when that is shorter. A token that lives 60 s or less would otherwise be due the moment it is
+/// issued, and every read would refresh it.
+pub fn refresh_margin_ms(lifetime_ms: i64) -> i64 {
+    REFRESH_MARGIN_MS.min(lifetime_ms.max(0) / 2)
+}
+
+/// When the grant's access token is due for a refresh (ms since the epoch, the server's clock); `None` when it does
+/// not expire. Its lifetime is `expires_at - updated_at`: both are written together, from the same instant, when
+/// the token is stored.
+pub fn refresh_at(grant: &OAuthGrant) -> Option<i64> {
+    grant
+        .expires_at
+        .map(|e| e.saturating_sub(refresh_margin_ms(e.saturating_sub(grant.updated_at))))
+}
+
 /// Why [`access_token`] has no token to give.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -103,13 +119,14 @@ fn internal(cause: impl std::fmt::Display) -> TokenError {
     TokenError::Internal
 }
 
-/// The integration's access token, refreshed first when it expires within a minute.
+/// The integration's access token, refreshed first when it is due ([`refresh_at`]: within a minute of its expiry,
+/// or within half its lifetime when that is shorter).
 ///
 /// One refresh per integration at a time, across instances: the caller that wins a compare-and-set lease on the
 /// grant row calls the provider; the others wait (up to the egress timeout and a little more) for the version to
-/// change and read the new token, or hand out the current one while it is still valid. A refresh answer without
-/// a refresh token keeps the old one. A refusal (`invalid_grant`, …) turns the integration `error` with a reason
-/// that says to reconnect.
+/// change and take the token that refresh produced (never refreshing it again themselves while it is valid), or
+/// hand out the current one while it is still valid. A refresh answer without a refresh token keeps the old one. A
+/// refusal (`invalid_grant`, …) turns the integration `error` with a reason that says to reconnect.
 #[tracing::instrument(skip_all, fields(integration_id = %integration.id))]
 pub async fn access_token(
     state: &App,
@@ -121,6 +138,9 @@ pub async fn access_token(
     let id = &integration.id;
     let budget = state.config.probe_timeout + Duration::from_secs(5);
     let deadline = tokio::time::Instant::now() + budget;
+    // The grant version this caller found due while another caller held the refresh lease: once the version has
+    // moved on, that refresh has finished and its token is taken as it is.
+    let mut waited_on: Option<i64> = None;
     loop {
         let current = state
             .store
@@ -166,12 +186,14 @@ pub async fn access_token(
         let access = open(names::ACCESS_TOKEN)
             .await?
             .ok_or(TokenError::NotConnected)?;
-        let now = now_ms();
-        let expires_at = grant.expires_at;
-        if expires_at.is_none_or(|e| e - now > REFRESH_MARGIN_MS) {
+        let now = state.clock.now_ms();
+        if refresh_at(&grant).is_none_or(|at| now < at) {
             return Ok(access);
         }
-        let still_valid = expires_at.is_some_and(|e| e > now);
+        let still_valid = grant.expires_at.is_some_and(|e| e > now);
+        if still_valid && waited_on.is_some_and(|v| v != grant.version) {
+            return Ok(access);
+        }
         let Some(refresh) = open(names::REFRESH_TOKEN).await? else {
             if still_valid {
                 return Ok(access);
@@ -195,6 +217,7 @@ pub async fn access_token(
             let fresh = state.store.get_oauth_grant(id).await.map_err(internal)?;
             if fresh.as_ref().map(|g| g.version) != Some(grant.version) {
                 let _ = state.store.release_oauth_refresh(id, &owner).await;
+                waited_on.get_or_insert(grant.version);
                 continue;
             }
             return refresh_locked(
@@ -208,6 +231,7 @@ pub async fn access_token(
             )
             .await;
         }
+        waited_on.get_or_insert(grant.version);
         if tokio::time::Instant::now() >= deadline {
             return if still_valid {
                 Ok(access)
@@ -269,7 +293,7 @@ async fn refresh_locked(
     .await;
     match result {
         Ok(tokens) => {
-            let now = now_ms();
+            let now = state.clock.now_ms();
             let (secrets, expires_at) = seal_tokens(state, id, &tokens, now)
                 .await
                 .map_err(internal)?;
@@ -284,6 +308,7 @@ async fn refresh_locked(
                     status: None,
                     lock_owner: Some(owner.to_string()),
                     audit: None,
+                    written_at: now,
                 })
                 .await
                 .map_err(internal)?;
@@ -358,10 +383,57 @@ pub(crate) async fn mark_error(
             target: Some(integration.id.to_string()),
             detail: serde_json::json!({ "reason": reason }),
         }),
+        written_at: state.clock.now_ms(),
     };
     match state.store.write_oauth_tokens(write).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!("refresh lease lost; the error status was not written"),
         Err(e) => tracing::error!(error = %e, "could not mark the integration as failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugboard_store::OAuthFlow;
+
+    fn grant(updated_at: i64, expires_at: Option<i64>) -> OAuthGrant {
+        OAuthGrant {
+            integration_id: IntegrationId::from("int_x"),
+            flow: OAuthFlow::Byo,
+            issuer: None,
+            token_endpoint: None,
+            resource: None,
+            client_id: None,
+            token_auth: None,
+            expires_at,
+            version: 1,
+            lock_owner: None,
+            lock_until: None,
+            updated_at,
+        }
+    }
+
+    #[test]
+    fn the_margin_is_a_minute_or_half_a_short_lifetime() {
+        assert_eq!(refresh_margin_ms(3_600_000), 60_000);
+        assert_eq!(refresh_margin_ms(120_000), 60_000);
+        assert_eq!(refresh_margin_ms(60_000), 30_000);
+        assert_eq!(refresh_margin_ms(30_000), 15_000);
+        assert_eq!(refresh_margin_ms(0), 0);
+        assert_eq!(refresh_margin_ms(-5), 0);
+    }
+
+    #[test]
+    fn a_token_is_due_within_its_margin_of_expiry() {
+        let t0 = 1_000_000;
+        assert_eq!(refresh_at(&grant(t0, Some(t0 + 30_000))), Some(t0 + 15_000));
+        assert_eq!(
+            refresh_at(&grant(t0, Some(t0 + 3_600_000))),
+            Some(t0 + 3_540_000)
+        );
+        assert_eq!(refresh_at(&grant(t0, None)), None);
+        // Already expired when written (expires_in 0): due at once.
+        assert_eq!(refresh_at(&grant(t0, Some(t0))), Some(t0));
     }
 }

@@ -84,7 +84,7 @@ for_both_backends! {
         }
 
         async fn write_oauth_tokens(&self, w: OAuthTokenWrite) -> Result<bool> {
-            let now = now_ms();
+            let now = w.written_at;
             let id = &w.integration_id;
             let mut tx = self.pool.begin().await?;
             match &w.lock_owner {
