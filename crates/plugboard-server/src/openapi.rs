@@ -3,7 +3,10 @@
 //! [`crate::startup::api_routes`]; the document is served at `/api/openapi.json`.
 
 use bytes::Bytes;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
 struct BearerAuth;
@@ -42,6 +45,127 @@ struct ApiDoc;
 /// The document before any route is added.
 pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// The request bodies that refuse unknown keys (their parser calls `only_keys` with these `KEYS`): their schemas get
+/// `additionalProperties: false`, and a test checks that each schema's properties are exactly its `KEYS`.
+pub fn closed_request_bodies() -> Vec<(String, &'static [&'static str])> {
+    use utoipa::ToSchema;
+    vec![
+        (
+            crate::verify::VerifyRequest::name().into_owned(),
+            crate::verify::VerifyRequest::KEYS,
+        ),
+        (
+            crate::integration::InstallRequest::name().into_owned(),
+            crate::integration::InstallRequest::KEYS,
+        ),
+        (
+            crate::integration::CustomServerRequest::name().into_owned(),
+            crate::integration::CustomServerRequest::KEYS,
+        ),
+        (
+            crate::integration::PatchRequest::name().into_owned(),
+            crate::integration::PatchRequest::KEYS,
+        ),
+        (
+            crate::people::NameRequest::name().into_owned(),
+            crate::people::NameRequest::KEYS,
+        ),
+        (
+            crate::people::AddMemberRequest::name().into_owned(),
+            crate::people::AddMemberRequest::KEYS,
+        ),
+        (
+            crate::people::RoleRequest::name().into_owned(),
+            crate::people::RoleRequest::KEYS,
+        ),
+        (
+            crate::people::CreateTokenRequest::name().into_owned(),
+            crate::people::CreateTokenRequest::KEYS,
+        ),
+    ]
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// What every route answers besides its own statuses, added to the document once every route is in it: the
+/// answers of the layers around the handlers (the request timeout, the body limit, the JSON error body of a request
+/// that cannot be parsed) and of the database. Also closes the request bodies that refuse unknown keys.
+pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        // The liveness probe and this document need no database.
+        let uses_database = !matches!(path.as_str(), "/healthz" | "/api/openapi.json");
+        for op in operations_mut(item) {
+            let has_input =
+                op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(description));
+            };
+            if has_input {
+                add(
+                    "400",
+                    "a malformed request (a parameter or the body cannot be read)",
+                );
+            }
+            add(
+                "408",
+                "the request took longer than the server's bound (the probe timeout plus 20 s)",
+            );
+            if op.request_body.is_some() {
+                add("413", "the request body is larger than 1 MiB");
+                add("415", "the request body is not `application/json`");
+            }
+            add(
+                "500",
+                "an internal error (the cause is in the server's log, never in the answer)",
+            );
+            if uses_database {
+                add(
+                    "503",
+                    "the database cannot be reached (`database_unavailable`); try again after `Retry-After`",
+                );
+            }
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        for (name, _) in closed_request_bodies() {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&name) {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
 }
 
 /// The serialised document, made once when the router is built (handed to the handler as an extension).

@@ -94,7 +94,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of [`api_routes`], as served at `/api/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    crate::openapi::finish(&mut doc);
+    doc
 }
 
 /// The whole service: [`api_routes`] and the web console ([`crate::console::routes`]) with the middleware (body
@@ -119,7 +121,8 @@ pub fn router(state: AppState) -> Router {
     });
     let oidc = oidc_of(&state);
     let metrics = state.metrics.clone();
-    let (api, openapi) = api_routes().split_for_parts();
+    let (api, mut openapi) = api_routes().split_for_parts();
+    crate::openapi::finish(&mut openapi);
     api.merge(crate::console::routes())
         .route("/metrics", axum::routing::get(crate::metrics::page))
         .fallback(crate::console::fallback)

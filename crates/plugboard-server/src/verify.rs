@@ -36,12 +36,14 @@ pub struct VerifyRequest {
 }
 
 impl VerifyRequest {
+    pub const KEYS: &'static [&'static str] = &["fields"];
+
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         if is_blank(body) {
             return Ok(VerifyRequest::default());
         }
         let mut map = json_object(body)?;
-        only_keys(&map, &["fields"])?;
+        only_keys(&map, Self::KEYS)?;
         let fields = match map.remove("fields") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(fields)) => fields,

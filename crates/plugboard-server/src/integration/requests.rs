@@ -39,6 +39,16 @@ fn opt_str(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiEr
     }
 }
 
+/// A custom server's transport, as the API writes it (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum TransportName {
+    Stdio,
+    StreamableHttp,
+    Sse,
+}
+
 /// `POST /api/v1/connectors/{connector_id}/install`: an empty body is `{}`.
 #[derive(Debug, utoipa::ToSchema)]
 pub struct InstallRequest {
@@ -46,6 +56,7 @@ pub struct InstallRequest {
     #[schema(value_type = Option<String>)]
     pub crew_id: Option<String>,
     /// User-facing label (1 to 200 characters); defaults to the manifest's name.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// The form values keyed by field key (required when the manifest has required fields).
     #[schema(value_type = Option<Object>)]
@@ -84,21 +95,24 @@ impl InstallRequest {
 #[derive(Debug, utoipa::ToSchema)]
 pub struct CustomServerRequest {
     /// User-facing label (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// A crew of the same workspace; omit for workspace scope.
     #[schema(value_type = Option<String>)]
     pub crew_id: Option<String>,
-    /// `stdio`, `streamable-http` or `sse`.
-    #[schema(value_type = String)]
+    #[schema(value_type = TransportName)]
     pub transport: Transport,
     /// stdio: the program to run (up to 1 KiB).
+    #[schema(max_length = 1024)]
     pub command: Option<String>,
     /// stdio: its arguments (at most 64, up to 4 KiB each).
+    #[schema(max_items = 64)]
     pub args: Option<Vec<String>>,
     /// stdio: environment variables (at most 64); each a string or `{"value", "secret"}`.
     #[schema(value_type = Option<Object>)]
     pub env: Option<Map<String, Value>>,
     /// streamable-http / sse: the http(s) URL, without credentials or fragment (up to 2 KiB).
+    #[schema(max_length = 2048)]
     pub endpoint: Option<String>,
     /// streamable-http / sse: HTTP headers (at most 64); each a string or `{"value", "secret"}`.
     #[schema(value_type = Option<Object>)]
@@ -171,6 +185,7 @@ impl CustomServerRequest {
 #[derive(Debug, Default, utoipa::ToSchema)]
 pub struct PatchRequest {
     /// A new label (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Enable or disable the integration.
     pub enabled: Option<bool>,

@@ -83,6 +83,7 @@ pub(crate) fn valid_email(raw: &str) -> Result<String, ApiError> {
 #[derive(Debug, utoipa::ToSchema)]
 pub struct NameRequest {
     /// 1 to 200 characters (trimmed), no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -102,6 +103,7 @@ impl NameRequest {
 #[derive(Debug, utoipa::ToSchema)]
 pub struct AddMemberRequest {
     /// The person's email address; a user is created when nobody has it yet.
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
     #[schema(value_type = RoleName)]
     pub role: Role,
@@ -141,6 +143,7 @@ impl RoleRequest {
 #[derive(Debug, utoipa::ToSchema)]
 pub struct CreateTokenRequest {
     /// 1 to 200 characters (trimmed), no control characters: what the token is for.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Whole days from now until the token stops working, 1 to 3650; omit (or `null`) for a token that does not
     /// expire.
