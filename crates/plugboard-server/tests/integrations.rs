@@ -74,6 +74,8 @@ async fn integration_shape(db: Db) {
             "mcp",
             "name",
             "status",
+            "tool_prefix",
+            "tools",
             "updated_at",
             "workspace_id"
         ]

@@ -43,7 +43,7 @@ pub use audit::{audit_page, AuditEntry, AuditPage, AuditQuery};
 pub use custom::create_custom;
 pub use idempotency::Created;
 pub use install::{byo_oauth_restart, install};
-pub use requests::{CustomServerRequest, InstallRequest, PatchRequest};
+pub use requests::{CustomServerRequest, InstallRequest, PatchRequest, ToolsBody};
 pub use runtime::{oauth_access_token, runtime};
 pub use stored::{escape_literal, FieldValues, StoredMcp};
 
@@ -112,6 +112,10 @@ pub struct IntegrationBody {
     pub created_at: i64,
     /// Milliseconds since the Unix epoch.
     pub updated_at: i64,
+    /// The MCP gateway's tool policy for this integration.
+    pub tools: ToolsBody,
+    /// The prefix of its tools on the gateway's aggregated endpoints (`<prefix>__<tool>`), unique in the workspace.
+    pub tool_prefix: String,
 }
 
 /// The install response (201).
@@ -153,7 +157,27 @@ pub(crate) fn body_with_mcp(i: &Integration, mcp: Value) -> IntegrationBody {
         created_by: i.created_by.clone(),
         created_at: i.created_at,
         updated_at: i.updated_at,
+        tools: ToolsBody {
+            allow: tool_list(&i.tool_allow),
+            deny: tool_list(&i.tool_deny),
+        },
+        tool_prefix: tool_prefix(i),
     }
+}
+
+/// A stored list of tool patterns (a JSON array; written only by PATCH, so never unreadable in practice).
+pub(crate) fn tool_list(stored: &str) -> Vec<String> {
+    serde_json::from_str(stored).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "an integration's stored tool policy is not a JSON array of strings");
+        Vec::new()
+    })
+}
+
+/// The integration's tool prefix (its default when the row has none yet).
+pub(crate) fn tool_prefix(i: &Integration) -> String {
+    i.tool_prefix
+        .clone()
+        .unwrap_or_else(|| plugboard_store::default_tool_prefix(i.connector_id.as_deref(), &i.name))
 }
 
 /// A user-facing label: trimmed, non-empty, at most [`MAX_NAME_CHARS`] characters, no control characters.
@@ -319,8 +343,10 @@ pub(crate) async fn open_fields(app: &App, rows: &[SecretRow]) -> Result<FieldVa
     Ok(values)
 }
 
-/// `PATCH /api/v1/integrations/{id}`: `name`, `enabled`, and `fields` (replace credential fields: merged over the
-/// current values, validated as a whole against the current manifest, re-sealed; the old entries are destroyed).
+/// `PATCH /api/v1/integrations/{id}`: `name`, `enabled`, `fields` (replace credential fields: merged over the
+/// current values, validated as a whole against the current manifest, re-sealed; the old entries are destroyed),
+/// and the gateway's `tools` policy and `tool_prefix` (409 `tool_prefix_taken` when another integration of the
+/// workspace has it).
 #[tracing::instrument(skip_all, fields(integration_id = %integration.id))]
 pub async fn patch(
     app: &App,
@@ -339,6 +365,15 @@ pub async fn patch(
     }
     if patch.enabled.is_some() {
         changed.push("enabled");
+    }
+    if let Some(tools) = &request.tools {
+        let json = |l: &Vec<String>| serde_json::to_string(l).map_err(ApiError::internal);
+        patch.tools = Some((json(&tools.allow)?, json(&tools.deny)?));
+        changed.push("tools");
+    }
+    if let Some(prefix) = &request.tool_prefix {
+        patch.tool_prefix = Some(prefix.clone());
+        changed.push("tool_prefix");
     }
     let mut field_keys: Vec<String> = Vec::new();
     if let Some(submitted) = &request.fields {
@@ -399,10 +434,22 @@ pub async fn patch(
         &integration.id,
         json!({"connector_id": integration.connector_id, "changed": changed, "fields": field_keys}),
     ));
+    let prefix = request.tool_prefix.clone();
     let updated = app
         .store
         .update_integration(&integration.id, patch)
-        .await?
+        .await
+        .map_err(|e| match (e, &prefix) {
+            (plugboard_store::StoreError::Conflict(_), Some(p)) => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "tool_prefix_taken",
+                format!(
+                    "another integration of this workspace already uses the tool_prefix `{p}`: choose another \
+                     one (or change that integration's first)"
+                ),
+            ),
+            (e, _) => e.into(),
+        })?
         .ok_or_else(|| ApiError::not_found("integration"))?;
     Ok(integration_body(app, &updated))
 }

@@ -6,6 +6,7 @@
 //! Messages name the key, never a submitted value.
 
 use plugboard_catalog::Transport;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::valid_name;
@@ -193,17 +194,36 @@ pub struct PatchRequest {
     /// manifest, re-sealed); `null` clears a value so its default applies.
     #[schema(value_type = Option<Object>)]
     pub fields: Option<Map<String, Value>>,
+    /// The MCP gateway's tool policy: `{"allow": [...], "deny": [...]}`, glob patterns (`*` matches any run of
+    /// characters) against the upstream tool name, 1 to 128 bytes each, at most 100 per list; empty `allow`: every
+    /// tool; `deny` wins. Replaces the whole policy (an omitted list is empty).
+    #[schema(value_type = Option<ToolsBody>)]
+    pub tools: Option<plugboard_gateway::ToolPolicy>,
+    /// The prefix of this integration's tools on the gateway's aggregated endpoints (`<prefix>__<tool>`): 1 to 48
+    /// of `a-z 0-9 - _`, starting with a letter or digit, not ending with `-` or `_`, without `__`; unique within
+    /// the workspace (409 otherwise).
+    pub tool_prefix: Option<String>,
+}
+
+/// An integration's tool policy on the MCP gateway.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ToolsBody {
+    /// Glob patterns; empty: every tool.
+    pub allow: Vec<String>,
+    /// Glob patterns; a tool matching one is denied even when `allow` matches it.
+    pub deny: Vec<String>,
 }
 
 impl PatchRequest {
-    pub const KEYS: &'static [&'static str] = &["name", "enabled", "fields"];
+    pub const KEYS: &'static [&'static str] =
+        &["name", "enabled", "fields", "tools", "tool_prefix"];
 
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let raw = json_object(body)?;
         only_keys(&raw, Self::KEYS)?;
         if raw.is_empty() {
             return Err(ApiError::bad_request(
-                "the body must set at least one of: name, enabled, fields",
+                "the body must set at least one of: name, enabled, fields, tools, tool_prefix",
             ));
         }
         Ok(PatchRequest {
@@ -214,6 +234,55 @@ impl PatchRequest {
                 Some(_) => return Err(ApiError::invalid_field("`enabled` must be true or false")),
             },
             fields: opt_object(&raw, "fields")?,
+            tools: match raw.get("tools") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(parse_tools(v)?),
+            },
+            tool_prefix: match raw.get("tool_prefix") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(p)) => {
+                    plugboard_gateway::policy::validate_prefix(p)
+                        .map_err(|e| ApiError::invalid_field(format!("`tool_prefix`: {e}")))?;
+                    Some(p.clone())
+                }
+                Some(_) => return Err(ApiError::invalid_field("`tool_prefix` must be a string")),
+            },
         })
     }
+}
+
+/// `tools`: an object with optional `allow` and `deny` arrays of patterns, checked (the message names the list and
+/// the problem, never more than the start of a pattern).
+fn parse_tools(v: &Value) -> Result<plugboard_gateway::ToolPolicy, ApiError> {
+    let obj = v.as_object().ok_or_else(|| {
+        ApiError::invalid_field("`tools` must be an object: {\"allow\": [...], \"deny\": [...]}")
+    })?;
+    if let Some(k) = obj.keys().find(|k| *k != "allow" && *k != "deny") {
+        return Err(ApiError::invalid_field(format!(
+            "`tools` has an unknown key `{}`: only `allow` and `deny`",
+            crate::extract::truncate(k, 64)
+        )));
+    }
+    let list = |key: &str| -> Result<Vec<String>, ApiError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str().map(str::to_owned).ok_or_else(|| {
+                        ApiError::invalid_field(format!("`tools.{key}` must hold strings only"))
+                    })
+                })
+                .collect(),
+            Some(_) => Err(ApiError::invalid_field(format!(
+                "`tools.{key}` must be an array of glob patterns"
+            ))),
+        }
+    };
+    let policy = plugboard_gateway::ToolPolicy {
+        allow: list("allow")?,
+        deny: list("deny")?,
+    };
+    policy.validate().map_err(ApiError::invalid_field)?;
+    Ok(policy)
 }

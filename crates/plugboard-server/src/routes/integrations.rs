@@ -122,7 +122,7 @@ pub async fn get_integration(
         (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
         (status = 403, description = "not MANAGER+ on its workspace", body = crate::error::ErrorBody),
         (status = 404, description = "no such integration", body = crate::error::ErrorBody),
-        (status = 409, description = "fields cannot be replaced: the connector left the catalog or changed its auth mode", body = crate::error::ErrorBody)))]
+        (status = 409, description = "fields cannot be replaced: the connector left the catalog or changed its auth mode; or `tool_prefix_taken`: another integration of the workspace has that tool_prefix", body = crate::error::ErrorBody)))]
 pub async fn patch_integration(
     State(app): State<AppState>,
     principal: Principal,
