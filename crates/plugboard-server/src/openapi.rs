@@ -3,10 +3,10 @@
 //! [`crate::startup::api_routes`]; the document is served at `/api/openapi.json`.
 
 use bytes::Bytes;
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
 struct BearerAuth;
@@ -116,6 +116,17 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
+/// The parameters that carry a Plugboard id (`plugboard_store::new_id`: 24 lowercase letters and digits, starting
+/// with a letter); the server refuses any other shape before a lookup (400 `invalid_id`, or the answer for an
+/// unknown id).
+const ID_PARAMETERS: &[&str] = &["id", "workspace_id", "crew_id", "user_id", "integration_id"];
+/// The shape of a Plugboard id in a path.
+pub const ID_PATTERN: &str = "^[a-z][a-z0-9]{23}$";
+/// An id in the query string: the server trims it first.
+pub const QUERY_ID_PATTERN: &str = r"^\s*[a-z][a-z0-9]{23}\s*$";
+/// An optional id in the query string: empty (or blank) is the same as absent.
+pub const OPTIONAL_QUERY_ID_PATTERN: &str = r"^\s*([a-z][a-z0-9]{23})?\s*$";
+
 /// What every route answers besides its own statuses, added to the document once every route is in it: the
 /// answers of the layers around the handlers (the request timeout, the body limit, the JSON error body of a request
 /// that cannot be parsed) and of the database. Also closes the request bodies that refuse unknown keys.
@@ -124,6 +135,18 @@ pub fn finish(doc: &mut utoipa::openapi::OpenApi) {
         // The liveness probe and this document need no database.
         let uses_database = !matches!(path.as_str(), "/healthz" | "/api/openapi.json");
         for op in operations_mut(item) {
+            for parameter in op.parameters.iter_mut().flatten() {
+                if ID_PARAMETERS.contains(&parameter.name.as_str()) {
+                    let pattern = match (&parameter.parameter_in, &parameter.required) {
+                        (ParameterIn::Query, Required::True) => QUERY_ID_PATTERN,
+                        (ParameterIn::Query, _) => OPTIONAL_QUERY_ID_PATTERN,
+                        _ => ID_PATTERN,
+                    };
+                    if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+                        object.pattern = Some(pattern.to_string());
+                    }
+                }
+            }
             let has_input =
                 op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
             let mut add = |status: &str, description: &str| {

@@ -143,6 +143,50 @@ fn regex_free_fill(path: &str) -> String {
 }
 
 #[tokio::test]
+async fn ids_and_bounds_the_server_checks_are_in_the_parameters() {
+    let app = app().await;
+    let doc = document(&app).await;
+    let mut ids = 0;
+    for (method, path, op) in operations(&doc) {
+        for p in op["parameters"].as_array().cloned().unwrap_or_default() {
+            let name = p["name"].as_str().unwrap();
+            if ["id", "workspace_id", "crew_id", "user_id", "integration_id"].contains(&name) {
+                let expected = match (p["in"].as_str().unwrap(), p["required"].as_bool()) {
+                    ("query", Some(true)) => plugboard_server::openapi::QUERY_ID_PATTERN,
+                    ("query", _) => plugboard_server::openapi::OPTIONAL_QUERY_ID_PATTERN,
+                    _ => plugboard_server::openapi::ID_PATTERN,
+                };
+                assert_eq!(p["schema"]["pattern"], expected, "{method} {path} {name}");
+                ids += 1;
+            }
+            if path == "/api/v1/audit" && name == "limit" {
+                assert_eq!(p["schema"]["minimum"], 1);
+                assert_eq!(p["schema"]["maximum"], 200);
+            }
+        }
+    }
+    assert!(ids > 20, "{ids}");
+    let id = plugboard_store::new_id();
+    assert!(plugboard_store::is_well_formed_id(&id));
+    // The pattern is the shape `is_well_formed_id` accepts.
+    let pattern_ok = |s: &str| {
+        s.len() == 24
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    for s in [
+        id.as_str(),
+        "a23456789012345678901234",
+        "1bcdefghijklmnopqrstuvwx",
+        "Abcdefghijklmnopqrstuvwx",
+        "abc",
+    ] {
+        assert_eq!(pattern_ok(s), plugboard_store::is_well_formed_id(s), "{s}");
+    }
+}
+
+#[tokio::test]
 async fn every_operation_documents_what_the_layers_around_it_answer() {
     let app = app().await;
     let doc = document(&app).await;

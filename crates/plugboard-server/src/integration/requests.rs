@@ -57,7 +57,11 @@ pub struct InstallRequest {
     #[schema(value_type = Option<String>)]
     pub crew_id: Option<String>,
     /// User-facing label (1 to 200 characters); defaults to the manifest's name.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// The form values keyed by field key (required when the manifest has required fields).
     #[schema(value_type = Option<Object>)]
@@ -96,7 +100,11 @@ impl InstallRequest {
 #[derive(Debug, utoipa::ToSchema)]
 pub struct CustomServerRequest {
     /// User-facing label (1 to 200 characters).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// A crew of the same workspace; omit for workspace scope.
     #[schema(value_type = Option<String>)]
@@ -186,7 +194,11 @@ impl CustomServerRequest {
 #[derive(Debug, Default, utoipa::ToSchema)]
 pub struct PatchRequest {
     /// A new label (1 to 200 characters).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// Enable or disable the integration.
     pub enabled: Option<bool>,

@@ -83,7 +83,11 @@ pub(crate) fn valid_email(raw: &str) -> Result<String, ApiError> {
 #[derive(Debug, utoipa::ToSchema)]
 pub struct NameRequest {
     /// 1 to 200 characters (trimmed), no control characters.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -143,7 +147,11 @@ impl RoleRequest {
 #[derive(Debug, utoipa::ToSchema)]
 pub struct CreateTokenRequest {
     /// 1 to 200 characters (trimmed), no control characters: what the token is for.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// Whole days from now until the token stops working, 1 to 3650; omit (or `null`) for a token that does not
     /// expire.
@@ -171,6 +179,12 @@ impl CreateTokenRequest {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_i64()
+                    // JSON has one number type: 30.0 is the whole number 30.
+                    .or_else(|| {
+                        v.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() <= 1e9)
+                            .map(|f| f as i64)
+                    })
                     .filter(|d| (1..=MAX_TOKEN_DAYS).contains(d))
                     .ok_or_else(|| {
                         ApiError::invalid_field(format!(
@@ -292,6 +306,9 @@ mod tests {
         let e = RoleRequest::parse(br#"{"role":"GOD"}"#).unwrap_err();
         assert!(e.message.contains("`role`") && !e.message.contains("GOD"));
         let t = CreateTokenRequest::parse(br#"{"name":"ci","expires_in_days":30}"#).unwrap();
+        assert_eq!(t.expires_in_days, Some(30));
+        // JSON has one number type: a whole number written with a fraction is still that number.
+        let t = CreateTokenRequest::parse(br#"{"name":"ci","expires_in_days":30.0}"#).unwrap();
         assert_eq!(t.expires_in_days, Some(30));
         assert_eq!(
             CreateTokenRequest::parse(br#"{"name":"ci"}"#)

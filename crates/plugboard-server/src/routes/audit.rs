@@ -21,8 +21,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
     params(
         ("workspace_id" = String, Query, description = "the workspace"),
-        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
-        ("before" = Option<String>, Query, description = "`next_before` of the previous page, or epoch milliseconds")),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
+        ("before" = Option<String>, Query, pattern = r"^\s*([+-]?[0-9]{1,19}(\.[A-Za-z0-9]{0,64})?)?\s*$",
+            description = "`next_before` of the previous page, or epoch milliseconds")),
     responses(
         (status = 200, description = "entries, newest first", body = AuditPage),
         (status = 400, description = "missing workspace_id or a bad limit / before", body = crate::error::ErrorBody),
