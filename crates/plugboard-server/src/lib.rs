@@ -12,6 +12,8 @@ pub mod console;
 pub mod credentials;
 pub mod error;
 pub mod extract;
+pub mod gateway_metrics;
+pub mod gateway_wiring;
 pub mod integration;
 pub mod limits;
 pub mod oauth;

@@ -12,6 +12,7 @@ use crate::api_tokens::TokenCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::RevocationWatch;
+use crate::gateway_metrics::GatewayMetrics;
 use crate::limits::VerifyLimits;
 use crate::prepared::PreparedCatalog;
 use crate::sessions::SessionCache;
@@ -33,6 +34,10 @@ pub struct App {
     pub vault: Vault,
     pub egress: plugboard_egress::Guard,
     pub verify_limits: VerifyLimits,
+    /// The MCP gateway of this instance, made on first use (`gateway_wiring::gateway`).
+    pub gateway: std::sync::OnceLock<plugboard_gateway::Gateway>,
+    /// The gateway's call counts and latencies, for the metrics page.
+    pub gateway_metrics: Arc<GatewayMetrics>,
 }
 
 pub type AppState = Arc<App>;
@@ -134,6 +139,8 @@ impl App {
             vault,
             egress,
             verify_limits,
+            gateway: std::sync::OnceLock::new(),
+            gateway_metrics: Arc::new(GatewayMetrics::new()),
         }))
     }
 }
