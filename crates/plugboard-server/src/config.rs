@@ -13,6 +13,7 @@ use url::Url;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_PROBE_TIMEOUT_MS: &str = "10000";
+pub const DEFAULT_GATEWAY_TIMEOUT_MS: &str = "60000";
 pub const DEFAULT_VERIFY_RATE_PER_MINUTE: &str = "30";
 pub const DEFAULT_SQLITE_SYNCHRONOUS: &str = "full";
 pub const DEFAULT_OIDC_SCOPES: &str = "openid email profile";
@@ -133,6 +134,16 @@ pub struct ConfigArgs {
         help_heading = "Server"
     )]
     pub probe_timeout_ms: String,
+    /// The MCP gateway reads an upstream answer or stream within this much silence, in milliseconds
+    #[arg(
+        long,
+        env = "PLUGBOARD_GATEWAY_TIMEOUT_MS",
+        hide_env_values = true,
+        default_value = DEFAULT_GATEWAY_TIMEOUT_MS,
+        value_name = "MS",
+        help_heading = "Server"
+    )]
+    pub gateway_timeout_ms: String,
     /// Verifies a minute per workspace, per instance (the burst is the same number)
     #[arg(
         long,
@@ -208,6 +219,8 @@ pub struct Config {
     pub public_url: String,
     pub egress_allow_cidrs: Vec<IpNet>,
     pub probe_timeout: Duration,
+    /// `PLUGBOARD_GATEWAY_TIMEOUT_MS`: the MCP gateway's bound on upstream silence.
+    pub gateway_timeout: Duration,
     pub verify_rate_per_minute: u32,
     pub log_format: LogFormat,
     /// OpenID Connect sign-in, when `PLUGBOARD_OIDC_ISSUER` is set.
@@ -306,6 +319,7 @@ impl ConfigArgs {
             catalog_dir: None,
             egress_allow_cidrs: String::new(),
             probe_timeout_ms: DEFAULT_PROBE_TIMEOUT_MS.into(),
+            gateway_timeout_ms: DEFAULT_GATEWAY_TIMEOUT_MS.into(),
             verify_rate_per_minute: DEFAULT_VERIFY_RATE_PER_MINUTE.into(),
             log_format: DEFAULT_LOG_FORMAT.into(),
             metrics_token: None,
@@ -372,6 +386,19 @@ impl ConfigArgs {
                 self.probe_timeout_ms
             ))
         })?;
+        let gateway_timeout_ms: u64 = self
+            .gateway_timeout_ms
+            .trim()
+            .parse()
+            .ok()
+            .filter(|ms| (1..=3_600_000).contains(ms))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "PLUGBOARD_GATEWAY_TIMEOUT_MS `{}` must be a whole number of milliseconds from 1 to 3600000 \
+                     (default 60000)",
+                    self.gateway_timeout_ms
+                ))
+            })?;
         let verify_rate_per_minute: u32 = self
             .verify_rate_per_minute
             .trim()
@@ -411,6 +438,7 @@ impl ConfigArgs {
             public_url,
             egress_allow_cidrs,
             probe_timeout: Duration::from_millis(probe_timeout_ms),
+            gateway_timeout: Duration::from_millis(gateway_timeout_ms),
             verify_rate_per_minute,
             log_format,
             oidc,
@@ -612,6 +640,7 @@ impl Config {
             public_url: "http://127.0.0.1:8080".into(),
             egress_allow_cidrs: Vec::new(),
             probe_timeout: Duration::from_secs(10),
+            gateway_timeout: Duration::from_secs(60),
             verify_rate_per_minute: 30,
             log_format: LogFormat::Pretty,
             oidc: None,

@@ -12,6 +12,7 @@ pub mod console;
 pub mod credentials;
 pub mod error;
 pub mod extract;
+pub mod gateway_wiring;
 pub mod integration;
 pub mod limits;
 pub mod metrics;

@@ -104,21 +104,14 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// handlers, the security headers of pages).
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.probe_timeout + REQUEST_TIMEOUT_MARGIN;
-    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
-        // Only the matched route: raw URIs can carry OAuth codes and states.
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_else(|| "<unmatched>".into());
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
-    });
+    let trace = TraceLayer::new_for_http().make_span_with(request_span);
+    // The MCP gateway: outside the JSON API's body limit and request timeout (it bounds its own requests, and its
+    // answers stream for as long as the upstream's do).
+    let gateway = routes::gateway::routes()
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeId))
+        .with_state(state.clone());
     let oidc = oidc_of(&state);
     let metrics = state.metrics.clone();
     let (api, mut openapi) = api_routes().split_for_parts();
@@ -143,6 +136,23 @@ pub fn router(state: AppState) -> Router {
             crate::metrics::track,
         ))
         .with_state(state)
+        .merge(gateway)
+}
+
+/// The tracing span of a request: only the matched route (raw URIs can carry OAuth codes and states).
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "<unmatched>".into());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
 }
 
 /// The OpenID Connect relying party of the configuration, if any. The configuration was validated at start, so

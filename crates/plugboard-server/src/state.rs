@@ -37,6 +37,8 @@ pub struct App {
     /// The `/metrics` registry (the egress guard reports its refusals to it; the gateway's port is implemented on
     /// it: [`plugboard_gateway::ports::Metrics`]).
     pub metrics: Arc<Metrics>,
+    /// The MCP gateway of this instance, made on first use (`gateway_wiring::gateway`).
+    pub gateway: std::sync::OnceLock<plugboard_gateway::Gateway>,
 }
 
 pub type AppState = Arc<App>;
@@ -143,6 +145,7 @@ impl App {
             egress,
             verify_limits,
             metrics,
+            gateway: std::sync::OnceLock::new(),
         }))
     }
 }

@@ -44,7 +44,7 @@ pub use custom::create_custom;
 pub use idempotency::Created;
 pub use install::{byo_oauth_restart, install};
 pub use requests::{CustomServerRequest, InstallRequest, PatchRequest, ToolsBody};
-pub use runtime::{oauth_access_token, runtime};
+pub use runtime::{materialize, oauth_access_token, runtime};
 pub use stored::{escape_literal, FieldValues, StoredMcp};
 
 use std::collections::BTreeMap;
@@ -166,7 +166,7 @@ pub(crate) fn body_with_mcp(i: &Integration, mcp: Value) -> IntegrationBody {
 }
 
 /// A stored list of tool patterns (a JSON array; written only by PATCH, so never unreadable in practice).
-pub(crate) fn tool_list(stored: &str) -> Vec<String> {
+pub fn tool_list(stored: &str) -> Vec<String> {
     serde_json::from_str(stored).unwrap_or_else(|e| {
         tracing::error!(error = %e, "an integration's stored tool policy is not a JSON array of strings");
         Vec::new()
@@ -174,7 +174,7 @@ pub(crate) fn tool_list(stored: &str) -> Vec<String> {
 }
 
 /// The integration's tool prefix (its default when the row has none yet).
-pub(crate) fn tool_prefix(i: &Integration) -> String {
+pub fn tool_prefix(i: &Integration) -> String {
     i.tool_prefix
         .clone()
         .unwrap_or_else(|| plugboard_store::default_tool_prefix(i.connector_id.as_deref(), &i.name))

@@ -47,6 +47,26 @@ pub async fn runtime(
             "this integration is disabled; enable it (PATCH `enabled`: true) to use it",
         ));
     }
+    let (mcp, _secrets) = materialize(app, &integration).await?;
+    app.store
+        .append_audit(audit(
+            &integration.workspace_id,
+            principal,
+            "integration.runtime_read",
+            &integration.id,
+            json!({"connector_id": integration.connector_id}),
+        ))
+        .await?;
+    Ok(body_with_mcp(&integration, mcp))
+}
+
+/// The integration's MCP block rendered with its secrets (an OAuth access token refreshed first when it is due),
+/// and every secret value that went into it (field values and the token), so a caller can redact them from
+/// anything an upstream sends back. Whether the integration may be used (status, `enabled`) is the caller's check.
+pub async fn materialize(
+    app: &App,
+    integration: &Integration,
+) -> Result<(serde_json::Value, Vec<SecretString>), ApiError> {
     let stored = StoredMcp::parse(&integration.mcp).map_err(ApiError::internal)?;
     let rows = app.store.integration_secrets(&integration.id).await?;
     let mut values = open_fields(app, &rows).await?;
@@ -59,10 +79,17 @@ pub async fn runtime(
             )));
         }
     }
+    let mut secrets: Vec<SecretString> = stored
+        .vaulted
+        .iter()
+        .filter_map(|k| values.get(k))
+        .filter(|v| !v.is_empty())
+        .map(|v| SecretString::from(v.to_owned()))
+        .collect();
     for (k, v) in &stored.plain {
         values.insert(k.clone(), v.clone());
     }
-    let token = oauth_access_token(app, &integration).await?;
+    let token = oauth_access_token(app, integration).await?;
     let mcp = stored
         .render(
             values.map(),
@@ -71,14 +98,8 @@ pub async fn runtime(
         )
         .map_err(ApiError::internal)?;
     drop(values);
-    app.store
-        .append_audit(audit(
-            &integration.workspace_id,
-            principal,
-            "integration.runtime_read",
-            &integration.id,
-            json!({"connector_id": integration.connector_id}),
-        ))
-        .await?;
-    Ok(body_with_mcp(&integration, mcp))
+    if let Some(t) = token {
+        secrets.push(t);
+    }
+    Ok((mcp, secrets))
 }

@@ -6,6 +6,7 @@ pub mod agent_tokens;
 pub mod audit;
 pub mod auth;
 pub mod connectors;
+pub mod gateway;
 pub mod health;
 pub mod install;
 pub mod integrations;

@@ -94,11 +94,15 @@ for_both_backends! {
         async fn update_integration(&self, id: &IntegrationId, patch: IntegrationPatch) -> Result<Option<Integration>> {
             let now = now_ms();
             let mut tx = self.pool.begin().await?;
-            let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM integrations WHERE id = $1")
+            // A write first: on SQLite the transaction takes the write lock now (waiting for it under the busy
+            // timeout) instead of reading first and failing to upgrade when another connection wrote meanwhile
+            // (the gateway's audit writers, say).
+            let touched = sqlx::query("UPDATE integrations SET updated_at = $1 WHERE id = $2")
+                .bind(now)
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-            if exists.is_none() {
+            if touched.rows_affected() == 0 {
                 return Ok(None);
             }
             if let Some(name) = &patch.name {
@@ -161,11 +165,6 @@ for_both_backends! {
             for s in &patch.upsert_secrets {
                 write_secret!(&mut *tx, UPSERT_SECRET, id, s, now);
             }
-            sqlx::query("UPDATE integrations SET updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             if let Some(audit) = &patch.audit {
                 insert_audit!(&mut *tx, audit);
             }

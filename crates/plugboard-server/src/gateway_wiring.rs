@@ -1,0 +1,479 @@
+//! The MCP gateway (`plugboard-gateway`) on the server: its ports implemented over the store, the vault and the
+//! OAuth token service, and the one [`Gateway`] of this instance ([`gateway`]).
+//!
+//! - [`ServerIntegrations`]: who reaches what (agent tokens: their workspace, or their crew and the workspace-scoped
+//!   integrations; a person: MEMBER+ of the workspace) and the upstream with its credentials (the same
+//!   materialisation as `/runtime`, an OAuth token refreshed first when due under the cross-instance lease).
+//! - [`ServerAudit`]: the audit entry `gateway_call` in the integration's workspace log.
+//! - [`ServerSessions`]: aggregated sessions in the `gateway_sessions` table, so every instance continues them.
+//! - Metrics: [`crate::metrics::Metrics`], the `/metrics` registry held by the state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use plugboard_gateway::{
+    AccessError, AuditLog, Caller, CallerKind, Gateway, GatewayCall, GatewayConfig,
+    IntegrationInfo, IntegrationStatus, Integrations, MaterializeError, Ports, Scope,
+    SessionRecord, SessionStore, ToolPolicy, Transport, UpstreamTarget, Via,
+};
+use plugboard_store::{
+    AgentTokenId, CrewId, GatewaySessionRow, Integration, IntegrationId, NewAudit, Role, Store,
+    UserId, WorkspaceId,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use crate::integration::{tool_list, tool_prefix, StoredMcp};
+use crate::state::{App, AppState};
+
+/// How long a materialised OAuth bearer token is reused before the gateway asks again (the token service hands out
+/// only tokens valid for at least a minute, refreshing them first).
+const OAUTH_REUSE: Duration = Duration::from_secs(30);
+/// Most agent tokens whose scope is remembered before the memory starts over.
+const MAX_AGENT_SCOPES: usize = 100_000;
+
+/// This instance's gateway, made on first use (inside the runtime: it starts its audit writers and janitor).
+pub fn gateway(app: &AppState) -> &Gateway {
+    app.gateway.get_or_init(|| {
+        let mut config = GatewayConfig::new(app.vault.keyed_hash("gateway-session-ids", b"v1"));
+        config.timeout = app.config.gateway_timeout;
+        let ports = Ports {
+            integrations: Arc::new(ServerIntegrations::new(Arc::downgrade(app))),
+            audit: Arc::new(ServerAudit {
+                store: app.store.clone(),
+            }),
+            metrics: app.metrics.clone(),
+            sessions: Arc::new(ServerSessions {
+                store: app.store.clone(),
+            }),
+        };
+        Gateway::new(config, ports, app.egress.clone())
+    })
+}
+
+/// What a caller may reach.
+enum Reach {
+    Agent {
+        workspace_id: WorkspaceId,
+        crew_id: Option<CrewId>,
+    },
+    Person {
+        user_id: UserId,
+    },
+}
+
+pub struct ServerIntegrations {
+    app: Weak<App>,
+    /// An agent token's workspace and crew never change: remembered by token id. Whether the token is still valid
+    /// is checked on every request before the gateway is called.
+    agent_scopes: Mutex<HashMap<String, (WorkspaceId, Option<CrewId>)>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> AccessError {
+    AccessError::Unavailable(e.to_string())
+}
+
+impl ServerIntegrations {
+    fn new(app: Weak<App>) -> ServerIntegrations {
+        ServerIntegrations {
+            app,
+            agent_scopes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn app(&self) -> Result<Arc<App>, AccessError> {
+        self.app
+            .upgrade()
+            .ok_or_else(|| unavailable("the server is shutting down"))
+    }
+
+    async fn reach(&self, store: &dyn Store, caller: &Caller) -> Result<Reach, AccessError> {
+        match &caller.kind {
+            CallerKind::Person { user_id } => Ok(Reach::Person {
+                user_id: UserId::from(user_id.as_str()),
+            }),
+            CallerKind::Agent => {
+                let known = {
+                    let scopes = self.agent_scopes.lock().unwrap_or_else(|e| e.into_inner());
+                    scopes.get(&caller.token_id).cloned()
+                };
+                let (workspace_id, crew_id) = match known {
+                    Some(s) => s,
+                    None => {
+                        let token = store
+                            .get_agent_token(&AgentTokenId::from(caller.token_id.as_str()))
+                            .await
+                            .map_err(unavailable)?
+                            .ok_or(AccessError::Forbidden)?;
+                        let scope = (token.workspace_id, token.crew_id);
+                        let mut scopes =
+                            self.agent_scopes.lock().unwrap_or_else(|e| e.into_inner());
+                        if scopes.len() >= MAX_AGENT_SCOPES {
+                            scopes.clear();
+                        }
+                        scopes.insert(caller.token_id.clone(), scope.clone());
+                        scope
+                    }
+                };
+                Ok(Reach::Agent {
+                    workspace_id,
+                    crew_id,
+                })
+            }
+        }
+    }
+
+    /// Whether `reach` may use the integrations of `workspace_id` at all (a person: MEMBER+).
+    async fn may_use_workspace(
+        store: &dyn Store,
+        reach: &Reach,
+        workspace_id: &WorkspaceId,
+    ) -> Result<bool, AccessError> {
+        Ok(match reach {
+            Reach::Agent {
+                workspace_id: ws, ..
+            } => ws == workspace_id,
+            Reach::Person { user_id } => store
+                .member_role(workspace_id, user_id)
+                .await
+                .map_err(unavailable)?
+                .is_some_and(|r| r >= Role::Member),
+        })
+    }
+
+    /// Whether a crew-scoped agent token may use an integration of its workspace.
+    fn crew_allows(reach: &Reach, integration: &Integration) -> bool {
+        match reach {
+            Reach::Agent {
+                crew_id: Some(crew),
+                ..
+            } => integration.crew_id.as_ref().is_none_or(|c| c == crew),
+            _ => true,
+        }
+    }
+}
+
+/// The gateway's view of a stored integration.
+fn info(i: &Integration) -> IntegrationInfo {
+    let transport = match StoredMcp::parse(&i.mcp) {
+        Ok(s) => Transport::parse(&s.transport),
+        Err(e) => {
+            tracing::error!(integration_id = %i.id, error = %e, "cannot read an integration's MCP block");
+            Transport::Other("unreadable".into())
+        }
+    };
+    IntegrationInfo {
+        id: i.id.to_string(),
+        workspace_id: i.workspace_id.to_string(),
+        crew_id: i.crew_id.as_ref().map(ToString::to_string),
+        connector_id: i.connector_id.clone(),
+        name: i.name.clone(),
+        transport,
+        enabled: i.enabled,
+        status: IntegrationStatus::parse(i.status.as_str()),
+        policy: ToolPolicy {
+            allow: tool_list(&i.tool_allow),
+            deny: tool_list(&i.tool_deny),
+        },
+        tool_prefix: tool_prefix(i),
+        revision: i.updated_at,
+    }
+}
+
+/// Every secret value and, for a value of the form `<scheme> <credential>` (`Bearer …`, `Basic …`), the credential
+/// alone too, so an upstream echoing only the token is redacted as well.
+fn with_credential_parts(secrets: Vec<SecretString>) -> Vec<SecretString> {
+    let mut out = Vec::with_capacity(secrets.len() * 2);
+    for s in secrets {
+        if let Some((scheme, rest)) = s.expose_secret().trim().split_once(' ') {
+            let rest = rest.trim();
+            if !scheme.is_empty()
+                && scheme.bytes().all(|b| b.is_ascii_alphabetic())
+                && rest.len() >= 8
+            {
+                out.push(SecretString::from(rest.to_owned()));
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+#[async_trait]
+impl Integrations for ServerIntegrations {
+    async fn integration(
+        &self,
+        caller: &Caller,
+        integration_id: &str,
+    ) -> Result<IntegrationInfo, AccessError> {
+        let app = self.app()?;
+        let store = app.store.as_ref();
+        let id = IntegrationId::parse(integration_id).ok_or(AccessError::NotFound)?;
+        let integration = store
+            .get_integration(&id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(AccessError::NotFound)?;
+        let reach = self.reach(store, caller).await?;
+        if !Self::may_use_workspace(store, &reach, &integration.workspace_id).await?
+            || !Self::crew_allows(&reach, &integration)
+        {
+            return Err(AccessError::Forbidden);
+        }
+        Ok(info(&integration))
+    }
+
+    async fn in_scope(
+        &self,
+        caller: &Caller,
+        scope: &Scope,
+    ) -> Result<Vec<IntegrationInfo>, AccessError> {
+        let app = self.app()?;
+        let store = app.store.as_ref();
+        let reach = self.reach(store, caller).await?;
+        let (workspace_id, crew) = match scope {
+            Scope::Workspace(id) => {
+                let id = WorkspaceId::parse(id).ok_or(AccessError::NotFound)?;
+                store
+                    .get_workspace(&id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or(AccessError::NotFound)?;
+                (id, None)
+            }
+            Scope::Crew(id) => {
+                let id = CrewId::parse(id).ok_or(AccessError::NotFound)?;
+                let crew = store
+                    .get_crew(&id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or(AccessError::NotFound)?;
+                if let Reach::Agent {
+                    crew_id: Some(own), ..
+                } = &reach
+                {
+                    if *own != crew.id {
+                        return Err(AccessError::Forbidden);
+                    }
+                }
+                (crew.workspace_id, Some(crew.id))
+            }
+        };
+        if !Self::may_use_workspace(store, &reach, &workspace_id).await? {
+            return Err(AccessError::Forbidden);
+        }
+        let all = store
+            .list_integrations(&workspace_id, None)
+            .await
+            .map_err(unavailable)?;
+        Ok(all
+            .iter()
+            .filter(|i| match &crew {
+                Some(c) => i.crew_id.as_ref().is_none_or(|ic| ic == c),
+                None => true,
+            })
+            .filter(|i| Self::crew_allows(&reach, i))
+            .map(info)
+            .collect())
+    }
+
+    async fn materialize(
+        &self,
+        integration: &IntegrationInfo,
+    ) -> Result<UpstreamTarget, MaterializeError> {
+        let app = self
+            .app
+            .upgrade()
+            .ok_or_else(|| MaterializeError::new("the server is shutting down; try again"))?;
+        let gone = || MaterializeError::new("this integration no longer exists");
+        let id = IntegrationId::parse(&integration.id).ok_or_else(gone)?;
+        let stored = app
+            .store
+            .get_integration(&id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "gateway: cannot read an integration");
+                MaterializeError::new("the integration could not be read; try again")
+            })?
+            .ok_or_else(gone)?;
+        let (mcp, secrets) = crate::integration::materialize(&app, &stored)
+            .await
+            .map_err(|e| {
+                MaterializeError::new(format!(
+                    "the integration's credentials could not be prepared: {}",
+                    e.message
+                ))
+            })?;
+        let endpoint = mcp
+            .get("endpoint")
+            .and_then(Value::as_str)
+            .ok_or_else(|| MaterializeError::new("this integration has no HTTP endpoint"))?;
+        let headers = mcp
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| {
+                        v.as_str()
+                            .map(|v| (k.clone(), SecretString::from(v.to_owned())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let refresh_after = stored
+            .auth_mode
+            .oauth_flow()
+            .map(|_| SystemTime::now() + OAUTH_REUSE);
+        Ok(UpstreamTarget {
+            endpoint: SecretString::from(endpoint.to_owned()),
+            headers,
+            secrets: with_credential_parts(secrets),
+            refresh_after,
+        })
+    }
+}
+
+/// The audit entry `gateway_call`, in the integration's workspace log.
+pub struct ServerAudit {
+    store: Arc<dyn Store>,
+}
+
+#[async_trait]
+impl AuditLog for ServerAudit {
+    async fn gateway_call(&self, call: GatewayCall) -> Result<(), String> {
+        let (actor_id, who) = match &call.caller.kind {
+            CallerKind::Agent => (None, json!({"agent_token_id": call.caller.token_id})),
+            CallerKind::Person { user_id } => (
+                Some(UserId::from(user_id.as_str())),
+                json!({"credential_id": call.caller.token_id}),
+            ),
+        };
+        let (via, scope) = match &call.via {
+            Via::Passthrough => ("passthrough", None),
+            Via::Aggregated(Scope::Crew(id)) => ("crew", Some(id.clone())),
+            Via::Aggregated(Scope::Workspace(id)) => ("workspace", Some(id.clone())),
+        };
+        let mut detail = json!({
+            "tool": call.tool,
+            "outcome": call.outcome.as_str(),
+            "duration_ms": u64::try_from(call.duration.as_millis()).unwrap_or(u64::MAX),
+            "via": via,
+        });
+        if let (Some(d), Some(w)) = (detail.as_object_mut(), who.as_object()) {
+            d.extend(w.clone());
+            if let Some(scope) = scope {
+                d.insert("scope_id".into(), Value::String(scope));
+            }
+        }
+        self.store
+            .append_audit(NewAudit {
+                workspace_id: Some(WorkspaceId::from(call.workspace_id.as_str())),
+                actor_id,
+                action: "gateway_call".into(),
+                target: Some(call.integration_id.clone()),
+                detail,
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Aggregated sessions in the database.
+pub struct ServerSessions {
+    store: Arc<dyn Store>,
+}
+
+fn record(row: GatewaySessionRow) -> Option<SessionRecord> {
+    Some(SessionRecord {
+        scope: Scope::from_key(&row.scope)?,
+        id_hash: row.id_hash,
+        token_id: row.token_id,
+        protocol_version: row.protocol_version,
+        created_at: row.created_at,
+        last_seen_at: row.last_seen_at,
+    })
+}
+
+#[async_trait]
+impl SessionStore for ServerSessions {
+    async fn insert(&self, session: &SessionRecord) -> Result<(), String> {
+        self.store
+            .insert_gateway_session(&GatewaySessionRow {
+                id_hash: session.id_hash.clone(),
+                token_id: session.token_id.clone(),
+                scope: session.scope.key(),
+                protocol_version: session.protocol_version.clone(),
+                created_at: session.created_at,
+                last_seen_at: session.last_seen_at,
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn get(&self, id_hash: &str) -> Result<Option<SessionRecord>, String> {
+        Ok(self
+            .store
+            .gateway_session(id_hash)
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(record))
+    }
+
+    async fn touch(&self, id_hash: &str, now_ms: i64) -> Result<(), String> {
+        self.store
+            .touch_gateway_session(id_hash, now_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn delete(&self, id_hash: &str) -> Result<bool, String> {
+        self.store
+            .delete_gateway_session(id_hash)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn delete_idle(&self, idle_before_ms: i64) -> Result<u64, String> {
+        self.store
+            .delete_idle_gateway_sessions(idle_before_ms)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_of_a_scheme_and_credential_value_is_a_secret_too() {
+        let out = with_credential_parts(vec![
+            SecretString::from("Bearer abcdefgh12345"),
+            SecretString::from("plain-secret"),
+        ]);
+        let shown: Vec<&str> = out.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(
+            shown,
+            ["abcdefgh12345", "Bearer abcdefgh12345", "plain-secret"]
+        );
+    }
+
+    #[test]
+    fn the_stores_default_prefix_is_the_gateways() {
+        for (c, n) in [
+            (Some("github"), "x"),
+            (None, "My  Server (prod)!"),
+            (None, "__--"),
+            (None, "Ünïcode_name__x"),
+            (None, &"long name ".repeat(20)),
+        ] {
+            assert_eq!(
+                plugboard_store::default_tool_prefix(c, n),
+                plugboard_gateway::policy::default_prefix(c, n),
+                "{c:?} {n:?}"
+            );
+        }
+    }
+}

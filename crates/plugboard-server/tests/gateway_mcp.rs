@@ -1,0 +1,577 @@
+//! The MCP gateway end to end, through HTTP on a served Plugboard: an `rmcp` agent lists and calls tools through
+//! `/mcp/i/{id}`, `/mcp/crew/{id}` and `/mcp/workspace/{id}` of integrations made through the API, against `rmcp`
+//! MCP servers on loopback that require the integration's bearer token. Policies, token scopes, revocation and
+//! expiry, redaction, stdio, audit, metrics and a killed upstream. On both backends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod gateway_support;
+
+use std::time::Duration;
+
+use axum::http::Method;
+use gateway_support::agent::{self, error_code, text_of};
+use gateway_support::upstream::{self, Cuttable, Mode};
+use gateway_support::*;
+use plugboard_gateway::jsonrpc::code;
+use plugboard_server::testing::{test_on_both_backends, Db};
+use plugboard_store::Role;
+use serde_json::{json, Value};
+
+test_on_both_backends! {
+    an_agent_lists_and_calls_tools_through_every_endpoint_kind_with_the_integrations_credentials => every_kind;
+    a_denied_tool_is_not_listed_and_its_call_never_reaches_the_upstream => policy;
+    agent_tokens_of_another_crew_or_revoked_or_expired_are_refused_before_mcp => refusals;
+    no_credential_of_the_integration_reaches_the_agent => no_credential;
+    a_stdio_integration_is_409_not_proxyable_and_left_out_of_the_aggregated_list => stdio;
+    a_member_may_use_the_gateway_with_a_personal_token_and_a_viewer_may_not => people;
+    every_tools_call_is_audited_as_gateway_call_without_arguments_and_counted_in_the_metrics => audit_and_metrics;
+    an_upstream_killed_mid_call_is_a_json_rpc_error_not_a_hang => killed_upstream;
+    a_revoked_agent_token_fails_on_another_instance_within_a_second => revoked_elsewhere;
+}
+
+/// A served Plugboard, a workspace with its owner's token, and an upstream requiring `Bearer <secret>`.
+struct Setup {
+    pb: Served,
+    ws: plugboard_store::Workspace,
+    owner: String,
+    secret: String,
+    up: upstream::Upstream,
+}
+
+async fn setup(db: Db, mode: Mode) -> Setup {
+    let pb = plugboard(db).await;
+    let (ws, owner) = pb.app.workspace().await;
+    let secret = secret();
+    let up = upstream::start_with(mode, Some(format!("Bearer {secret}"))).await;
+    Setup {
+        pb,
+        ws,
+        owner,
+        secret,
+        up,
+    }
+}
+
+async fn every_kind(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let crew = crew(app, &s.owner, &s.ws, "Ops").await;
+    let wide = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let other =
+        upstream::start_with(Mode::StatelessJson, Some(format!("Bearer {}", s.secret))).await;
+    let crewed = custom_http(
+        app,
+        &s.owner,
+        &s.ws,
+        Some(&crew),
+        "Ops Tools",
+        &other.url(),
+        &s.secret,
+    )
+    .await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let (_, crew_token) = agent_token(app, &s.owner, &s.ws, Some(&crew), None).await;
+
+    // Passthrough: the upstream's own tools, the upstream's session (sealed).
+    let a = within("connect", agent::connect(&s.pb.passthrough(&wide), &token)).await;
+    let names = a.tool_names().await;
+    assert!(names.contains(&"echo".to_string()), "{names:?}");
+    let r = a.call("add", json!({"a": 2, "b": 3})).await.unwrap();
+    assert_eq!(text_of(&r), "5");
+    let sid = a.session_id().unwrap();
+    assert!(sid.starts_with("pbs_"), "{sid}");
+
+    // The workspace's aggregated server: both integrations, under their prefixes.
+    let w = within(
+        "connect",
+        agent::connect(&s.pb.workspace(s.ws.id.as_str()), &token),
+    )
+    .await;
+    let names = w.tool_names().await;
+    assert!(names.contains(&"docs__echo".to_string()), "{names:?}");
+    assert!(names.contains(&"ops-tools__echo".to_string()), "{names:?}");
+    let r = w.call("docs__echo", json!({"text": "hi"})).await.unwrap();
+    assert_eq!(text_of(&r), "hi");
+    let r = w
+        .call("ops-tools__add", json!({"a": 1, "b": 1}))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "2");
+    assert!(w.session_id().unwrap().starts_with("pbg_"));
+
+    // The crew's: its own integration and the workspace-scoped one, for the crew's token.
+    let c = within("connect", agent::connect(&s.pb.crew(&crew), &crew_token)).await;
+    let names = c.tool_names().await;
+    assert!(
+        names.contains(&"docs__echo".to_string()) && names.contains(&"ops-tools__echo".to_string())
+    );
+    let r = c
+        .call("ops-tools__echo", json!({"text": "crew"}))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "crew");
+    // The crew's token also reaches its crew's integration directly.
+    let p = within(
+        "connect",
+        agent::connect(&s.pb.passthrough(&crewed), &crew_token),
+    )
+    .await;
+    assert_eq!(
+        text_of(&p.call("echo", json!({"text": "x"})).await.unwrap()),
+        "x"
+    );
+
+    // The upstreams got the integration's credential, never the agent's token or cookie.
+    for seen in [&s.up.state.seen, &other.state.seen] {
+        let auth = seen.header_values("authorization");
+        assert!(!auth.is_empty());
+        assert!(
+            auth.iter().all(|v| *v == format!("Bearer {}", s.secret)),
+            "{auth:?}"
+        );
+        assert!(seen.header_values("cookie").is_empty());
+    }
+    for agent in [&a, &w, &c, &p] {
+        let _ = agent.service.peer().clone();
+    }
+}
+
+async fn policy(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    patch(
+        app,
+        &s.owner,
+        &id,
+        json!({"tools": {"deny": ["delete_*"]}, "tool_prefix": "docs"}),
+    )
+    .await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+
+    let a = within("connect", agent::connect(&s.pb.passthrough(&id), &token)).await;
+    let names = a.tool_names().await;
+    assert!(
+        !names.contains(&"delete_everything".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"echo".to_string()));
+    let err = a.call("delete_everything", json!({})).await.unwrap_err();
+    assert_eq!(error_code(&err), Some(code::TOOL_DENIED as i32), "{err}");
+    assert!(
+        err.to_string().contains("delete_*"),
+        "names the policy: {err}"
+    );
+
+    let w = within(
+        "connect",
+        agent::connect(&s.pb.workspace(s.ws.id.as_str()), &token),
+    )
+    .await;
+    let names = w.tool_names().await;
+    assert!(
+        !names.contains(&"docs__delete_everything".to_string()),
+        "{names:?}"
+    );
+    let err = w
+        .call("docs__delete_everything", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), Some(code::TOOL_DENIED as i32), "{err}");
+
+    // An allow list: only what it names.
+    patch(app, &s.owner, &id, json!({"tools": {"allow": ["echo"]}})).await;
+    let w = within(
+        "connect",
+        agent::connect(&s.pb.workspace(s.ws.id.as_str()), &token),
+    )
+    .await;
+    assert_eq!(w.tool_names().await, ["docs__echo"]);
+    let err = w
+        .call("docs__add", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), Some(code::TOOL_DENIED as i32), "{err}");
+
+    assert_eq!(s.up.state.seen.calls_of("delete_everything"), 0);
+    assert_eq!(s.up.state.seen.calls_of("add"), 0);
+}
+
+async fn refusals(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let ops = crew(app, &s.owner, &s.ws, "Ops").await;
+    let sales = crew(app, &s.owner, &s.ws, "Sales").await;
+    let ops_tool = custom_http(
+        app,
+        &s.owner,
+        &s.ws,
+        Some(&ops),
+        "Ops",
+        &s.up.url(),
+        &s.secret,
+    )
+    .await;
+    let (_, sales_token) = agent_token(app, &s.owner, &s.ws, Some(&sales), None).await;
+    let (other_ws, other_owner) = app.workspace().await;
+    let (_, foreign_token) = agent_token(app, &other_owner, &other_ws, None, None).await;
+    let post = |uri: String, token: String| async move {
+        app.raw(
+            Method::POST,
+            &uri,
+            Some(&token),
+            &[
+                ("accept", "application/json, text/event-stream"),
+                ("host", "127.0.0.1"),
+            ],
+            Some(initialize_body()),
+        )
+        .await
+    };
+    let ws = s.ws.id.to_string();
+    for (uri, token, status) in [
+        (format!("/mcp/i/{ops_tool}"), sales_token.clone(), 403),
+        (format!("/mcp/crew/{ops}"), sales_token.clone(), 403),
+        (format!("/mcp/i/{ops_tool}"), foreign_token.clone(), 403),
+        (format!("/mcp/workspace/{ws}"), foreign_token.clone(), 403),
+        (
+            format!("/mcp/i/{}", plugboard_store::new_id()),
+            sales_token.clone(),
+            404,
+        ),
+        (
+            format!("/mcp/crew/{}", plugboard_store::new_id()),
+            sales_token.clone(),
+            404,
+        ),
+        (format!("/mcp/i/{ops_tool}"), "pba_unknown".to_string(), 401),
+        (format!("/mcp/i/{ops_tool}"), "nonsense".to_string(), 401),
+    ] {
+        let res = post(uri.clone(), token).await;
+        res.assert_status(status);
+        if status == 403 {
+            assert_eq!(res.json()["code"], "forbidden", "{uri}");
+        }
+    }
+    let res = app
+        .raw(
+            Method::POST,
+            &format!("/mcp/i/{ops_tool}"),
+            None,
+            &[("host", "127.0.0.1")],
+            Some(initialize_body()),
+        )
+        .await;
+    res.assert_status(401);
+
+    // Revoked: refused at once on this instance.
+    let (id, token) = agent_token(app, &s.owner, &s.ws, Some(&ops), None).await;
+    post(format!("/mcp/i/{ops_tool}"), token.clone())
+        .await
+        .assert_status(200);
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/agent-tokens/{id}"),
+        Some(&s.owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    post(format!("/mcp/i/{ops_tool}"), token.clone())
+        .await
+        .assert_status(401);
+
+    // Expired.
+    let (_, short) = agent_token(app, &s.owner, &s.ws, None, Some(1)).await;
+    post(format!("/mcp/workspace/{ws}"), short.clone())
+        .await
+        .assert_status(200);
+    app.state.clock.advance(Duration::from_secs(2 * 24 * 3600));
+    let res = post(format!("/mcp/workspace/{ws}"), short).await;
+    res.assert_status(401);
+    assert_eq!(res.json()["code"], "token_expired");
+    assert!(s.up.state.seen.calls.lock().unwrap().is_empty());
+}
+
+async fn no_credential(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let a = within("connect", agent::connect(&s.pb.passthrough(&id), &token)).await;
+    let r = a.call("whoami", json!({})).await.unwrap();
+    let shown = text_of(&r);
+    assert!(shown.starts_with("you sent: "), "{shown}");
+    assert!(!shown.contains(&s.secret), "{shown}");
+    let w = within(
+        "connect",
+        agent::connect(&s.pb.workspace(s.ws.id.as_str()), &token),
+    )
+    .await;
+    let r = w.call("docs__whoami", json!({})).await.unwrap();
+    assert!(!text_of(&r).contains(&s.secret));
+    // The token the upstream echoed was the integration's (so redaction, not absence, kept it out).
+    assert!(s
+        .up
+        .state
+        .seen
+        .header_values("authorization")
+        .iter()
+        .any(|v| v.contains(&s.secret)));
+    for agent in [&a, &w] {
+        let received = agent.http.received_text();
+        assert!(!received.is_empty());
+        assert!(
+            !received.contains(&s.secret),
+            "the agent received the secret"
+        );
+    }
+}
+
+async fn stdio(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let res = app
+        .post(
+            &format!("/api/v1/integrations?workspace_id={}", s.ws.id),
+            Some(&s.owner),
+            json!({"name": "Local", "transport": "stdio", "command": "uvx", "args": ["tool"]}),
+        )
+        .await;
+    res.assert_status(201);
+    let local = res.json()["integration_id"].as_str().unwrap().to_owned();
+    custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let res = app
+        .raw(
+            Method::POST,
+            &format!("/mcp/i/{local}"),
+            Some(&token),
+            &[
+                ("accept", "application/json, text/event-stream"),
+                ("host", "127.0.0.1"),
+            ],
+            Some(initialize_body()),
+        )
+        .await;
+    res.assert_status(409);
+    assert_eq!(res.json()["code"], "not_proxyable");
+    let w = within(
+        "connect",
+        agent::connect(&s.pb.workspace(s.ws.id.as_str()), &token),
+    )
+    .await;
+    let names = w.tool_names().await;
+    assert!(names.iter().all(|n| n.starts_with("docs__")), "{names:?}");
+}
+
+async fn people(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let member = app.member(&s.ws, Role::Member).await;
+    let viewer = app.member(&s.ws, Role::Viewer).await;
+    let a = within("connect", agent::connect(&s.pb.passthrough(&id), &member)).await;
+    assert_eq!(
+        text_of(&a.call("echo", json!({"text": "m"})).await.unwrap()),
+        "m"
+    );
+    let w = within(
+        "connect",
+        agent::connect(&s.pb.workspace(s.ws.id.as_str()), &member),
+    )
+    .await;
+    assert_eq!(
+        text_of(&w.call("docs__echo", json!({"text": "m"})).await.unwrap()),
+        "m"
+    );
+    for uri in [
+        format!("/mcp/i/{id}"),
+        format!("/mcp/workspace/{}", s.ws.id),
+    ] {
+        let res = app
+            .raw(
+                Method::POST,
+                &uri,
+                Some(&viewer),
+                &[
+                    ("accept", "application/json, text/event-stream"),
+                    ("host", "127.0.0.1"),
+                ],
+                Some(initialize_body()),
+            )
+            .await;
+        res.assert_status(403);
+    }
+}
+
+/// The workspace's audit entries with this action.
+async fn audit_entries(
+    app: &plugboard_server::testing::TestApp,
+    owner: &str,
+    ws: &str,
+) -> Vec<Value> {
+    let log = app
+        .get(
+            &format!("/api/v1/audit?workspace_id={ws}&limit=200"),
+            Some(owner),
+        )
+        .await
+        .json();
+    log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "gateway_call")
+        .cloned()
+        .collect()
+}
+
+async fn audit_and_metrics(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    patch(app, &s.owner, &id, json!({"tools": {"deny": ["delete_*"]}})).await;
+    let (token_id, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let canary = format!("argument{}", plugboard_store::new_id());
+    let a = within("connect", agent::connect(&s.pb.passthrough(&id), &token)).await;
+    a.call("echo", json!({"text": canary})).await.unwrap();
+    a.call("delete_everything", json!({"why": canary}))
+        .await
+        .unwrap_err();
+    let w = within(
+        "connect",
+        agent::connect(&s.pb.workspace(s.ws.id.as_str()), &token),
+    )
+    .await;
+    w.call("docs__echo", json!({"text": canary})).await.unwrap();
+    let ws = s.ws.id.to_string();
+    eventually("three gateway_call entries", || async {
+        audit_entries(app, &s.owner, &ws).await.len() >= 3
+    })
+    .await;
+    let entries = audit_entries(app, &s.owner, &ws).await;
+    let text = serde_json::to_string(&entries).unwrap();
+    assert!(!text.contains(&canary), "no arguments or results: {text}");
+    let detail = |e: &Value| -> Value {
+        match e["detail"].as_str() {
+            Some(s) => serde_json::from_str(s).unwrap(),
+            None => e["detail"].clone(),
+        }
+    };
+    let mut seen: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let d = detail(e);
+            assert_eq!(e["target"], id.as_str(), "{e}");
+            assert_eq!(d["agent_token_id"], token_id.as_str(), "{e}");
+            assert!(d["duration_ms"].is_u64(), "{e}");
+            (
+                d["tool"].as_str().unwrap().to_owned(),
+                d["outcome"].as_str().unwrap().to_owned(),
+                d["via"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "delete_everything".into(),
+                "denied".into(),
+                "passthrough".into()
+            ),
+            ("echo".into(), "ok".into(), "passthrough".into()),
+            ("echo".into(), "ok".into(), "workspace".into()),
+        ]
+    );
+    let page = app
+        .state
+        .metrics
+        .render(app.state.store.pool_stats())
+        .unwrap();
+    let count = |outcome: &str| {
+        let series = format!(
+            "plugboard_gateway_calls_total{{integration=\"{id}\",outcome=\"{outcome}\"}} "
+        );
+        page.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+    assert_eq!(count("ok"), 2);
+    assert_eq!(count("denied"), 1);
+}
+
+async fn killed_upstream(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let cut = Cuttable::start(s.up.addr).await;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &cut.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let a = within("connect", agent::connect(&s.pb.passthrough(&id), &token)).await;
+    let peer = a.service.peer().clone();
+    let call = tokio::spawn(async move {
+        let mut p = rmcp::model::CallToolRequestParams::new("hang");
+        p.arguments = json!({}).as_object().cloned();
+        peer.call_tool(p).await
+    });
+    within("the call starts", s.up.state.seen.wait_started(1)).await;
+    cut.kill();
+    let err = within("the error after the kill", call)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error_code(&err), Some(code::UPSTREAM as i32), "{err}");
+    assert!(!err.to_string().contains(&s.secret));
+}
+
+async fn revoked_elsewhere(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let other = second_instance(&s.pb).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (token_id, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let post = |token: String| {
+        let other = &other;
+        let id = id.clone();
+        async move {
+            other
+                .app
+                .raw(
+                    Method::POST,
+                    &format!("/mcp/i/{id}"),
+                    Some(&token),
+                    &[
+                        ("accept", "application/json, text/event-stream"),
+                        ("host", "127.0.0.1"),
+                    ],
+                    Some(initialize_body()),
+                )
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    assert_eq!(post(token.clone()).await, 200);
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/agent-tokens/{token_id}"),
+        Some(&s.owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    let start = std::time::Instant::now();
+    loop {
+        if post(token.clone()).await == 401 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the revocation did not reach the other instance within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
