@@ -13,7 +13,7 @@ CONN=${CONN:-64}        # connections for throughput runs
 SIZES=${SIZES:-"100 1000 10000"}
 GROWTH=${GROWTH:-"100 1000 10000"}
 if [ "${QUICK:-0}" = 1 ]; then DUR=3; SIZES="100 1000"; GROWTH="100 1000"; fi
-SECTIONS=${SECTIONS:-"catalog install verify"}
+SECTIONS=${SECTIONS:-"catalog start install verify"}
 OUT=${OUT:-BENCHMARKS.md}   # where the report goes (relative to the repository); a partial run can keep BENCHMARKS.md
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 PB_PORT=18080
@@ -96,7 +96,7 @@ start_pb() {
     local t0 t1
     t0=$(date +%s%N)
     PLUGBOARD_LISTEN=127.0.0.1:$PB_PORT PLUGBOARD_DATA_DIR="$data" PLUGBOARD_CATALOG_DIR="$catalog" \
-        PLUGBOARD_EGRESS_ALLOW_CIDRS=127.0.0.1/32 RUST_LOG=warn "$PB" serve >/dev/null 2>"$data.log" &
+        PLUGBOARD_EGRESS_ALLOW_CIDRS=127.0.0.1/32 RUST_LOG="${PB_LOG:-warn}" "$PB" serve >/dev/null 2>"$data.log" &
     PB_PID=$!
     PIDS+=("$PB_PID")
     until curl -sf "http://127.0.0.1:$PB_PORT/readyz" >/dev/null 2>&1; do
@@ -174,6 +174,45 @@ done
     echo
 } >> "$REPORT"
 
+fi
+
+if want start; then
+# ---- 5: start and memory with a large catalog, without load (SECTIONS=start runs only this) ----
+{
+    echo "## Catalog start and memory"
+    echo
+    echo "\`plugboard serve\` to \`/readyz\` 200 (migrations, loading and preparing the catalog); resident memory at ready;"
+    echo "when the background thread had compressed every body (ms after start); the list's size in each encoding; and"
+    echo "resident memory after that and one list request in each encoding. Catalog: \`bench/gen_catalog.py\`."
+    echo
+    echo "| manifests | start to ready ms | resident MiB at ready | bodies compressed at ms | list plain / gzip / br bytes | resident MiB after |"
+    echo "|---:|---:|---:|---:|---|---:|"
+} >> "$REPORT"
+for n in $SIZES; do
+    data="$WORK/data-start-$n"
+    mkdir -p "$data"
+    read -r _ _ TOKEN <<<"$(make_identity "$data")"
+    PB_LOG=info start_pb "$WORK/cat-$n" "$data"
+    ready_ms=$READY_MS
+    rss_ready=$(awk '/VmRSS/ {print $2}' "/proc/$PB_PID/status")
+    for _ in $(seq 600); do grep -q "catalog bodies compressed" "$data.log" && break; sleep 0.1; done
+    compressed_ms=$(grep "catalog bodies compressed" "$data.log" | grep -o 'ms=[0-9]*' | head -n1 | cut -d= -f2)
+    compressed_ms=$(( ${compressed_ms:-0} + ready_ms ))
+    sizes=""
+    for enc in identity gzip br; do
+        b=$(curl -sf -H "Authorization: Bearer $TOKEN" -H "Accept-Encoding: $enc" \
+            "http://127.0.0.1:$PB_PORT/api/v1/connectors" | wc -c)
+        sizes="$sizes${sizes:+ / }$b"
+    done
+    rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$PB_PID/status")
+    echo "| $n | $ready_ms | $((rss_ready / 1024)) | ~$compressed_ms | $sizes | $((rss_after / 1024)) |" >> "$REPORT"
+    stop_pb
+done
+{
+    echo
+    echo "Targets at 10,000 manifests: ready within 400 ms, under 80 MiB resident."
+    echo
+} >> "$REPORT"
 fi
 
 if want install; then
@@ -282,7 +321,7 @@ fi
     echo
     echo "Targets: list and get ≥ 0.8 of nginx's throughput with p99 ≤ 2× nginx's; installs ≥ 0.5 of the baseline; verify adds < 1 ms at p50; ready within 300 ms; under 64 MiB resident."
     echo
-    echo "Rerun: \`bench/run.sh\` (or \`QUICK=1 bench/run.sh\`); knobs: \`DUR\`, \`CONN\`, \`SIZES\`, \`GROWTH\`, \`SECTIONS\` (\`catalog install verify\`), \`OUT\` (report file, default \`BENCHMARKS.md\`)."
+    echo "Rerun: \`bench/run.sh\` (or \`QUICK=1 bench/run.sh\`); knobs: \`DUR\`, \`CONN\`, \`SIZES\`, \`GROWTH\`, \`SECTIONS\` (\`catalog start install verify\`), \`OUT\` (report file, default \`BENCHMARKS.md\`)."
 } >> "$REPORT"
 
 cat "$REPORT"

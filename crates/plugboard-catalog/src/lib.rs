@@ -110,8 +110,8 @@ mod util;
 mod tests;
 
 pub use catalog::{
-    lint_paths, parse_manifest, Catalog, CatalogFilter, Entry, FileError, LintReport,
-    MAX_FILE_BYTES,
+    lint_paths, parse_manifest, Catalog, CatalogFilter, Entry, FileError, LintReport, SearchText,
+    LOAD_THREADS, MAX_FILE_BYTES,
 };
 pub use load::{MAX_DERIVED, MAX_FIELDS, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS};
 pub use manifest::{

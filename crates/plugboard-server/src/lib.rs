@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod credentials;
+pub mod encoding;
 pub mod error;
 pub mod extract;
 pub mod gateway_wiring;

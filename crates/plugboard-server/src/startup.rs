@@ -168,6 +168,33 @@ fn oidc_of(state: &AppState) -> Option<Oidc> {
     }
 }
 
+/// `SIGHUP` reloads the catalog folder ([`crate::App::reload_catalog`]) from now on; a failed reload is logged
+/// and the catalog in service stays. The handler is in place when this returns (so a `SIGHUP` sent once the
+/// server listens never takes the default action, which would end the process).
+#[cfg(unix)]
+pub fn reload_catalog_on_hangup(state: &AppState) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the catalog");
+            let app = state.clone();
+            match tokio::task::spawn_blocking(move || app.reload_catalog()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "catalog reload failed"),
+                Err(e) => tracing::error!(error = %e, "catalog reload failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn reload_catalog_on_hangup(_state: &AppState) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// A bound server: `port()` is known before `run`.
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -196,6 +223,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let addr = self.listener.local_addr()?;
+        reload_catalog_on_hangup(&self.state)?;
         tracing::info!(%addr, "listening");
         // The peer address (ConnectInfo) decides whether /metrics may be read without a token.
         let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();

@@ -14,14 +14,15 @@ use crate::config::Config;
 use crate::credentials::RevocationWatch;
 use crate::limits::VerifyLimits;
 use crate::metrics::Metrics;
-use crate::prepared::PreparedCatalog;
+use crate::prepared::{LiveCatalog, PreparedCatalog};
 use crate::sessions::SessionCache;
 use crate::vault::{resolve_master_key, Vault};
 
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
-    pub catalog: PreparedCatalog,
+    /// The catalog in service (replaced whole by [`App::reload_catalog`]).
+    pub catalog: LiveCatalog,
     pub tokens: Arc<TokenCache>,
     /// Agent tokens (`pba_…`), which reach only the MCP gateway.
     pub agent_tokens: Arc<AgentTokenCache>,
@@ -77,7 +78,55 @@ pub fn load_catalog(config: &Config) -> Result<Catalog, StartupError> {
     }
 }
 
+/// What a catalog reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogReload {
+    /// Manifests now in service.
+    pub loaded: usize,
+    /// Files logged and skipped.
+    pub skipped: usize,
+}
+
 impl App {
+    /// Loads `PLUGBOARD_CATALOG_DIR` again and puts it in service at once for every new request (requests already
+    /// running finish on the catalog they started with). Bad files are logged and skipped, as at start. The catalog
+    /// in service is kept, and the reason returned, when the folder cannot be read, when every manifest file in it
+    /// failed to load, or when no folder is configured (the built-in catalog is part of the binary). This is what
+    /// `SIGHUP` runs; it reads files, so call it off the async runtime (`spawn_blocking`).
+    pub fn reload_catalog(&self) -> Result<CatalogReload, StartupError> {
+        let Some(dir) = &self.config.catalog_dir else {
+            return Err(StartupError(
+                "PLUGBOARD_CATALOG_DIR is not set: the built-in catalog is served, and it changes only with the binary"
+                    .into(),
+            ));
+        };
+        let (catalog, bad) = Catalog::load_dir(dir).map_err(|e| {
+            StartupError(format!(
+                "PLUGBOARD_CATALOG_DIR {} cannot be read ({e}); the catalog in service is kept",
+                dir.display()
+            ))
+        })?;
+        for f in &bad {
+            tracing::warn!(file = %f.file, error = %f.error, "skipping invalid manifest");
+        }
+        if catalog.is_empty() && !bad.is_empty() {
+            return Err(StartupError(format!(
+                "no manifest in {} loads ({} files failed, see above); the catalog in service is kept",
+                dir.display(),
+                bad.len()
+            )));
+        }
+        let report = CatalogReload {
+            loaded: catalog.len(),
+            skipped: bad.len(),
+        };
+        let prepared = PreparedCatalog::new(catalog)
+            .map_err(|e| StartupError(format!("{e}; the catalog in service is kept")))?;
+        self.catalog.replace(prepared);
+        tracing::info!(dir = %dir.display(), loaded = report.loaded, skipped = report.skipped, "catalog reloaded");
+        Ok(report)
+    }
+
     /// Opens the database (migrating it), the vault and the catalog.
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
         let options = plugboard_store::ConnectOptions {
@@ -121,7 +170,7 @@ impl App {
             metrics.clone(),
         )
         .map_err(startup("egress guard"))?;
-        let catalog = PreparedCatalog::new(catalog).map_err(startup("catalog"))?;
+        let catalog = LiveCatalog::new(PreparedCatalog::new(catalog).map_err(startup("catalog"))?);
         let clock = Clock::system();
         let watch = RevocationWatch::new(store.clone());
         watch.poll_once().await;

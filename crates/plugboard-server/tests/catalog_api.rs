@@ -147,9 +147,9 @@ async fn get_verbatim(db: Db) {
             )
             .await;
         res.assert_status(200);
-        assert_eq!(res.json(), entry.raw);
+        assert_eq!(res.json(), entry.raw());
         // Key order is the author's.
-        assert_eq!(res.body, serde_json::to_vec(&entry.raw).unwrap());
+        assert_eq!(res.body, serde_json::to_vec(&entry.raw()).unwrap());
     }
 }
 
@@ -372,6 +372,15 @@ async fn every_route_is_in_the_openapi_document() {
         );
     }
     assert!(install.get("raw").is_none(), "{install}");
+    // The list's filters are described by the struct that parses them.
+    let params = doc["paths"]["/api/v1/connectors"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = params.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["category", "auth_mode", "q"], "{params:?}");
+    assert!(params
+        .iter()
+        .all(|p| p["in"] == "query" && p["required"] != true));
 }
 
 /// `/a/{x}/b` -> `/a/{}/b`.

@@ -552,10 +552,13 @@ async fn second_instance(db: Db) {
     let store_b = plugboard_store::connect(&s.app.db.url).await.unwrap();
     let mut cfg = s.app.state.config.clone();
     cfg.master_key = Some(secrecy::SecretString::from(s.app.master_key()));
-    let state_b =
-        plugboard_server::App::with_parts(cfg, store_b, s.app.state.catalog.catalog.clone())
-            .await
-            .unwrap();
+    let state_b = plugboard_server::App::with_parts(
+        cfg,
+        store_b,
+        s.app.state.catalog.current().catalog.clone(),
+    )
+    .await
+    .unwrap();
     let router_b = plugboard_server::router(state_b.clone());
     let get_b = |uri: String| {
         let r = router_b.clone();

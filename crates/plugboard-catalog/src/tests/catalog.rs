@@ -41,7 +41,7 @@ fn the_builtin_catalog_loads() {
             catalog.get(&e.manifest.id).map(|g| &g.source),
             Some(&e.source)
         );
-        assert!(e.raw.is_object());
+        assert!(e.raw().is_object());
     }
 }
 

@@ -59,7 +59,8 @@ fn the_spec_example_renders_a_dsn_with_an_awkward_password() {
 #[test]
 fn raw_is_the_authors_document_verbatim_in_key_order() {
     let e = load(SPEC_EXAMPLE);
-    let keys: Vec<&String> = e.raw.as_object().unwrap().keys().collect();
+    let raw = e.raw();
+    let keys: Vec<&String> = raw.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
         [
@@ -77,12 +78,12 @@ fn raw_is_the_authors_document_verbatim_in_key_order() {
     );
     // Not re-generated: no resolved defaults (`secret`) appear, and the values are as written.
     assert_eq!(
-        e.raw["fields"][4],
+        e.raw()["fields"][4],
         serde_json::json!({"key": "password", "label": "Password", "type": "password", "required": true})
     );
-    assert_eq!(e.raw["brand"]["color"], "#336791");
+    assert_eq!(e.raw()["brand"]["color"], "#336791");
     assert_eq!(
-        serde_json::to_string(&e.raw["fields"][1]).unwrap(),
+        serde_json::to_string(&e.raw()["fields"][1]).unwrap(),
         r#"{"key":"port","label":"Port","type":"number","required":true,"default":"5432"}"#
     );
 }
@@ -94,7 +95,7 @@ fn a_json_manifest_loads_too() {
         "oauth":null,"verify":null}"#;
     let e = parse_manifest("j.json", json).unwrap();
     assert_eq!(e.manifest.id, "j");
-    assert_eq!(e.raw["oauth"], serde_json::Value::Null);
+    assert_eq!(e.raw()["oauth"], serde_json::Value::Null);
 }
 
 #[test]

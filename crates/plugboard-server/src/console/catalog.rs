@@ -108,7 +108,8 @@ pub async fn page(
     let (shell, _) = for_workspace(&app, &principal, &workspace_id, roles::VIEW, "catalog").await?;
     let q = query.get("q").unwrap_or("").trim().to_string();
     let category = query.get("category").unwrap_or("").to_string();
-    let entries = app.catalog.catalog.entries();
+    let catalog = app.catalog.current();
+    let entries = catalog.catalog.entries();
     let mut names: Vec<&str> = entries
         .iter()
         .map(|e| e.manifest.category.as_str())

@@ -50,12 +50,10 @@ pub async fn page(
     let principal = principal?;
     let (shell, ws) =
         for_workspace(&app, &principal, &workspace_id, roles::VIEW, "catalog").await?;
-    let m = &app
+    let m = &*app
         .catalog
-        .catalog
-        .get(&connector_id)
-        .ok_or_else(|| PageError::not_found("connector"))?
-        .manifest;
+        .manifest(&connector_id)
+        .ok_or_else(|| PageError::not_found("connector"))?;
     let can_install = shell.can(&roles::INSTALL);
     let crews = if can_install {
         people::crew_options(&app, &principal, &ws).await?

@@ -69,9 +69,8 @@ fn connector_name(app: &App, connector_id: Option<&str>) -> String {
         None => "Custom MCP server".to_string(),
         Some(id) => app
             .catalog
-            .catalog
-            .get(id)
-            .map(|e| e.manifest.name.clone())
+            .manifest(id)
+            .map(|m| m.name.clone())
             .unwrap_or_else(|| format!("{id} (no longer in the catalog)")),
     }
 }
@@ -144,8 +143,7 @@ pub async fn detail(
     let manifest = i
         .connector_id
         .as_deref()
-        .and_then(|id| app.catalog.catalog.get(id))
-        .map(|e| &e.manifest)
+        .and_then(|id| app.catalog.manifest(id))
         .filter(|m| IntegrationAuthMode::from(m.auth_mode) == i.auth_mode);
     let (fields, fields_note) = match (&i.auth_mode, manifest) {
         (IntegrationAuthMode::Custom, _) => (
@@ -197,7 +195,7 @@ pub async fn detail(
         name: i.name.clone(),
         connector: connector_name(&app, i.connector_id.as_deref()),
         connector_href: match i.connector_id.as_deref() {
-            Some(c) if app.catalog.catalog.get(c).is_some() => {
+            Some(c) if app.catalog.manifest(c).is_some() => {
                 format!("/w/{}/connectors/{c}", shell.workspace_id)
             }
             _ => String::new(),

@@ -225,7 +225,7 @@ pub async fn byo_oauth_restart(
             .await
             .map_err(target_err)?,
     );
-    let start = byo_oauth_start(app, m, &integration.id, &values).await?;
+    let start = byo_oauth_start(app, &m, &integration.id, &values).await?;
     drop(values);
     let (upsert_secrets, delete_secrets) = match start.verifier {
         Some(v) => (vec![v], Vec::new()),

@@ -381,14 +381,14 @@ pub async fn patch(
             let connector_id = integration.connector_id.as_deref().ok_or_else(|| {
                 ApiError::invalid_field("`fields`: a custom server has no credential fields")
             })?;
-            let entry = app.catalog.catalog.get(connector_id).ok_or_else(|| {
+            let m = app.catalog.manifest(connector_id).ok_or_else(|| {
                 ApiError::conflict(format!(
                     "connector `{}` is no longer in the catalog, so its fields cannot be validated; \
                      delete this integration and install again",
                     truncate(connector_id, 64)
                 ))
             })?;
-            let m = &entry.manifest;
+            let m = &*m;
             if IntegrationAuthMode::from(m.auth_mode) != integration.auth_mode {
                 return Err(ApiError::conflict(
                     "the connector's auth mode has changed since this integration was installed; \

@@ -43,26 +43,26 @@ pub(crate) async fn fields(
     Ok(out)
 }
 
-pub(crate) fn manifest<'a>(
-    state: &'a App,
+pub(crate) fn manifest(
+    state: &App,
     integration: &Integration,
-) -> Result<&'a Manifest, TargetError> {
-    let entry = integration
+) -> Result<crate::prepared::ManifestRef, TargetError> {
+    let manifest = integration
         .connector_id
         .as_deref()
-        .and_then(|id| state.catalog.catalog.get(id))
+        .and_then(|id| state.catalog.manifest(id))
         .ok_or_else(|| {
             TargetError::Config(
                 "The connector of this integration is no longer in the catalog, so its token endpoint is unknown."
                     .into(),
             )
         })?;
-    if entry.manifest.oauth.is_none() {
+    if manifest.oauth.is_none() {
         return Err(TargetError::Config(
             "The connector of this integration has no `oauth` block.".into(),
         ));
     }
-    Ok(&entry.manifest)
+    Ok(manifest)
 }
 
 /// The token endpoint, client and extra parameters of a byo_oauth integration, rendered from its manifest and

@@ -276,7 +276,7 @@ async fn exchange(
         }
         OAuthFlow::Byo => {
             let pkce = super::byo::manifest(app, integration)
-                .map(super::byo::wants_pkce)
+                .map(|m| super::byo::wants_pkce(&m))
                 .unwrap_or(false);
             (super::byo::token_target(app, integration).await, None, pkce)
         }

@@ -110,8 +110,8 @@ pub fn mcp_endpoint(state: &App, integration: &Integration) -> Result<String, St
         None => integration
             .connector_id
             .as_deref()
-            .and_then(|id| state.catalog.catalog.get(id))
-            .and_then(|e| e.manifest.mcp.endpoint.clone()),
+            .and_then(|id| state.catalog.manifest(id))
+            .and_then(|m| m.mcp.endpoint.clone()),
     };
     let template = template.ok_or_else(|| {
         StartError::NotApplicable(

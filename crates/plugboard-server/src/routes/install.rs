@@ -55,7 +55,7 @@ pub async fn install(
     let key = key?;
     let request = InstallRequest::parse(&body)?;
     Ok(
-        integration::install(&app, &principal, &workspace_id, manifest, key, request)
+        integration::install(&app, &principal, &workspace_id, &manifest, key, request)
             .await?
             .into_response(),
     )

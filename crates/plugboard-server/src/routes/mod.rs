@@ -38,13 +38,11 @@ impl IntoResponse for Created {
 }
 
 /// The catalog's manifest with this id, or 404.
-pub(crate) fn connector<'a>(
-    app: &'a App,
+pub(crate) fn connector(
+    app: &App,
     connector_id: &str,
-) -> Result<&'a plugboard_catalog::Manifest, ApiError> {
+) -> Result<crate::prepared::ManifestRef, ApiError> {
     app.catalog
-        .catalog
-        .get(connector_id)
-        .map(|e| &e.manifest)
+        .manifest(connector_id)
         .ok_or_else(|| ApiError::not_found("connector"))
 }

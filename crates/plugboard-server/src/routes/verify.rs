@@ -61,7 +61,7 @@ pub async fn verify(
     .await?;
     let manifest = super::connector(&app, &connector_id)?;
     let request = VerifyRequest::parse(&body)?;
-    match service::verify(&app, &principal, &workspace_id, manifest, request).await {
+    match service::verify(&app, &principal, &workspace_id, &manifest, request).await {
         Ok(answer) => Ok(Json(answer).into_response()),
         Err(VerifyError::RateLimited {
             message,
