@@ -13,9 +13,7 @@ use serde_json::json;
 use plugboard_server::auth::generate_token;
 use plugboard_server::config::ConfigError;
 use plugboard_server::vault::{resolve_master_key, rotate};
-use plugboard_server::{
-    App, Application, Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs,
-};
+use plugboard_server::{Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs};
 use plugboard_store::{ExistingDbError, Role, Store, TokenId, UserId, UserRemoval, WorkspaceId};
 
 #[derive(Parser)]
@@ -443,11 +441,7 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => {
             let config = args.into_config()?;
             tracing::info!(settings = %config.summary(), "starting plugboard");
-            let state = App::build(config).await?;
-            let app = Application::bind(state).await?;
-            app.run_until(shutdown_signal())
-                .await
-                .context("server error")?;
+            plugboard_server::startup::serve(config, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { database } => {

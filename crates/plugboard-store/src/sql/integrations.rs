@@ -6,7 +6,7 @@ for_both_backends! {
     impl IntegrationStore {
         async fn create_integration(&self, new: NewIntegration) -> Result<Integration> {
             let now = now_ms();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             sqlx::query(
                 "INSERT INTO integrations (id, workspace_id, crew_id, connector_id, name, auth_mode, status, \
                  enabled, mcp, created_by, created_at, updated_at) \
@@ -56,7 +56,7 @@ for_both_backends! {
             .bind(&new.id)
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(row)
         }
 
@@ -89,7 +89,7 @@ for_both_backends! {
 
         async fn update_integration(&self, id: &IntegrationId, patch: IntegrationPatch) -> Result<Option<Integration>> {
             let now = now_ms();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM integrations WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -155,12 +155,12 @@ for_both_backends! {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(Some(row))
         }
 
         async fn delete_integration(&self, id: &IntegrationId, audit: NewAudit) -> Result<bool> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             // Explicit deletes rather than trusting the cascade alone: the vault entries must be gone.
             sqlx::query("DELETE FROM secrets WHERE integration_id = $1")
                 .bind(id)
@@ -178,7 +178,7 @@ for_both_backends! {
                 return Ok(false);
             }
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(true)
         }
 
