@@ -240,3 +240,42 @@ async fn a_frozen_postgres_answers_503_database_unavailable_instead_of_hanging_a
 {
     outage_answers_503_and_recovers(Mode::Frozen).await;
 }
+
+#[tokio::test]
+async fn a_sqlite_database_locked_by_another_writer_answers_503_database_unavailable_then_resumes()
+{
+    use sqlx::Connection;
+    let db = Db::new(Backend::Sqlite).await.unwrap();
+    let url = db.url.clone();
+    let options = ConnectOptions {
+        timeout: DB_TIMEOUT,
+        ..ConnectOptions::default()
+    };
+    let mut handle = db.handle();
+    handle.store = plugboard_store::connect_with(&url, options).await.unwrap();
+    let app = TestApp::build(handle, None, |c| c.db_timeout = DB_TIMEOUT).await;
+    let (ws, token) = app.workspace().await;
+    let crews = format!("/api/v1/workspaces/{}/crews", ws.id);
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let res = guarded(
+        "write while locked",
+        app.with_token(&token)
+            .post(&crews, serde_json::json!({"name": "ops"})),
+    )
+    .await;
+    assert_database_unavailable(&res, "a write while another process holds the write lock");
+    // Reads go on (WAL).
+    app.with_token(&token).get(&crews).await.assert_status(200);
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    guarded(
+        "write after",
+        app.with_token(&token)
+            .post(&crews, serde_json::json!({"name": "ops"})),
+    )
+    .await
+    .assert_status(201);
+}
