@@ -111,7 +111,7 @@ impl TokenCache {
                     .store
                     .token_owner(&hash)
                     .await
-                    .map_err(ApiError::unavailable)?;
+                    .map_err(ApiError::from)?;
                 let Some(owner) = found else {
                     return Ok(TokenCheck::Unknown);
                 };

@@ -14,6 +14,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_PROBE_TIMEOUT_MS: &str = "10000";
 pub const DEFAULT_GATEWAY_TIMEOUT_MS: &str = "60000";
+pub const DEFAULT_DB_TIMEOUT_MS: &str = "3000";
+pub const DEFAULT_HEADER_TIMEOUT_MS: &str = "10000";
+pub const DEFAULT_MAX_CONNECTIONS: &str = "512";
 pub const DEFAULT_VERIFY_RATE_PER_MINUTE: &str = "30";
 pub const DEFAULT_SQLITE_SYNCHRONOUS: &str = "full";
 pub const DEFAULT_OIDC_SCOPES: &str = "openid email profile";
@@ -85,6 +88,17 @@ pub struct ConfigArgs {
         help_heading = "Database"
     )]
     pub sqlite_synchronous: String,
+    /// How long a request waits for the database (a connection, a lock, an answer) before it answers 503
+    /// `database_unavailable`, in milliseconds (100 to 60000)
+    #[arg(
+        long,
+        env = "PLUGBOARD_DB_TIMEOUT_MS",
+        hide_env_values = true,
+        default_value = DEFAULT_DB_TIMEOUT_MS,
+        value_name = "MS",
+        help_heading = "Database"
+    )]
+    pub db_timeout_ms: String,
     /// Address to listen on, IP:PORT (0.0.0.0:8080 for every interface)
     #[arg(
         long,
@@ -95,6 +109,28 @@ pub struct ConfigArgs {
         help_heading = "Server"
     )]
     pub listen: String,
+    /// How long a client has to send a request's headers, in milliseconds (a half-sent request is closed after
+    /// it; a keep-alive connection idle that long is closed too)
+    #[arg(
+        long,
+        env = "PLUGBOARD_HEADER_TIMEOUT_MS",
+        hide_env_values = true,
+        default_value = DEFAULT_HEADER_TIMEOUT_MS,
+        value_name = "MS",
+        help_heading = "Server"
+    )]
+    pub header_timeout_ms: String,
+    /// Most connections served at once (more wait in the listen backlog); keep it below the open-file limit
+    /// (`ulimit -n`)
+    #[arg(
+        long,
+        env = "PLUGBOARD_MAX_CONNECTIONS",
+        hide_env_values = true,
+        default_value = DEFAULT_MAX_CONNECTIONS,
+        value_name = "N",
+        help_heading = "Server"
+    )]
+    pub max_connections: String,
     /// Externally visible base URL, e.g. https://plugboard.example.com (OAuth redirect URIs are built from it);
     /// unset: http://LISTEN
     #[arg(
@@ -215,6 +251,13 @@ pub struct Config {
     /// A file holding the master key (never set together with `master_key`).
     pub master_key_file: Option<PathBuf>,
     pub sqlite_synchronous: SqliteSynchronous,
+    /// `PLUGBOARD_DB_TIMEOUT_MS`: how long a request waits for the database before it answers 503.
+    pub db_timeout: Duration,
+    /// `PLUGBOARD_HEADER_TIMEOUT_MS`: how long a client has to send a request head (also the keep-alive idle
+    /// bound).
+    pub header_timeout: Duration,
+    /// `PLUGBOARD_MAX_CONNECTIONS`: most connections served at once.
+    pub max_connections: usize,
     /// Without a trailing slash.
     pub public_url: String,
     pub egress_allow_cidrs: Vec<IpNet>,
@@ -314,7 +357,10 @@ impl ConfigArgs {
                 master_key_file: None,
             }),
             sqlite_synchronous: DEFAULT_SQLITE_SYNCHRONOUS.into(),
+            db_timeout_ms: DEFAULT_DB_TIMEOUT_MS.into(),
             listen: DEFAULT_LISTEN.into(),
+            header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS.into(),
+            max_connections: DEFAULT_MAX_CONNECTIONS.into(),
             public_url: None,
             catalog_dir: None,
             egress_allow_cidrs: String::new(),
@@ -350,6 +396,45 @@ impl ConfigArgs {
                 )))
             }
         };
+        let db_timeout_ms: u64 = self
+            .db_timeout_ms
+            .trim()
+            .parse()
+            .ok()
+            .filter(|ms| (100..=60_000).contains(ms))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "PLUGBOARD_DB_TIMEOUT_MS `{}` must be a whole number of milliseconds from 100 to 60000 \
+                     (default 3000): how long a request waits for the database before it answers 503",
+                    self.db_timeout_ms
+                ))
+            })?;
+        let header_timeout_ms: u64 = self
+            .header_timeout_ms
+            .trim()
+            .parse()
+            .ok()
+            .filter(|ms| (100..=600_000).contains(ms))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "PLUGBOARD_HEADER_TIMEOUT_MS `{}` must be a whole number of milliseconds from 100 to 600000 \
+                     (default 10000): how long a client has to send a request's headers",
+                    self.header_timeout_ms
+                ))
+            })?;
+        let max_connections: usize = self
+            .max_connections
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "PLUGBOARD_MAX_CONNECTIONS `{}` must be a whole number from 1 to 1000000 (default 512), below \
+                     the open-file limit (`ulimit -n`)",
+                    self.max_connections
+                ))
+            })?;
         let public_url = match self.public_url.filter(|s| !s.trim().is_empty()) {
             Some(raw) => {
                 let parsed = Url::parse(raw.trim()).map_err(|e| {
@@ -435,6 +520,9 @@ impl ConfigArgs {
             master_key,
             master_key_file,
             sqlite_synchronous,
+            db_timeout: Duration::from_millis(db_timeout_ms),
+            header_timeout: Duration::from_millis(header_timeout_ms),
+            max_connections,
             public_url,
             egress_allow_cidrs,
             probe_timeout: Duration::from_millis(probe_timeout_ms),
@@ -587,11 +675,14 @@ impl Config {
     /// One line of the effective settings, without any secret.
     pub fn summary(&self) -> String {
         format!(
-            "listen={} data_dir={} database={} sqlite_synchronous={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?} metrics={} oidc={}",
+            "listen={} data_dir={} database={} sqlite_synchronous={} db_timeout_ms={} header_timeout_ms={} max_connections={} catalog={} master_key={} public_url={} egress_allow_cidrs=[{}] probe_timeout_ms={} verify_rate_per_minute={} log_format={:?} metrics={} oidc={}",
             self.listen,
             self.data_dir.display(),
             self.redacted_database_url(),
             self.sqlite_synchronous.as_str(),
+            self.db_timeout.as_millis(),
+            self.header_timeout.as_millis(),
+            self.max_connections,
             self.catalog_dir.as_ref().map_or("built-in".to_string(), |p| p.display().to_string()),
             match (&self.master_key, &self.master_key_file) {
                 (Some(_), _) => "set".to_string(),
@@ -617,6 +708,15 @@ impl Config {
         )
     }
 
+    /// How the database is opened under these settings.
+    pub fn connect_options(&self) -> plugboard_store::ConnectOptions {
+        plugboard_store::ConnectOptions {
+            create: true,
+            sqlite_synchronous: self.sqlite_synchronous,
+            timeout: self.db_timeout,
+        }
+    }
+
     /// The redirect URI of OpenID Connect sign-in.
     pub fn oidc_redirect_uri(&self) -> String {
         format!("{}/auth/oidc/callback", self.public_url)
@@ -637,6 +737,9 @@ impl Config {
             master_key: None,
             master_key_file: None,
             sqlite_synchronous: SqliteSynchronous::Full,
+            db_timeout: plugboard_store::DEFAULT_DB_TIMEOUT,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 512,
             public_url: "http://127.0.0.1:8080".into(),
             egress_allow_cidrs: Vec::new(),
             probe_timeout: Duration::from_secs(10),

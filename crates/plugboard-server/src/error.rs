@@ -13,6 +13,9 @@ pub struct ErrorBody {
     pub code: String,
 }
 
+/// `Retry-After` (seconds) of a 503 `database_unavailable`.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 2;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -74,12 +77,23 @@ impl ApiError {
             "internal server error",
         )
     }
-    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "service unavailable");
+    /// The database cannot be reached or did not answer in time: 503 `database_unavailable` (with
+    /// `Retry-After`); the cause goes to the log.
+    pub fn database_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "database unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "service unavailable",
+            "database_unavailable",
+            "the database is unavailable right now: retry in a few seconds",
+        )
+    }
+    /// The database's storage is full: 507 `insufficient_storage`; nothing was written.
+    pub fn insufficient_storage(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "database storage full");
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            "the server's storage is full, so nothing was written: retry after the operator has freed space",
         )
     }
 }
@@ -87,6 +101,12 @@ impl ApiError {
 impl From<plugboard_store::StoreError> for ApiError {
     fn from(e: plugboard_store::StoreError) -> Self {
         use plugboard_store::StoreError as E;
+        if e.is_unavailable() {
+            return ApiError::database_unavailable(e);
+        }
+        if e.is_storage_full() {
+            return ApiError::insufficient_storage(e);
+        }
         match e {
             E::NotFound(what) => ApiError::not_found(what),
             E::Conflict(m) => ApiError::conflict(m),
@@ -114,6 +134,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(DATABASE_RETRY_AFTER_SECS),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -135,6 +161,7 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         415 => "unsupported_media_type",
         429 => "rate_limited",
         503 => "unavailable",
+        507 => "insufficient_storage",
         s if s >= 500 => "internal",
         _ => "error",
     }

@@ -104,7 +104,14 @@ pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Va
         return Err(ApiError::bad_request("request body must be a JSON object"));
     }
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(serde_json::Value::Object(map)) => {
+            if let Some(path) = nul_path(&map, "") {
+                return Err(ApiError::invalid_field(format!(
+                    "`{path}` contains a NUL character (U+0000), which cannot be stored: remove it"
+                )));
+            }
+            Ok(map)
+        }
         Ok(_) => Err(ApiError::bad_request("request body must be a JSON object")),
         Err(e) => Err(ApiError::bad_request(format!(
             "request body is not valid JSON (line {}, column {})",
@@ -112,6 +119,34 @@ pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Va
             e.column()
         ))),
     }
+}
+
+/// The dotted path (keys only, cut to 64 characters each) of the first key or string value holding a NUL
+/// character, which no database column can store (PostgreSQL refuses it in text).
+fn nul_path(map: &Map<String, Value>, prefix: &str) -> Option<String> {
+    fn walk(v: &Value, path: &str) -> Option<String> {
+        match v {
+            Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            Value::Object(m) => nul_path(m, path),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &format!("{path}[{i}]"))),
+            _ => None,
+        }
+    }
+    map.iter().find_map(|(k, v)| {
+        let key = truncate(&k.replace('\0', "\\0"), 64);
+        let path = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if k.contains('\0') {
+            return Some(path);
+        }
+        walk(v, &path)
+    })
 }
 
 /// Rejects keys outside `allowed`, naming the first unknown one.
@@ -165,6 +200,18 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn a_nul_character_anywhere_in_a_body_is_refused_naming_where() {
+        let e = json_object(br#"{"name": "a\u0000b"}"#).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert!(e.message.contains("`name`"), "{}", e.message);
+        let e = json_object(br#"{"headers": {"X-A": "ok", "X-B": "\u0000"}}"#).unwrap_err();
+        assert!(e.message.contains("`headers.X-B`"), "{}", e.message);
+        let e = json_object(br#"{"args": ["a", "\u0000"]}"#).unwrap_err();
+        assert!(e.message.contains("`args[1]`"), "{}", e.message);
+        assert!(json_object(br#"{"name": "a\u0001b", "n": 0}"#).is_ok());
+    }
 
     #[test]
     fn idempotency_keys_are_visible_ascii_of_bounded_length() {

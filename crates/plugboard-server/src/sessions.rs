@@ -174,7 +174,7 @@ impl SessionCache {
                     .store
                     .session_by_hash(&hash)
                     .await
-                    .map_err(ApiError::unavailable)?;
+                    .map_err(ApiError::from)?;
                 let Some(s) = found else { return Ok(None) };
                 if let Some(g) = generation {
                     let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());

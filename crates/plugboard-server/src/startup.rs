@@ -2,8 +2,12 @@
 //! the middleware around it, and [`Application`], which binds the listener before it serves (so tests know the
 //! port).
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use tower::ServiceExt;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -18,12 +22,13 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::config::Config;
 use crate::error::{code_for_status, error_body};
 use crate::oidc::Oidc;
 use crate::openapi::OpenApiJson;
 use crate::routes;
 use crate::routes::auth::OidcHandle;
-use crate::state::{AppState, StartupError};
+use crate::state::{load_catalog, open_database, App, AppState, OpenError, StartupError};
 
 /// Request bodies above this get 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -62,11 +67,20 @@ async fn json_errors(req: Request, next: Next) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this endpoint",
         StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than 1 MiB",
         StatusCode::REQUEST_TIMEOUT => "request timed out",
+        StatusCode::SERVICE_UNAVAILABLE => {
+            "the request took too long to complete: retry in a few seconds"
+        }
         s if s.is_server_error() => "internal server error",
         s => s.canonical_reason().unwrap_or("request failed"),
     };
     let (mut parts, _) = res.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        parts.headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::error::DATABASE_RETRY_AFTER_SECS),
+        );
+    }
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -122,13 +136,18 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(OpenApiJson::new(&openapi)))
         .layer(Extension(OidcHandle(oidc)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(|req: Request, next: Next| {
+            crate::edge::body_checks(BODY_LIMIT, req, next)
+        }))
+        // A server-side timeout is the server's failure: 503, never 408.
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeId))
+        .layer(middleware::from_fn(crate::edge::bound_request_id))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(crate::console::security_headers))
         .layer(middleware::from_fn_with_state(
@@ -225,10 +244,157 @@ impl Application {
         let addr = self.listener.local_addr()?;
         reload_catalog_on_hangup(&self.state)?;
         tracing::info!(%addr, "listening");
-        // The peer address (ConnectInfo) decides whether /metrics may be read without a token.
-        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
+        // The peer address (ConnectInfo, inserted by `serve`) decides whether /metrics may be read without a token.
+        let options = serve_options(&self.state.config);
+        crate::serve::serve(self.listener, router(self.state), options, shutdown).await;
+        Ok(())
     }
+}
+
+/// Runs `plugboard serve` until `shutdown`: opens and migrates the database, then serves. When the database cannot
+/// be reached at start, it listens at once (`/healthz` answers 200, everything else 503 `database_unavailable`)
+/// and retries, logging each try, until it can migrate; then it serves normally. Other start-up failures (a bad
+/// setting, a failed migration, a wrong master key) end it with their message.
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let first = match open_database(&config).await {
+        Ok(store) => Ok(store),
+        Err(OpenError::Fatal(e)) => return Err(e),
+        Err(OpenError::Unavailable(m)) => Err(m),
+    };
+    if let Ok(store) = first {
+        let catalog = load_catalog(&config)?;
+        let state = App::with_parts(config, store, catalog).await?;
+        let app = Application::bind(state).await?;
+        return app
+            .run_until(shutdown)
+            .await
+            .map_err(|e| StartupError(format!("server error: {e}")));
+    }
+    let first_error = first.err().unwrap_or_default();
+    let listener = bind(&config).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartupError(format!("cannot read the listening address: {e}")))?;
+    tracing::info!(%addr, "listening");
+    let slot: RouterSlot = Arc::new(std::sync::RwLock::new(None));
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<StartupError>();
+    let waiting = tokio::spawn(wait_for_database(
+        config.clone(),
+        first_error,
+        slot.clone(),
+        fatal_tx,
+    ));
+    let options = serve_options(&config);
+    let switch = Router::new().fallback(switch).with_state(slot);
+    crate::serve::serve(listener, switch, options, async move {
+        tokio::select! {
+            _ = shutdown => {},
+            _ = async { if fatal_rx.await.is_err() { std::future::pending::<()>().await } } => {},
+        }
+    })
+    .await;
+    waiting.abort();
+    let fatal = match waiting.await {
+        Ok(Some(e)) => Some(e),
+        _ => None,
+    };
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// How connections are served under `config`: no request can run longer than the request timeout, so that is
+/// also the drain deadline at shutdown.
+fn serve_options(config: &Config) -> crate::serve::ServeOptions {
+    crate::serve::ServeOptions {
+        header_timeout: config.header_timeout,
+        max_connections: config.max_connections,
+        drain_timeout: config.probe_timeout + REQUEST_TIMEOUT_MARGIN,
+    }
+}
+
+/// The router that serves once the database is up (`None` while `serve` waits for it).
+type RouterSlot = Arc<std::sync::RwLock<Option<Router>>>;
+
+async fn bind(config: &Config) -> Result<tokio::net::TcpListener, StartupError> {
+    tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            StartupError(format!(
+                "cannot listen on {} (PLUGBOARD_LISTEN): {e}",
+                config.listen
+            ))
+        })
+}
+
+/// Retries opening the database (backing off from a quarter second to five seconds, logging each try) until it
+/// can migrate, then puts the full router into `slot`. A failure that retrying cannot fix is sent on `fatal` (and
+/// returned).
+async fn wait_for_database(
+    config: Config,
+    first_error: String,
+    slot: RouterSlot,
+    fatal: tokio::sync::oneshot::Sender<StartupError>,
+) -> Option<StartupError> {
+    let mut delay = Duration::from_millis(250);
+    let mut attempt: u32 = 1;
+    let mut error = first_error;
+    let result = loop {
+        tracing::warn!(attempt, error = %error, retry_in_ms = delay.as_millis() as u64,
+            "the database is unavailable; /healthz answers, /readyz and the API answer 503 until it can be reached");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+        attempt += 1;
+        match open_database(&config).await {
+            Ok(store) => break Ok(store),
+            Err(OpenError::Unavailable(m)) => error = m,
+            Err(OpenError::Fatal(e)) => break Err(e),
+        }
+    };
+    let built = match result {
+        Ok(store) => match load_catalog(&config) {
+            Ok(catalog) => App::with_parts(config, store, catalog).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match built {
+        Ok(state) => {
+            tracing::info!(attempt, "the database is reachable: serving");
+            if let Ok(mut s) = slot.write() {
+                *s = Some(router(state));
+            }
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            let _ = fatal.send(StartupError(e.0.clone()));
+            Some(e)
+        }
+    }
+}
+
+/// While `serve` waits for its database: `/healthz` answers 200, every other request 503 `database_unavailable`
+/// with `Retry-After`. Once the database is up, every request goes to the full router.
+async fn switch(State(slot): State<RouterSlot>, req: Request) -> Response {
+    let current = slot.read().ok().and_then(|s| s.clone());
+    if let Some(router) = current {
+        return match router.oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        };
+    }
+    if req.uri().path() == "/healthz" {
+        return axum::Json(serde_json::json!({ "status": "ok" })).into_response();
+    }
+    crate::error::ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "Plugboard is starting and waiting for its database: retry in a few seconds",
+    )
+    .into_response()
 }

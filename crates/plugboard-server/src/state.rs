@@ -87,6 +87,51 @@ pub struct CatalogReload {
     pub skipped: usize,
 }
 
+/// Why the database could not be opened at start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// It cannot be reached now (stopped, frozen, unreachable): `serve` waits for it.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else (a bad URL, a failed migration): retrying will not help.
+    #[error("{0}")]
+    Fatal(StartupError),
+}
+
+impl From<OpenError> for StartupError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Unavailable(m) => StartupError(m),
+            OpenError::Fatal(e) => e,
+        }
+    }
+}
+
+/// Opens the configured database and migrates it.
+pub async fn open_database(config: &Config) -> Result<Arc<dyn Store>, OpenError> {
+    let classify = |context: &str, e: plugboard_store::StoreError| {
+        if e.is_unavailable() {
+            OpenError::Unavailable(format!(
+                "the database {} is unavailable: {e}",
+                config.redacted_database_url()
+            ))
+        } else {
+            OpenError::Fatal(StartupError(format!("{context}: {e}")))
+        }
+    };
+    let store = plugboard_store::connect_with(&config.database_url, config.connect_options())
+        .await
+        .map_err(|e| classify("cannot open the database (check PLUGBOARD_DATABASE_URL)", e))?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| classify("database migration failed", e))?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(store)
+}
+
 impl App {
     /// Loads `PLUGBOARD_CATALOG_DIR` again and puts it in service at once for every new request (requests already
     /// running finish on the catalog they started with). Bad files are logged and skipped, as at start. The catalog
@@ -129,22 +174,7 @@ impl App {
 
     /// Opens the database (migrating it), the vault and the catalog.
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
-        let options = plugboard_store::ConnectOptions {
-            create: true,
-            sqlite_synchronous: config.sqlite_synchronous,
-        };
-        let store = plugboard_store::connect_with(&config.database_url, options)
-            .await
-            .map_err(startup(
-                "cannot open the database (check PLUGBOARD_DATABASE_URL)",
-            ))?;
-        let applied = store
-            .migrate()
-            .await
-            .map_err(startup("database migration failed"))?;
-        if applied > 0 {
-            tracing::info!(applied, "database migrations applied");
-        }
+        let store = open_database(&config).await?;
         let catalog = load_catalog(&config)?;
         App::with_parts(config, store, catalog).await
     }

@@ -485,7 +485,7 @@ async fn owner_rules(db: Db) {
         )
         .await
         .assert_status(403);
-    // Unknown member: 404; an id of another shape: 400.
+    // Unknown member: 404; an id of another shape is answered the same way.
     let res = team
         .owner
         .patch(
@@ -494,12 +494,13 @@ async fn owner_rules(db: Db) {
         )
         .await;
     res.assert_status(404);
+    let unknown = res.json();
     let res = team
         .owner
         .patch(&member_uri(team.id(), &"nope"), json!({"role": "VIEWER"}))
         .await;
-    res.assert_status(400);
-    assert_eq!(res.json()["code"], "invalid_id");
+    res.assert_status(404);
+    assert_eq!(res.json(), unknown);
 }
 
 async fn last_owner(db: Db) {
@@ -900,10 +901,11 @@ async fn token_owner_only(db: Db) {
         .delete(&format!("/api/v1/tokens/{id}"))
         .await
         .assert_status(404);
+    // An id of another shape is answered as an unknown token.
     team.owner
         .delete("/api/v1/tokens/not-a-token-id")
         .await
-        .assert_status(400);
+        .assert_status(404);
 }
 
 /// Everything the bad requests could have stored, counted.
@@ -947,7 +949,7 @@ async fn bad_input(db: Db) {
             Method::POST,
             "/api/v1/workspaces".into(),
             json!({"name": "a\u{0}b"}),
-            "control characters",
+            "`name` contains a NUL",
         ),
         (
             Method::POST,
@@ -1063,66 +1065,6 @@ async fn bad_input(db: Db) {
             "/api/v1/tokens".into(),
             json!({"name": "t", "expires_in_days": "soon"}),
             "`expires_in_days`",
-        ),
-        (
-            Method::GET,
-            "/api/v1/workspaces/not-an-id".into(),
-            Value::Null,
-            "workspace id",
-        ),
-        (
-            Method::GET,
-            "/api/v1/workspaces/CAPITALSxxxxxxxxxxxxxxxxx".into(),
-            Value::Null,
-            "workspace id",
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v1/workspaces/{}", "c".repeat(10 * 1024)),
-            json!({"name": "x"}),
-            "workspace id",
-        ),
-        (
-            Method::DELETE,
-            "/api/v1/workspaces/..%2F..%2Fetc".into(),
-            Value::Null,
-            "workspace id",
-        ),
-        (
-            Method::GET,
-            "/api/v1/workspaces/x'%20OR%201=1/members".into(),
-            Value::Null,
-            "workspace id",
-        ),
-        (
-            Method::PATCH,
-            format!("{w}/members/not-a-user"),
-            json!({"role": "VIEWER"}),
-            "user id",
-        ),
-        (
-            Method::DELETE,
-            format!("{w}/members/%00"),
-            Value::Null,
-            "user id",
-        ),
-        (
-            Method::PATCH,
-            "/api/v1/crews/not-a-crew".into(),
-            json!({"name": "x"}),
-            "crew id",
-        ),
-        (
-            Method::DELETE,
-            "/api/v1/crews/c%00".into(),
-            Value::Null,
-            "crew id",
-        ),
-        (
-            Method::DELETE,
-            "/api/v1/tokens/pb_abc".into(),
-            Value::Null,
-            "token id",
         ),
     ];
     for via_cookie in [false, true] {

@@ -57,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let options = ConnectOptions {
         create: true,
         sqlite_synchronous,
+        ..ConnectOptions::default()
     };
     let store: Arc<dyn Store> = plugboard_store::connect_with(&url, options).await?;
     store.migrate().await?;

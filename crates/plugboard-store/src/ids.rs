@@ -34,6 +34,10 @@ pub fn is_well_formed_id(s: &str) -> bool {
         && s.bytes().all(|b| ALPHABET.contains(&b))
 }
 
+/// A well-formed id that [`new_id`] never makes (its ids start with `c`): stands for any malformed id from a
+/// request, so it is answered as an unknown one.
+pub const UNKNOWN_ID: &str = "z00000000000000000000000";
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -64,6 +68,13 @@ macro_rules! id_type {
             /// An id from a request: `None` unless it has the shape [`new_id`] makes.
             pub fn parse(s: &str) -> Option<Self> {
                 is_well_formed_id(s).then(|| $name(s.to_owned()))
+            }
+
+            /// An id from a request, where an id of the wrong shape must be answered exactly as an unknown id:
+            /// the id itself when well-formed, else [`UNKNOWN_ID`], which is well-formed but never made, so it
+            /// finds nothing (and a malformed value never reaches the database).
+            pub fn parse_or_unknown(s: &str) -> Self {
+                $name::parse(s).unwrap_or_else(|| $name(UNKNOWN_ID.to_owned()))
             }
 
             pub fn as_str(&self) -> &str {
@@ -202,7 +213,7 @@ mod tests {
     fn only_ids_of_the_generated_shape_parse() {
         let id = WorkspaceId::generate();
         assert_eq!(WorkspaceId::parse(id.as_str()), Some(id.clone()));
-        assert_eq!(id.as_str().parse::<WorkspaceId>(), Ok(id));
+        assert_eq!(id.as_str().parse::<WorkspaceId>(), Ok(id.clone()));
         for bad in [
             "",
             "nope",
@@ -216,5 +227,8 @@ mod tests {
             assert_eq!(WorkspaceId::parse(bad), None, "{bad:?}");
         }
         assert!(WorkspaceId::parse("cdoesnotexist00000000000").is_some());
+        assert_eq!(WorkspaceId::parse_or_unknown("\0"), UNKNOWN_ID);
+        assert!(is_well_formed_id(UNKNOWN_ID) && !UNKNOWN_ID.starts_with('c'));
+        assert_eq!(WorkspaceId::parse_or_unknown(id.as_str()), id);
     }
 }

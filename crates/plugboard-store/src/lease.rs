@@ -51,6 +51,7 @@ macro_rules! leases_impl {
                 now: i64,
                 until: i64,
             ) -> Result<LeaseState> {
+                crate::bounded(self.timeout, "try_lease", async {
                 let done = sqlx::query(
                     "INSERT INTO leases (name, holder, acquired_at, expires_at, detail) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
@@ -80,15 +81,20 @@ macro_rules! leases_impl {
                     expires_at,
                     detail,
                 })
+                })
+                .await
             }
 
             async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-                sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-                    .bind(name)
-                    .bind(holder)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                crate::bounded(self.timeout, "release_lease", async {
+                    sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                        .bind(name)
+                        .bind(holder)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                })
+                .await
             }
         }
     };

@@ -33,7 +33,7 @@ pub use gateway::*;
 pub use identity::*;
 pub use ids::{
     is_well_formed_id, new_id, now_ms, AgentTokenId, CrewId, IntegrationId, MalformedId, SessionId,
-    TokenId, UserId, WorkspaceId,
+    TokenId, UserId, WorkspaceId, UNKNOWN_ID,
 };
 pub use integrations::*;
 pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};
@@ -56,6 +56,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database did not answer in time (see [`ConnectOptions::timeout`]).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -65,6 +68,96 @@ impl StoreError {
             self,
             StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Invalid(_)
         )
+    }
+
+    /// True when the database cannot be reached or cannot take the request now (stopped, frozen, unreachable,
+    /// out of connections, locked, shutting down): retrying later can succeed. Never true for a client's mistake
+    /// or a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => sqlx_unavailable(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => sqlx_unavailable(e),
+            _ => false,
+        }
+    }
+
+    /// True when the database could not write because its storage is full (SQLite `SQLITE_FULL`, PostgreSQL
+    /// `53100 disk_full`).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Database(e) => sqlx_storage_full(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => sqlx_storage_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// The SQLite primary result code of a database error (the extended code's low byte), if it is one.
+fn sqlite_primary_code(db: &dyn sqlx::error::DatabaseError) -> Option<i64> {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    db.code()?.parse::<i64>().ok().map(|c| c & 0xff)
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            if let Some(code) = sqlite_primary_code(db.as_ref()) {
+                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_PROTOCOL
+                return matches!(code, 5 | 6 | 10 | 14 | 15);
+            }
+            // PostgreSQL: connection exceptions (class 08), too many connections, shutting down or starting up,
+            // out of memory or resources, a cancelled statement (statement_timeout).
+            db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || matches!(
+                        c.as_ref(),
+                        "53000"
+                            | "53200"
+                            | "53300"
+                            | "57014"
+                            | "57P01"
+                            | "57P02"
+                            | "57P03"
+                            | "58000"
+                            | "58030"
+                    )
+            })
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_storage_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => match sqlite_primary_code(db.as_ref()) {
+            Some(code) => code == 13,
+            None => db.code().is_some_and(|c| c == "53100"),
+        },
+        _ => false,
+    }
+}
+
+/// Runs one store call, bounded by `timeout`: a database that does not answer in time (frozen, unreachable, all
+/// connections busy) is [`StoreError::Unavailable`]. Dropping the call's future returns its connection to the pool
+/// (sqlx rolls back an open transaction) or closes it.
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    what: &'static str,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "the database did not answer within {} ms ({what})",
+            timeout.as_millis()
+        ))),
     }
 }
 
@@ -147,12 +240,18 @@ impl SqliteSynchronous {
     }
 }
 
+/// The default of [`ConnectOptions::timeout`] (`PLUGBOARD_DB_TIMEOUT_MS`).
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_millis(3000);
+
 /// How to open a database.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectOptions {
     /// Create the SQLite file (and its folder) when it is missing.
     pub create: bool,
     pub sqlite_synchronous: SqliteSynchronous,
+    /// How long one store call waits for the database (a pooled connection, a lock, an answer) before it fails
+    /// with [`StoreError::Unavailable`]; also the pool's acquire timeout and SQLite's busy timeout.
+    pub timeout: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -160,6 +259,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             create: true,
             sqlite_synchronous: SqliteSynchronous::Full,
+            timeout: DEFAULT_DB_TIMEOUT,
         }
     }
 }
@@ -174,7 +274,7 @@ pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Arc<dyn 
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect_with(url, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect_with(url, options).await?))
     } else {
         Err(StoreError::Invalid(
             "database URL must start with sqlite:// or postgres://".into(),
@@ -188,8 +288,8 @@ impl SqliteStore {
         Self::connect_with(url, ConnectOptions::default()).await
     }
 
-    /// WAL journal, foreign keys on, a 5 s busy timeout, `synchronous` as the options say. With `create`, a
-    /// missing file and its folder are created.
+    /// WAL journal, foreign keys on, the options' timeout as busy timeout, `synchronous` as the options say.
+    /// With `create`, a missing file and its folder are created.
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(options.create)
@@ -199,35 +299,70 @@ impl SqliteStore {
                 SqliteSynchronous::Normal => sqlx::sqlite::SqliteSynchronous::Normal,
             })
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        if let Some(parent) = opts.get_filename().parent() {
-            if options.create && !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Invalid(format!(
-                        "cannot create the database folder {}: {e}",
-                        parent.display()
-                    ))
-                })?;
-            }
+            .busy_timeout(options.timeout);
+        if options.create {
+            create_private(opts.get_filename())?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(options.timeout)
             .connect_with(opts)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            timeout: options.timeout,
+        })
+    }
+}
+
+/// Creates a missing database file (and its missing folders) readable by the owner only: folders 0700, the file
+/// 0600 (SQLite gives its `-wal` and `-shm` files the database file's mode). Existing ones are left as they are.
+fn create_private(file: &std::path::Path) -> Result<()> {
+    let err = |what: &std::path::Path, e: std::io::Error| {
+        StoreError::Invalid(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(|e| err(parent, e))?;
+    }
+    if file.as_os_str().is_empty() || file.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(err(file, e)),
     }
 }
 
 impl PgStore {
+    /// [`PgStore::connect_with`] with the default options.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// Opens a pool of up to 16 connections; acquiring one and connecting are bounded by the options' timeout.
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self> {
         let opts = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
-            .await?;
-        Ok(PgStore { pool })
+        let pool = bounded(options.timeout, "connect", async {
+            Ok(PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(options.timeout)
+                .connect_with(opts)
+                .await?)
+        })
+        .await?;
+        Ok(PgStore {
+            pool,
+            timeout: options.timeout,
+        })
     }
 }
 
@@ -263,6 +398,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_folder_is_0700_and_its_files_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let url = format!("sqlite://{}", data.join("plugboard.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for file in ["plugboard.db", "plugboard.db-wal", "plugboard.db-shm"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
     }
 
     #[tokio::test]

@@ -13,9 +13,7 @@ use serde_json::json;
 use plugboard_server::auth::generate_token;
 use plugboard_server::config::ConfigError;
 use plugboard_server::vault::{resolve_master_key, rotate};
-use plugboard_server::{
-    App, Application, Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs,
-};
+use plugboard_server::{Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs};
 use plugboard_store::{ExistingDbError, Role, Store, TokenId, UserId, UserRemoval, WorkspaceId};
 
 #[derive(Parser)]
@@ -443,11 +441,7 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => {
             let config = args.into_config()?;
             tracing::info!(settings = %config.summary(), "starting plugboard");
-            let state = App::build(config).await?;
-            let app = Application::bind(state).await?;
-            app.run_until(shutdown_signal())
-                .await
-                .context("server error")?;
+            plugboard_server::startup::serve(config, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { database } => {
@@ -768,24 +762,37 @@ async fn admin(store: &dyn Store, config: &Config, command: AdminCommand) -> Res
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The shutdown signal (SIGTERM or Ctrl-C). The handlers are installed now, before the server listens, so a signal
+/// that arrives early still shuts down gracefully instead of killing the process with its connections.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

@@ -217,7 +217,10 @@ pub(crate) async fn check_crew(
 }
 
 pub(crate) fn vault_err(e: crate::vault::VaultServiceError) -> ApiError {
-    ApiError::internal(e)
+    match e {
+        crate::vault::VaultServiceError::Store(e) => ApiError::from(e),
+        other => ApiError::internal(other),
+    }
 }
 
 pub(crate) async fn seal_fields(

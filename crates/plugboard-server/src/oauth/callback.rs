@@ -70,6 +70,20 @@ fn internal(cause: impl std::fmt::Display) -> Page {
     )
 }
 
+/// A store failure: 503 when the database is unavailable (try again shortly), else as [`internal`].
+fn store_failure(e: plugboard_store::StoreError) -> Page {
+    if !e.is_unavailable() {
+        return internal(e);
+    }
+    tracing::warn!(error = %e, "oauth callback: database unavailable");
+    Page::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Plugboard is briefly unavailable",
+        "Plugboard could not reach its database to finish the sign-in. Reload this page in a few seconds; if the \
+         sign-in link has expired by then, start connecting again from Plugboard.",
+    )
+}
+
 /// Handles one callback at time `now` (ms since the epoch).
 #[tracing::instrument(skip_all)]
 pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
@@ -83,12 +97,12 @@ pub async fn complete(app: &App, q: &CallbackQuery, now: i64) -> Page {
     let row = match app.store.consume_oauth_state(&state_hash(state), now).await {
         Ok(Some(row)) => row,
         Ok(None) => return invalid_state(),
-        Err(e) => return internal(e),
+        Err(e) => return store_failure(e),
     };
     let integration = match app.store.get_integration(&row.integration_id).await {
         Ok(Some(i)) => i,
         Ok(None) => return invalid_state(),
-        Err(e) => return internal(e),
+        Err(e) => return store_failure(e),
     };
     tracing::info!(integration_id = %integration.id, flow = %row.flow, "oauth callback");
     let id = integration.id.as_str();

@@ -46,6 +46,8 @@ pub enum StartError {
     Discovery(String),
     /// The authorization server lacks something Plugboard requires (PKCE S256, dynamic registration).
     Unsupported(String),
+    /// The database could not be reached (logged): 503 `database_unavailable`.
+    DatabaseUnavailable,
     Internal,
 }
 
@@ -55,6 +57,9 @@ impl StartError {
             StartError::NotApplicable(m)
             | StartError::Discovery(m)
             | StartError::Unsupported(m) => m.clone(),
+            StartError::DatabaseUnavailable => {
+                "the database is unavailable right now: retry in a few seconds".into()
+            }
             StartError::Internal => "internal server error".into(),
         }
     }
@@ -72,6 +77,9 @@ impl From<StartError> for ApiError {
             StartError::Unsupported(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "oauth_unsupported", m)
             }
+            StartError::DatabaseUnavailable => {
+                ApiError::database_unavailable("oauth start: see the warning logged before")
+            }
             StartError::Internal => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -84,6 +92,15 @@ impl From<StartError> for ApiError {
 fn internal(cause: impl std::fmt::Display) -> StartError {
     tracing::error!(error = %cause, "mcp oauth start failed");
     StartError::Internal
+}
+
+/// A store failure: [`StartError::DatabaseUnavailable`] when the database cannot be reached, else internal.
+fn store_err(e: plugboard_store::StoreError) -> StartError {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "mcp oauth start: database unavailable");
+        return StartError::DatabaseUnavailable;
+    }
+    internal(e)
 }
 
 fn discovery(m: impl Into<String>) -> StartError {
@@ -290,7 +307,7 @@ async fn prepare(
             }),
         })
         .await
-        .map_err(internal)?;
+        .map_err(store_err)?;
     if client.registered {
         let row = OAuthClientRow {
             issuer: server.issuer.clone(),
@@ -762,7 +779,7 @@ async fn client_for(
         .store
         .get_oauth_client(&server.issuer, redirect_uri)
         .await
-        .map_err(internal)?
+        .map_err(store_err)?
     {
         if let Some(reused) = reuse(state, &c, now).await? {
             return Ok(reused);
@@ -791,7 +808,7 @@ async fn reuse(
                 .store
                 .integration_secrets(holder)
                 .await
-                .map_err(internal)?;
+                .map_err(store_err)?;
             let Some(row) = rows.into_iter().find(|r| r.name == names::CLIENT_SECRET) else {
                 return Ok(None);
             };

@@ -11,6 +11,9 @@ use crate::error::ApiError;
 use crate::openapi::OpenApiJson;
 use crate::state::AppState;
 
+/// Bound on the readiness check's round-trip to the database.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(900);
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -27,9 +30,20 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// The database is reachable.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "database reachable"),
-    (status = 503, description = "database unreachable", body = crate::error::ErrorBody)))]
+    (status = 503, description = "database unreachable (code `database_unavailable`)", body = crate::error::ErrorBody)))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    app.store.ping().await.map_err(ApiError::unavailable)?;
+    // Bounded tighter than requests: a load balancer must learn within a second that this instance cannot serve.
+    let bound = READY_TIMEOUT.min(app.config.db_timeout);
+    match tokio::time::timeout(bound, app.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ApiError::database_unavailable(e)),
+        Err(_) => {
+            return Err(ApiError::database_unavailable(format!(
+                "readiness check: the database did not answer within {} ms",
+                bound.as_millis()
+            )))
+        }
+    }
     Ok(Json(
         serde_json::json!({ "status": "ready", "database": app.store.backend() }),
     ))

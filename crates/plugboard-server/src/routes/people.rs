@@ -2,7 +2,7 @@
 //! authorise; the work (and the finer role rules) is in [`crate::people`].
 //!
 //! Order of checks: authentication (401: a bearer token, else the session cookie, whose unsafe requests must come
-//! from the public origin: 403 `csrf_rejected`); an id in the path of the wrong shape (400 `invalid_id`); for
+//! from the public origin: 403 `csrf_rejected`); an id in the path of the wrong shape is answered as an unknown id; for
 //! `/workspaces/{id}…`: the caller's role (403, also for an unknown workspace or a non-member); for
 //! `/crews/{crew_id}`: the crew exists (404), then the role on its workspace (403); then the body (400); then what
 //! the change meets (404 member, 403 OWNER rules, 409).
@@ -39,7 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 fn workspace_id(raw: &str) -> Result<WorkspaceId, ApiError> {
-    parse_id(raw, "workspace id")
+    Ok(parse_id(raw))
 }
 
 /// Who is signed in, with their workspaces.
@@ -91,7 +91,6 @@ pub async fn create_workspace(
     params(("id" = String, Path, description = "workspace id")),
     responses(
         (status = 200, description = "the workspace", body = WorkspaceBody),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not a member (or no such workspace)", body = ErrorBody)))]
 pub async fn get_workspace(
@@ -109,7 +108,7 @@ pub async fn get_workspace(
     request_body = NameRequest,
     responses(
         (status = 200, description = "renamed", body = WorkspaceBody),
-        (status = 400, description = "invalid id or body", body = ErrorBody),
+        (status = 400, description = "invalid body (the key is named)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not ADMIN+ on the workspace, or `csrf_rejected`", body = ErrorBody)))]
 pub async fn rename_workspace(
@@ -130,7 +129,6 @@ pub async fn rename_workspace(
     params(("id" = String, Path, description = "workspace id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not OWNER of the workspace, or `csrf_rejected`", body = ErrorBody)))]
 pub async fn delete_workspace(
@@ -148,7 +146,6 @@ pub async fn delete_workspace(
     params(("id" = String, Path, description = "workspace id")),
     responses(
         (status = 200, description = "members, by email", body = [MemberBody]),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not a member (or no such workspace)", body = ErrorBody)))]
 pub async fn list_members(
@@ -166,7 +163,7 @@ pub async fn list_members(
     request_body = AddMemberRequest,
     responses(
         (status = 201, description = "added", body = MemberBody),
-        (status = 400, description = "invalid id, email or role", body = ErrorBody),
+        (status = 400, description = "invalid email or role", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not ADMIN+, OWNER granted by a non-OWNER, or `csrf_rejected`", body = ErrorBody),
         (status = 409, description = "already a member (`already_member`)", body = ErrorBody)))]
@@ -190,7 +187,7 @@ pub async fn add_member(
     request_body = RoleRequest,
     responses(
         (status = 200, description = "the member with the new role", body = MemberBody),
-        (status = 400, description = "invalid id or role", body = ErrorBody),
+        (status = 400, description = "invalid role", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not ADMIN+, an OWNER rule, or `csrf_rejected`", body = ErrorBody),
         (status = 404, description = "not a member of the workspace", body = ErrorBody),
@@ -202,7 +199,7 @@ pub async fn change_member_role(
     body: Bytes,
 ) -> Result<Json<MemberBody>, ApiError> {
     let ws = workspace_id(&id)?;
-    let user_id: UserId = parse_id(&user_id, "user id")?;
+    let user_id: UserId = parse_id(&user_id);
     let access = authorize(&app, &principal, &ws, Action::ManageMembers).await?;
     let request = RoleRequest::parse(&body)?;
     Ok(Json(
@@ -215,7 +212,6 @@ pub async fn change_member_role(
     params(("id" = String, Path, description = "workspace id"), ("user_id" = String, Path, description = "the member's user id")),
     responses(
         (status = 204, description = "removed"),
-        (status = 400, description = "an id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not ADMIN+ (and not oneself), an OWNER rule, or `csrf_rejected`", body = ErrorBody),
         (status = 404, description = "not a member of the workspace", body = ErrorBody),
@@ -226,7 +222,7 @@ pub async fn remove_member(
     ApiPath((id, user_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let ws = workspace_id(&id)?;
-    let user_id: UserId = parse_id(&user_id, "user id")?;
+    let user_id: UserId = parse_id(&user_id);
     let action = if user_id == principal.user_id {
         Action::Leave
     } else {
@@ -242,7 +238,6 @@ pub async fn remove_member(
     params(("id" = String, Path, description = "workspace id")),
     responses(
         (status = 200, description = "crews, oldest first", body = [CrewBody]),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not a member (or no such workspace)", body = ErrorBody)))]
 pub async fn list_crews(
@@ -260,7 +255,7 @@ pub async fn list_crews(
     request_body = NameRequest,
     responses(
         (status = 201, description = "created", body = CrewBody),
-        (status = 400, description = "invalid id or body", body = ErrorBody),
+        (status = 400, description = "invalid body (the key is named)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not MANAGER+ on the workspace, or `csrf_rejected`", body = ErrorBody)))]
 pub async fn create_crew(
@@ -283,7 +278,7 @@ pub async fn create_crew(
     request_body = NameRequest,
     responses(
         (status = 200, description = "renamed", body = CrewBody),
-        (status = 400, description = "invalid id or body", body = ErrorBody),
+        (status = 400, description = "invalid body (the key is named)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not MANAGER+ on its workspace, or `csrf_rejected`", body = ErrorBody),
         (status = 404, description = "no such crew", body = ErrorBody)))]
@@ -293,7 +288,7 @@ pub async fn rename_crew(
     ApiPath(crew_id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Json<CrewBody>, ApiError> {
-    let crew_id: CrewId = parse_id(&crew_id, "crew id")?;
+    let crew_id: CrewId = parse_id(&crew_id);
     let (crew, access) = people::crew_for(&app, &principal, &crew_id, Action::EditCrews).await?;
     let request = NameRequest::parse(&body)?;
     Ok(Json(
@@ -306,7 +301,6 @@ pub async fn rename_crew(
     params(("crew_id" = String, Path, description = "crew id")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not ADMIN+ on its workspace, or `csrf_rejected`", body = ErrorBody),
         (status = 404, description = "no such crew", body = ErrorBody),
@@ -316,7 +310,7 @@ pub async fn delete_crew(
     principal: Principal,
     ApiPath(crew_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let crew_id: CrewId = parse_id(&crew_id, "crew id")?;
+    let crew_id: CrewId = parse_id(&crew_id);
     let (crew, access) = people::crew_for(&app, &principal, &crew_id, Action::DeleteCrews).await?;
     people::delete_crew(&app, &access, &crew).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -359,7 +353,6 @@ pub async fn create_token(
     params(("id" = String, Path, description = "token id")),
     responses(
         (status = 204, description = "revoked"),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "a cookie request without Plugboard's Origin (`csrf_rejected`)", body = ErrorBody),
         (status = 404, description = "no such token of the caller's (unknown, another person's, or revoked)", body = ErrorBody)))]
@@ -368,7 +361,7 @@ pub async fn revoke_token(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id: TokenId = parse_id(&id, "token id")?;
+    let id: TokenId = parse_id(&id);
     people::revoke_token(&app, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

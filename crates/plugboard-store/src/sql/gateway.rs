@@ -24,7 +24,7 @@ for_both_backends! {
             };
             let mut audit = audit;
             audit.target = Some(rec.id.to_string());
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM workspaces WHERE id = $1", &token.workspace_id, "workspace");
             if let Some(crew_id) = &token.crew_id {
                 let row: Option<(String,)> =
@@ -53,7 +53,7 @@ for_both_backends! {
             .await
             .map_err(|e| map_err(e, "an agent token with this hash"))?;
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(rec)
         }
 
@@ -77,7 +77,7 @@ for_both_backends! {
         }
 
         async fn revoke_agent_token(&self, id: &AgentTokenId, audit: NewAudit) -> Result<bool> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let done = sqlx::query("UPDATE agent_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id)
@@ -88,7 +88,7 @@ for_both_backends! {
             }
             bump_generation!(&mut *tx);
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(true)
         }
 
@@ -175,7 +175,7 @@ for_both_backends! {
             .await?;
             let mut assigned = 0;
             for (id, workspace_id, connector_id, name) in missing {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin!(self);
                 lock_row!(&mut *tx, "workspaces", &workspace_id);
                 let prefix = free_tool_prefix!(&mut *tx, &workspace_id, connector_id.as_deref(), &name);
                 let done = sqlx::query("UPDATE integrations SET tool_prefix = $1 WHERE id = $2 AND tool_prefix IS NULL")
@@ -183,7 +183,7 @@ for_both_backends! {
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                commit!(tx);
                 assigned += done.rows_affected();
             }
             Ok(assigned)

@@ -31,7 +31,7 @@ for_both_backends! {
 
         async fn create_workspace(&self, name: &str, owner_id: &UserId) -> Result<Workspace> {
             let ws = Workspace { id: WorkspaceId::generate(), name: name.to_string(), created_at: now_ms() };
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", owner_id, "user");
             sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(&ws.id)
@@ -48,7 +48,7 @@ for_both_backends! {
             .bind(ws.created_at)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(ws)
         }
 
@@ -60,7 +60,7 @@ for_both_backends! {
         }
 
         async fn add_member(&self, workspace_id: &WorkspaceId, user_id: &UserId, role: Role) -> Result<Membership> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM workspaces WHERE id = $1", workspace_id, "workspace");
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", user_id, "user");
             sqlx::query(
@@ -73,7 +73,7 @@ for_both_backends! {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(Membership { workspace_id: workspace_id.clone(), user_id: user_id.clone(), role })
         }
 
@@ -95,7 +95,7 @@ for_both_backends! {
                 name: name.to_string(),
                 created_at: now_ms(),
             };
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM workspaces WHERE id = $1", workspace_id, "workspace");
             sqlx::query("INSERT INTO crews (id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(&crew.id)
@@ -104,7 +104,7 @@ for_both_backends! {
                 .bind(crew.created_at)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(crew)
         }
 
@@ -125,7 +125,7 @@ for_both_backends! {
                 expires_at: None,
                 last_used_at: None,
             };
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", user_id, "user");
             sqlx::query(
                 "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -138,12 +138,12 @@ for_both_backends! {
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "a token with this hash"))?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(rec)
         }
 
         async fn revoke_token(&self, id: &TokenId) -> Result<TokenRecord> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id)
@@ -157,7 +157,7 @@ for_both_backends! {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound("token"))?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(rec)
         }
 

@@ -6,7 +6,7 @@ for_both_backends! {
     impl IntegrationStore {
         async fn create_integration(&self, new: NewIntegration) -> Result<Integration> {
             let now = now_ms();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             // Serialises installs into one workspace, so two of them cannot pick the same default prefix.
             lock_row!(&mut *tx, "workspaces", &new.workspace_id);
             let prefix = free_tool_prefix!(&mut *tx, &new.workspace_id, new.connector_id.as_deref(), &new.name);
@@ -60,7 +60,7 @@ for_both_backends! {
             .bind(&new.id)
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(row)
         }
 
@@ -93,7 +93,7 @@ for_both_backends! {
 
         async fn update_integration(&self, id: &IntegrationId, patch: IntegrationPatch) -> Result<Option<Integration>> {
             let now = now_ms();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             // A write first: on SQLite the transaction takes the write lock now (waiting for it under the busy
             // timeout) instead of reading first and failing to upgrade when another connection wrote meanwhile
             // (the gateway's audit writers, say).
@@ -174,12 +174,12 @@ for_both_backends! {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(Some(row))
         }
 
         async fn delete_integration(&self, id: &IntegrationId, audit: NewAudit) -> Result<bool> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             // Explicit deletes rather than trusting the cascade alone: the vault entries must be gone.
             sqlx::query("DELETE FROM secrets WHERE integration_id = $1")
                 .bind(id)
@@ -197,7 +197,7 @@ for_both_backends! {
                 return Ok(false);
             }
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(true)
         }
 

@@ -10,12 +10,16 @@ use crate::*;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Bound on one store call.
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// PostgreSQL-backed store (for several instances on one database).
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// Bound on one store call.
+    pub(crate) timeout: std::time::Duration,
 }
 
 pub(crate) static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -23,17 +27,55 @@ pub(crate) static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postg
 
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
+    /// Transactions take SQLite's one write lock at their start (waiting up to the busy timeout for it), so that a
+    /// transaction that reads then writes never fails with `SQLITE_BUSY` when another writer committed meanwhile.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const MIGRATOR: &'static Migrator = &SQLITE_MIGRATOR;
 }
 
 impl PgStore {
     const BACKEND: &'static str = "postgres";
+    const BEGIN: &'static str = "BEGIN";
     const MIGRATOR: &'static Migrator = &PG_MIGRATOR;
 }
 
 /// Implements a trait for both backends from one body: `for_both_backends! { impl Trait { async fn … } }`. Inside,
 /// `self.pool` is the backend's pool and the SQL text is the same for both (sqlx takes `$N` placeholders on both).
+/// Every method is bounded by the store's timeout ([`crate::bounded`]): a database that does not answer in time is
+/// [`StoreError::Unavailable`], never a hang.
 macro_rules! for_both_backends {
+    (impl $trait:ident { $(
+        async fn $name:ident(&$self:tt $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $body:block
+    )* }) => {
+        #[async_trait::async_trait]
+        impl $trait for $crate::sql::SqliteStore {
+            $(
+                async fn $name(&$self $(, $arg: $ty)*) -> $ret {
+                    let call = async move {
+                        let result: $ret = $body;
+                        result
+                    };
+                    $crate::bounded($self.timeout, stringify!($name), call).await
+                }
+            )*
+        }
+        #[async_trait::async_trait]
+        impl $trait for $crate::sql::PgStore {
+            $(
+                async fn $name(&$self $(, $arg: $ty)*) -> $ret {
+                    let call = async move {
+                        let result: $ret = $body;
+                        result
+                    };
+                    $crate::bounded($self.timeout, stringify!($name), call).await
+                }
+            )*
+        }
+    };
+}
+
+/// [`for_both_backends!`] without the bound (for the methods that may run long: migrations).
+macro_rules! for_both_backends_unbounded {
     (impl $trait:ident { $($body:tt)* }) => {
         #[async_trait::async_trait]
         impl $trait for $crate::sql::SqliteStore {
@@ -44,6 +86,64 @@ macro_rules! for_both_backends {
             $($body)*
         }
     };
+}
+
+/// A transaction on one pooled connection. A transaction that did not commit (its `COMMIT` failed, for example on
+/// a full disk, or the call was cancelled by its timeout, or it returned early with an error) never goes back to
+/// the pool: its connection is closed, which rolls it back, so no pooled connection is ever left inside a
+/// transaction that would swallow later writes. Made by [`begin!`], ended by [`commit!`].
+pub(crate) struct Tx<DB: sqlx::Database> {
+    conn: sqlx::pool::PoolConnection<DB>,
+    open: bool,
+}
+
+impl<DB: sqlx::Database> Tx<DB> {
+    pub(crate) fn new(conn: sqlx::pool::PoolConnection<DB>) -> Self {
+        Tx { conn, open: true }
+    }
+
+    /// `COMMIT` succeeded: the connection may go back to the pool.
+    pub(crate) fn committed(&mut self) {
+        self.open = false;
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Tx<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.conn
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Tx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Tx<DB> {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Begins a [`Tx`] on a connection of `self.pool` (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
+macro_rules! begin {
+    ($self:ident) => {{
+        let mut conn = $self.pool.acquire().await?;
+        sqlx::query(Self::BEGIN).execute(&mut *conn).await?;
+        $crate::sql::Tx::new(conn)
+    }};
+}
+
+/// Commits a [`Tx`]; on failure the error is returned and the connection is closed (rolling back).
+macro_rules! commit {
+    ($tx:ident) => {{
+        sqlx::query("COMMIT").execute(&mut *$tx).await?;
+        $tx.committed();
+    }};
 }
 
 /// Maps constraint violations to outcomes; everything else stays a database error.
@@ -191,15 +291,18 @@ macro_rules! insert_audit {
     }};
 }
 
-for_both_backends! {
+for_both_backends_unbounded! {
     impl Database {
         fn backend(&self) -> &'static str {
             Self::BACKEND
         }
 
         async fn ping(&self) -> Result<()> {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
-            Ok(())
+            crate::bounded(self.timeout, "ping", async {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            })
+            .await
         }
 
         async fn migrate(&self) -> Result<usize> {

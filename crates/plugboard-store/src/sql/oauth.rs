@@ -5,7 +5,7 @@ use super::*;
 for_both_backends! {
     impl OAuthStore {
         async fn consume_oauth_state(&self, state_hash: &[u8], now: i64) -> Result<Option<OAuthStateRow>> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let done = sqlx::query(
                 "UPDATE oauth_states SET used_at = $1 WHERE state_hash = $2 AND used_at IS NULL AND expires_at > $3",
             )
@@ -24,14 +24,14 @@ for_both_backends! {
             .bind(state_hash)
             .fetch_optional(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(row)
         }
 
         async fn start_oauth_flow(&self, start: OAuthFlowStart) -> Result<()> {
             let now = now_ms();
             let id = &start.integration_id;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             sqlx::query("DELETE FROM oauth_states WHERE integration_id = $1 AND used_at IS NULL")
                 .bind(id)
                 .execute(&mut *tx)
@@ -68,7 +68,7 @@ for_both_backends! {
             if let Some(audit) = &start.audit {
                 insert_audit!(&mut *tx, audit);
             }
-            tx.commit().await?;
+            commit!(tx);
             Ok(())
         }
 
@@ -86,7 +86,7 @@ for_both_backends! {
         async fn write_oauth_tokens(&self, w: OAuthTokenWrite) -> Result<bool> {
             let now = w.written_at;
             let id = &w.integration_id;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             match &w.lock_owner {
                 Some(owner) => {
                     let done = sqlx::query(
@@ -144,7 +144,7 @@ for_both_backends! {
             if let Some(audit) = &w.audit {
                 insert_audit!(&mut *tx, audit);
             }
-            tx.commit().await?;
+            commit!(tx);
             Ok(true)
         }
 

@@ -35,7 +35,7 @@ for_both_backends! {
             idle_before: i64,
             audit: Option<NewAudit>,
         ) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             if let Some(old) = replaces {
                 let done = sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
                     .bind(old)
@@ -72,7 +72,7 @@ for_both_backends! {
             if let Some(a) = &audit {
                 insert_audit!(&mut *tx, a);
             }
-            tx.commit().await?;
+            commit!(tx);
             Ok(())
         }
 
@@ -96,7 +96,7 @@ for_both_backends! {
         }
 
         async fn end_session(&self, secret_hash: &[u8], audit: Option<NewAudit>) -> Result<bool> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let done = sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
                 .bind(secret_hash)
                 .execute(&mut *tx)
@@ -108,7 +108,7 @@ for_both_backends! {
                     insert_audit!(&mut *tx, a);
                 }
             }
-            tx.commit().await?;
+            commit!(tx);
             Ok(ended)
         }
 
@@ -119,7 +119,7 @@ for_both_backends! {
             created_at: i64,
             expires_at: i64,
         ) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", user_id, "user");
             sqlx::query(
                 "INSERT INTO sign_in_links (secret_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
@@ -131,7 +131,7 @@ for_both_backends! {
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "a sign-in link with this secret"))?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(())
         }
 
@@ -206,7 +206,7 @@ for_both_backends! {
         }
 
         async fn remove_user(&self, id: &UserId, audit: NewAudit) -> Result<UserRemoval> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             if !lock_row!(&mut *tx, "users", id) {
                 return Ok(UserRemoval::NotFound);
             }
@@ -250,12 +250,12 @@ for_both_backends! {
             }
             bump_generation!(&mut *tx);
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(UserRemoval::Removed)
         }
 
         async fn insert_workspace(&self, workspace: &Workspace, owner: &UserId, audit: NewAudit) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", owner, "user");
             sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(&workspace.id)
@@ -274,7 +274,7 @@ for_both_backends! {
             .execute(&mut *tx)
             .await?;
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(())
         }
 
@@ -299,7 +299,7 @@ for_both_backends! {
         }
 
         async fn rename_workspace(&self, id: &WorkspaceId, name: &str, audit: NewAudit) -> Result<Option<Workspace>> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let done = sqlx::query("UPDATE workspaces SET name = $1 WHERE id = $2")
                 .bind(name)
                 .bind(id)
@@ -313,12 +313,12 @@ for_both_backends! {
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(Some(ws))
         }
 
         async fn delete_workspace(&self, id: &WorkspaceId, audit: NewAudit) -> Result<bool> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             if !lock_row!(&mut *tx, "workspaces", id) {
                 return Ok(false);
             }
@@ -338,7 +338,7 @@ for_both_backends! {
             // Its agent tokens went with it.
             bump_generation!(&mut *tx);
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(true)
         }
 
@@ -358,10 +358,11 @@ for_both_backends! {
             email: &str,
             name: &str,
             role: Role,
-            mut audit: NewAudit,
+            audit: NewAudit,
         ) -> Result<MemberAdded> {
+            let mut audit = audit;
             let email = email.trim().to_lowercase();
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             if !lock_row!(&mut *tx, "workspaces", workspace_id) {
                 return Ok(MemberAdded::NoWorkspace);
             }
@@ -405,7 +406,7 @@ for_both_backends! {
                 d.insert("user_id".into(), serde_json::Value::String(user.id.to_string()));
             }
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(MemberAdded::Added {
                 member: Member { user_id: user.id, email: user.email, name: user.name, role },
                 user_created: created,
@@ -431,7 +432,7 @@ for_both_backends! {
             to: Role,
             audit: NewAudit,
         ) -> Result<MemberChange> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             if !lock_row!(&mut *tx, "workspaces", workspace_id) {
                 return Ok(MemberChange::NotMember);
             }
@@ -465,7 +466,7 @@ for_both_backends! {
                 .execute(&mut *tx)
                 .await?;
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(MemberChange::Done)
         }
 
@@ -476,7 +477,7 @@ for_both_backends! {
             from: Role,
             audit: NewAudit,
         ) -> Result<MemberChange> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             if !lock_row!(&mut *tx, "workspaces", workspace_id) {
                 return Ok(MemberChange::NotMember);
             }
@@ -509,7 +510,7 @@ for_both_backends! {
                 .execute(&mut *tx)
                 .await?;
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(MemberChange::Done)
         }
 
@@ -523,7 +524,7 @@ for_both_backends! {
         }
 
         async fn insert_crew(&self, crew: &Crew, audit: NewAudit) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM workspaces WHERE id = $1", &crew.workspace_id, "workspace");
             sqlx::query("INSERT INTO crews (id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(&crew.id)
@@ -534,12 +535,12 @@ for_both_backends! {
                 .await
                 .map_err(|e| map_err(e, "the crew"))?;
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(())
         }
 
         async fn rename_crew(&self, id: &CrewId, name: &str, audit: NewAudit) -> Result<Option<Crew>> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let done = sqlx::query("UPDATE crews SET name = $1 WHERE id = $2")
                 .bind(name)
                 .bind(id)
@@ -553,12 +554,12 @@ for_both_backends! {
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(Some(crew))
         }
 
         async fn delete_crew(&self, id: &CrewId, audit: NewAudit) -> Result<CrewDeletion> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             // The lock makes a concurrent install for this crew wait (its foreign key check) or be counted here.
             if !lock_row!(&mut *tx, "crews", id) {
                 return Ok(CrewDeletion::NotFound);
@@ -583,7 +584,7 @@ for_both_backends! {
                 .execute(&mut *tx)
                 .await?;
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(CrewDeletion::Deleted)
         }
 
@@ -599,7 +600,7 @@ for_both_backends! {
             };
             let mut audit = audit;
             audit.target = Some(rec.id.to_string());
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             require_exists!(&mut *tx, "SELECT id FROM users WHERE id = $1", &token.user_id, "user");
             sqlx::query(
                 "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) \
@@ -615,7 +616,7 @@ for_both_backends! {
             .await
             .map_err(|e| map_err(e, "a token with this hash"))?;
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(rec)
         }
 
@@ -630,7 +631,7 @@ for_both_backends! {
         }
 
         async fn revoke_own_token(&self, id: &TokenId, user_id: &UserId, audit: NewAudit) -> Result<bool> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             let done = sqlx::query(
                 "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
             )
@@ -644,7 +645,7 @@ for_both_backends! {
             }
             bump_generation!(&mut *tx);
             insert_audit!(&mut *tx, &audit);
-            tx.commit().await?;
+            commit!(tx);
             Ok(true)
         }
     }

@@ -13,7 +13,7 @@ for_both_backends! {
         }
 
         async fn insert_data_key(&self, id: &str, wrapped: &[u8], active: bool) -> Result<()> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = begin!(self);
             if active {
                 sqlx::query("UPDATE data_keys SET active = $1 WHERE active = $2")
                     .bind(false)
@@ -29,7 +29,7 @@ for_both_backends! {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map_err(e, "a data key with this id"))?;
-            tx.commit().await?;
+            commit!(tx);
             Ok(())
         }
 

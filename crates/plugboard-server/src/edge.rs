@@ -1,0 +1,121 @@
+//! Checks at the edge of the API, before any handler reads a request: a declared body over the limit (413 at
+//! once, without reading it and without `100 Continue`), a request body that is not JSON (415), and a client
+//! `x-request-id` that is not a short visible-ASCII token (replaced by a generated one).
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// Longest client `x-request-id` kept (longer, or with other than visible ASCII: a new id is generated).
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Drops a client `x-request-id` that is not one value of 1 to 128 visible ASCII characters, so that a new one is
+/// generated (and echoed) instead.
+pub async fn bound_request_id(mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let mut values = headers.get_all("x-request-id").iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= MAX_REQUEST_ID_BYTES
+                && b.iter().all(|c| (0x21..=0x7e).contains(c))
+        }
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
+}
+
+/// 413 for a declared `Content-Length` over `limit` (nothing of the body is read, so a client that sent
+/// `Expect: 100-continue` never gets `100 Continue`), and 415 for a JSON API request whose body is not declared
+/// as JSON.
+pub async fn body_checks(limit: usize, req: Request, next: Next) -> Response {
+    let hint = http_body::Body::size_hint(req.body());
+    let declared = declared_length(req.headers()).unwrap_or(hint.lower());
+    if declared > limit as u64 {
+        return ApiError::payload_too_large().into_response();
+    }
+    let has_body = declared > 0
+        || hint.upper() != Some(0)
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if has_body && takes_json(req.method(), req.uri().path()) && !is_json(req.headers()) {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be JSON: send it with `Content-Type: application/json`",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The JSON API's endpoints that read a body.
+fn takes_json(method: &Method, path: &str) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH) && path.starts_with("/api/")
+}
+
+/// Every `Content-Type` is JSON: `application/json` or `…/…+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter().peekable();
+    values.peek().is_some()
+        && values.all(|v| {
+            let Ok(v) = v.to_str() else { return false };
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match essence.split_once('/') {
+                Some((_, sub)) => {
+                    essence == "application/json" || (sub.ends_with("+json") && !sub.contains(' '))
+                }
+                None => false,
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn json_content_types_with_parameters_and_suffixes_are_json() {
+        let mut h = HeaderMap::new();
+        assert!(!is_json(&h));
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ok));
+            assert!(is_json(&h), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "json",
+            "application/jsonx",
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(bad));
+            assert!(!is_json(&h), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The accept loop: how connections are taken, bounded and closed, below the router.
+//!
+//! - At most `max_connections` connections are served at once; beyond that the listener is not polled, so further
+//!   clients wait in the kernel's backlog instead of taking file descriptors.
+//! - A request head must arrive within `header_timeout` (a half-sent header is closed); the same bound closes a
+//!   keep-alive connection that stays idle between requests.
+//! - The first request head of each HTTP/1 connection is read and checked here, so that a malformed request (400),
+//!   a too long URI (414), too large headers (431) and a request with both `Content-Length` and `Transfer-Encoding`
+//!   (400, a request-smuggling vector) get the API's JSON error body; then the connection goes to hyper.
+//! - On shutdown: stop accepting (connections already in the backlog are still taken), answer every request already
+//!   read with `Connection: close`, then close idle connections and wait for busy ones up to a drain deadline.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::Router;
+use bytes::{Buf, Bytes};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+use crate::error::error_body;
+
+/// Longest request target (path and query) accepted: 414 beyond.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest request head (request line and headers) accepted: 431 beyond.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// Most header lines accepted: 431 beyond.
+pub const MAX_HEADERS: usize = 100;
+/// How long requests already read get to finish after the shutdown signal before idle connections are closed.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// How connections are served.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    /// After the shutdown signal, how long busy connections get to finish.
+    pub drain_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains (see the module documentation).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    // Set once shutdown has begun: every response then carries `Connection: close`.
+    let flag = Arc::new(AtomicBool::new(false));
+    let closing = flag.clone();
+    let router = router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let closing = closing.clone();
+            async move {
+                let mut res = next.run(req).await;
+                if closing.load(Ordering::Relaxed) {
+                    res.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                res
+            }
+        },
+    ));
+    let permits = options.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(permits));
+    let (close_tx, close_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => spawn_connection(
+                stream,
+                peer,
+                router.clone(),
+                options,
+                close_rx.clone(),
+                permit,
+            ),
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment instead of spinning.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                drop(permit);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    flag.store(true, Ordering::Relaxed);
+    tracing::info!("shutting down: no new connections; answering the requests already received");
+    // Connections the kernel completed before the signal: their clients have sent requests; take and answer them.
+    if let Ok(std_listener) = listener.into_std() {
+        loop {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let Ok((stream, peer)) = std_listener.accept() else {
+                break;
+            };
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(stream));
+            if let Ok(stream) = stream {
+                spawn_connection(
+                    stream,
+                    peer,
+                    router.clone(),
+                    options,
+                    close_rx.clone(),
+                    permit,
+                );
+            }
+        }
+    }
+    tokio::time::sleep(LINGER).await;
+    let _ = close_tx.send(true);
+    let all = u32::try_from(permits).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(options.drain_timeout, slots.acquire_many(all)).await;
+    match drained {
+        Ok(_) => tracing::info!("every connection is closed"),
+        Err(_) => tracing::warn!(
+            drain_ms = options.drain_timeout.as_millis() as u64,
+            "connections still busy after the drain deadline are cut"
+        ),
+    }
+}
+
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    options: ServeOptions,
+    mut close: watch::Receiver<bool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _ = stream.set_nodelay(true);
+        let io = match first_head(stream, options.header_timeout).await {
+            Some(io) => io,
+            None => return,
+        };
+        let started = tokio::time::Instant::now();
+        let service = hyper_util::service::TowerToHyperService::new(router.map_request(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(options.header_timeout))
+            .keep_alive_timeout(options.header_timeout);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = close.wait_for(|closing| *closing) => {}
+        }
+        // A request read just now is not yet in hyper's hands: let it start before idle connections are closed.
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = tokio::time::sleep_until(started + LINGER) => {}
+        }
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+    });
+}
+
+/// Reads and checks the first request head of an HTTP/1 connection. `None` when the connection was answered with
+/// an error (or closed: nothing, or a half-sent head, within the timeout); else the stream with the bytes read so
+/// far put back in front.
+async fn first_head(mut stream: TcpStream, timeout: Duration) -> Option<Rewind> {
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check_head(&buf) {
+            Head::Incomplete => {}
+            Head::Pass => {
+                return Some(Rewind {
+                    prefix: Bytes::from(buf),
+                    inner: stream,
+                })
+            }
+            Head::Refuse(status, code, message) => {
+                refuse(&mut stream, status, code, message).await;
+                return None;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                if !buf.is_empty() {
+                    tracing::debug!(
+                        "closing a connection that did not send its request head in time"
+                    );
+                }
+                return None;
+            }
+        };
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+enum Head {
+    Incomplete,
+    Pass,
+    Refuse(u16, &'static str, &'static str),
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn check_head(buf: &[u8]) -> Head {
+    if buf.is_empty() {
+        return Head::Incomplete;
+    }
+    // HTTP/2 with prior knowledge: hyper's.
+    let n = buf.len().min(H2_PREFACE.len());
+    if buf[..n] == H2_PREFACE[..n] {
+        return if n == H2_PREFACE.len() {
+            Head::Pass
+        } else {
+            Head::Incomplete
+        };
+    }
+    // The request line alone is too long (before the head is complete).
+    let line_end = buf.windows(2).position(|w| w == b"\r\n");
+    let line_len = line_end.unwrap_or(buf.len());
+    if line_len > MAX_URI_BYTES + 64 {
+        return Head::Refuse(
+            414,
+            "uri_too_long",
+            "the request URI is longer than 8 KiB: send long values in the request body",
+        );
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD_BYTES {
+                Head::Refuse(
+                    431,
+                    "headers_too_large",
+                    "the request headers are larger than 32 KiB: send fewer or shorter headers",
+                )
+            } else {
+                Head::Incomplete
+            }
+        }
+        Ok(httparse::Status::Complete(len)) => {
+            if req.path.is_some_and(|p| p.len() > MAX_URI_BYTES) {
+                return Head::Refuse(
+                    414,
+                    "uri_too_long",
+                    "the request URI is longer than 8 KiB: send long values in the request body",
+                );
+            }
+            if len > MAX_HEAD_BYTES {
+                return Head::Refuse(
+                    431,
+                    "headers_too_large",
+                    "the request headers are larger than 32 KiB: send fewer or shorter headers",
+                );
+            }
+            check_framing(req.headers)
+        }
+        Err(httparse::Error::TooManyHeaders) => Head::Refuse(
+            431,
+            "headers_too_large",
+            "the request has more than 100 header lines: send fewer headers",
+        ),
+        Err(_) => Head::Refuse(
+            400,
+            "invalid_request",
+            "the request is not well-formed HTTP/1.1",
+        ),
+    }
+}
+
+/// `Content-Length` and `Transfer-Encoding` together, or several different lengths, make the body's end ambiguous
+/// (request smuggling): refused.
+fn check_framing(headers: &[httparse::Header<'_>]) -> Head {
+    let mut lengths = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| h.value);
+    let has_te = headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    let first = lengths.next();
+    if has_te && first.is_some() {
+        return Head::Refuse(
+            400,
+            "invalid_request",
+            "the request has both Content-Length and Transfer-Encoding: send only one of them",
+        );
+    }
+    if let Some(first) = first {
+        let valid = !first.is_empty() && first.iter().all(u8::is_ascii_digit);
+        if !valid || lengths.any(|other| other != first) {
+            return Head::Refuse(
+                400,
+                "invalid_request",
+                "the request's Content-Length is not one whole number",
+            );
+        }
+    }
+    Head::Pass
+}
+
+/// Answers an error with the API's body and closes the connection.
+async fn refuse(stream: &mut TcpStream, status: u16, code: &str, message: &str) {
+    let body = error_body(code, message);
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\nx-request-id: {}\r\n\r\n{body}",
+        body.len(),
+        plugboard_store::new_id()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// A stream with bytes already read put back in front.
+struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(head: &[u8]) -> Option<u16> {
+        match check_head(head) {
+            Head::Refuse(s, _, _) => Some(s),
+            Head::Pass => None,
+            Head::Incomplete => Some(0),
+        }
+    }
+
+    #[test]
+    fn heads_are_checked_before_hyper_sees_them() {
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), None);
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: a\r\n"), Some(0));
+        assert_eq!(refused(b"GET / HTT"), Some(0));
+        assert_eq!(refused(H2_PREFACE), None);
+        assert_eq!(refused(&H2_PREFACE[..10]), Some(0));
+        assert_eq!(refused(b"GET /\x01 HTTP/1.1\r\n\r\n"), Some(400));
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\ncontent-length: 3\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            refused(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
+            None
+        );
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_URI_BYTES + 1));
+        assert_eq!(refused(long.as_bytes()), Some(414));
+        let big = format!("GET / HTTP/1.1\r\nX-A: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(refused(big.as_bytes()), Some(431));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: a\r\n")).collect();
+        assert_eq!(
+            refused(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            Some(431)
+        );
+    }
+}
