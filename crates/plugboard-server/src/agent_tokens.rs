@@ -104,7 +104,7 @@ impl AgentTokenCache {
                     .store
                     .agent_token_owner(&hash)
                     .await
-                    .map_err(ApiError::unavailable)?;
+                    .map_err(ApiError::from)?;
                 let Some(owner) = found else {
                     return Ok(AgentTokenCheck::Unknown);
                 };

@@ -117,8 +117,7 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 }
 
 /// The parameters that carry a Plugboard id (`plugboard_store::new_id`: 24 lowercase letters and digits, starting
-/// with a letter); the server refuses any other shape before a lookup (400 `invalid_id`, or the answer for an
-/// unknown id).
+/// with a letter); the server answers any other shape before a lookup, exactly as it answers an unknown id.
 const ID_PARAMETERS: &[&str] = &["id", "workspace_id", "crew_id", "user_id", "integration_id"];
 /// The shape of a Plugboard id in a path.
 pub const ID_PATTERN: &str = "^[a-z][a-z0-9]{23}$";

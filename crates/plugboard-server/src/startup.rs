@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeId))
+        .layer(middleware::from_fn(crate::edge::bound_request_id))
         .with_state(state.clone());
     let oidc = oidc_of(&state);
     let metrics = state.metrics.clone();

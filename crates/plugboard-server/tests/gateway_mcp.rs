@@ -493,9 +493,8 @@ async fn audit_and_metrics(db: Db) {
         .render(app.state.store.pool_stats())
         .unwrap();
     let count = |outcome: &str| {
-        let series = format!(
-            "plugboard_gateway_calls_total{{integration=\"{id}\",outcome=\"{outcome}\"}} "
-        );
+        let series =
+            format!("plugboard_gateway_calls_total{{integration=\"{id}\",outcome=\"{outcome}\"}} ");
         page.lines()
             .find_map(|l| l.strip_prefix(series.as_str()))
             .map_or(0, |v| v.trim().parse::<u64>().unwrap())

@@ -29,7 +29,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     params(("id" = String, Path, description = "workspace id")),
     responses(
         (status = 200, description = "the agent tokens", body = [AgentTokenBody]),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not ADMIN+ on the workspace (or no such workspace); an agent token (`agent_token_not_allowed`)", body = ErrorBody)))]
 pub async fn list_agent_tokens(
@@ -37,7 +36,7 @@ pub async fn list_agent_tokens(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<AgentTokenBody>>, ApiError> {
-    let id: WorkspaceId = parse_id(&id, "workspace id")?;
+    let id: WorkspaceId = parse_id(&id);
     let access = authorize(&app, &principal, &id, Action::ManageAgentTokens).await?;
     Ok(Json(people::list_agent_tokens(&app, &access).await?))
 }
@@ -59,7 +58,7 @@ pub async fn create_agent_token(
     ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<AgentTokenCreated>), ApiError> {
-    let id: WorkspaceId = parse_id(&id, "workspace id")?;
+    let id: WorkspaceId = parse_id(&id);
     let access = authorize(&app, &principal, &id, Action::ManageAgentTokens).await?;
     let request = CreateAgentTokenRequest::parse(&body)?;
     Ok((
@@ -74,7 +73,6 @@ pub async fn create_agent_token(
     params(("id" = String, Path, description = "agent token id")),
     responses(
         (status = 204, description = "revoked"),
-        (status = 400, description = "the id is not a Plugboard id (`invalid_id`)", body = ErrorBody),
         (status = 401, description = "not signed in", body = ErrorBody),
         (status = 403, description = "not ADMIN+ on the token's workspace, `csrf_rejected`, or `agent_token_not_allowed`", body = ErrorBody),
         (status = 404, description = "no such agent token (unknown or already revoked)", body = ErrorBody)))]
@@ -83,7 +81,7 @@ pub async fn revoke_agent_token(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id: AgentTokenId = parse_id(&id, "agent token id")?;
+    let id: AgentTokenId = parse_id(&id);
     people::revoke_agent_token(&app, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
