@@ -623,6 +623,57 @@
     });
   }
 
+  // A new agent token of the workspace: shown once, with a copy button; added to the list without a reload.
+  function wireCreateAgentToken(form) {
+    var out = pageOutcome();
+    var once = document.querySelector('[data-token-once]');
+    var table = document.querySelector('[data-token-table] tbody');
+    var empty = document.querySelector('[data-token-empty]');
+    wireValidation(form);
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      clearErrors(form);
+      var name = form.querySelector('#agent-token-name').value.trim();
+      var crew = form.querySelector('#agent-token-crew');
+      var days = form.querySelector('#agent-token-days').value;
+      var body = { name: name };
+      if (crew.value !== '') body.crew_id = crew.value;
+      if (days !== '') body.expires_in_days = Number(days);
+      var path = '/api/v1/workspaces/' + enc(form.getAttribute('data-workspace')) + '/agent-tokens';
+      api('POST', path, body).then(function (t) {
+        once.hidden = false;
+        document.getElementById('new-token').textContent = t.token;
+        say(out, 'Created the agent token \u201c' + name + '\u201d. Copy it now: it is shown only once.');
+        var row = document.createElement('tr');
+        var reaches = crew.options[crew.selectedIndex].textContent;
+        [name, reaches, 'Just now', 'Never', days ? 'In ' + days + ' days' : 'Never'].forEach(function (text) {
+          var td = document.createElement('td');
+          td.textContent = text;
+          row.appendChild(td);
+        });
+        var last = document.createElement('td');
+        last.className = 'num';
+        var revoke = document.createElement('form');
+        revoke.className = 'inline-form';
+        revoke.setAttribute('data-api', 'DELETE');
+        revoke.setAttribute('data-path', '/api/v1/agent-tokens/' + enc(t.id));
+        revoke.setAttribute('data-done', 'Revoked the agent token ' + name + '.');
+        revoke.setAttribute('data-confirm', 'Revoke the agent token ' + name + '? Agents using it stop working within a second.');
+        var button = document.createElement('button');
+        button.className = 'btn small danger';
+        button.type = 'submit';
+        button.textContent = 'Delete';
+        revoke.appendChild(button);
+        last.appendChild(revoke);
+        wireApiForm(revoke);
+        row.appendChild(last);
+        table.appendChild(row);
+        if (empty) empty.hidden = true;
+        form.reset();
+      }, function (e) { showServerError(form, e, out); });
+    });
+  }
+
   window.Plugboard = {
     api: api, outcome: outcome, say: say, fail: fail, wireValidation: wireValidation, clearErrors: clearErrors,
     showServerError: showServerError, busy: busy, check: check
@@ -637,5 +688,6 @@
   document.querySelectorAll('[data-copy]').forEach(wireCopy);
   document.querySelectorAll('form[data-api]').forEach(wireApiForm);
   document.querySelectorAll('[data-create-token]').forEach(wireCreateToken);
+  document.querySelectorAll('[data-create-agent-token]').forEach(wireCreateAgentToken);
   showFlash();
 })();

@@ -16,3 +16,5 @@ pub const MANAGE_INTEGRATIONS: Role = Role::Manager;
 pub const READ_RUNTIME: Role = Role::Admin;
 /// Read the audit log.
 pub const READ_AUDIT: Role = Role::Admin;
+/// List, create and revoke a workspace's agent tokens (the MCP gateway's credentials).
+pub const MANAGE_AGENT_TOKENS: Role = Role::Admin;

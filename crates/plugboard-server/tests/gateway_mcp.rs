@@ -28,6 +28,7 @@ test_on_both_backends! {
     every_tools_call_is_audited_as_gateway_call_without_arguments_and_counted_in_the_metrics => audit_and_metrics;
     an_upstream_killed_mid_call_is_a_json_rpc_error_not_a_hang => killed_upstream;
     a_revoked_agent_token_fails_on_another_instance_within_a_second => revoked_elsewhere;
+    an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
 }
 
 /// A served Plugboard, a workspace with its owner's token, and an upstream requiring `Bearer <secret>`.
@@ -573,4 +574,52 @@ async fn revoked_elsewhere(db: Db) {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+async fn session_elsewhere(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let other = second_instance(&s.pb).await;
+    let app = &s.pb.app;
+    custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let (_, another_token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let path = format!("/mcp/workspace/{}", s.ws.id);
+    let a = within("connect", agent::connect(&s.pb.url(&path), &token)).await;
+    assert_eq!(
+        text_of(&a.call("docs__echo", json!({"text": "one"})).await.unwrap()),
+        "one"
+    );
+    let sid = a.session_id().unwrap();
+    assert!(sid.starts_with("pbg_"), "{sid}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let call = |token: String| {
+        let client = client.clone();
+        let url = other.url(&path);
+        let sid = sid.clone();
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-session-id", sid)
+                .header("mcp-protocol-version", "2025-11-25")
+                .body(
+                    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                           "params": {"name": "docs__echo", "arguments": {"text": "two"}}})
+                    .to_string(),
+                )
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = within("the call on the second instance", call(token.clone())).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("two"), "{body}");
+    assert!(!body.contains(&s.secret));
+    // The session belongs to the token that opened it.
+    let res = within("another token", call(another_token)).await;
+    assert_eq!(res.status(), 404);
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod console;
+mod console_agent_tokens;
 mod demo;
 mod harness;
 mod provider;

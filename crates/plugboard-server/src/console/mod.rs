@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/w/{workspace_id}/audit", get(audit::page))
         .route("/w/{workspace_id}/members", get(people::members))
         .route("/w/{workspace_id}/crews", get(people::crews))
+        .route("/w/{workspace_id}/agent-tokens", get(people::agent_tokens))
         .route("/account/tokens", get(people::tokens))
         .route("/static/{file}", get(crate::assets::serve))
 }

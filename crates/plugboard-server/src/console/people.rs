@@ -204,3 +204,80 @@ pub async fn tokens(
         max_days: people::MAX_TOKEN_DAYS,
     }))
 }
+
+pub struct AgentTokenRow {
+    pub id: String,
+    pub name: String,
+    /// The crew's name, or "Whole workspace".
+    pub scope: String,
+    pub created: String,
+    pub created_iso: String,
+    pub last_used: String,
+    pub expires: String,
+    pub expired: bool,
+}
+
+#[derive(askama::Template)]
+#[template(path = "agent_tokens.html")]
+pub struct AgentTokensPage {
+    pub shell: Shell,
+    pub tokens: Vec<AgentTokenRow>,
+    pub crews: Vec<CrewOption>,
+    pub max_days: i64,
+}
+
+/// `GET /w/{workspace}/agent-tokens` (ADMIN+): the workspace's agent tokens; create (shown once) and revoke.
+pub async fn agent_tokens(
+    State(app): State<AppState>,
+    principal: Result<Principal, ApiError>,
+    PagePath(workspace_id): PagePath<String>,
+) -> Result<Response, PageError> {
+    let principal = principal?;
+    let (shell, ws) = for_workspace(
+        &app,
+        &principal,
+        &workspace_id,
+        roles::MANAGE_AGENT_TOKENS,
+        "agent-tokens",
+    )
+    .await?;
+    let access = people::authorize(&app, &principal, &ws, Action::ManageAgentTokens).await?;
+    let crews = crew_options(&app, &principal, &ws).await?;
+    let now = app.clock.now_ms();
+    let tokens = people::list_agent_tokens(&app, &access)
+        .await?
+        .into_iter()
+        .map(|t| {
+            let crew_id = t.crew_id.as_ref().map(ToString::to_string);
+            AgentTokenRow {
+                id: t.id.to_string(),
+                name: t.name,
+                scope: match crew_id {
+                    Some(c) => crews
+                        .iter()
+                        .find(|o| o.id == c)
+                        .map(|o| format!("Crew {}", o.name))
+                        .unwrap_or_else(|| "A crew".to_string()),
+                    None => "Whole workspace".to_string(),
+                },
+                created: time::display(t.created_at),
+                created_iso: time::iso(t.created_at),
+                last_used: t
+                    .last_used_at
+                    .map(time::display)
+                    .unwrap_or_else(|| "Never".to_string()),
+                expires: t
+                    .expires_at
+                    .map(time::display)
+                    .unwrap_or_else(|| "Never".to_string()),
+                expired: t.expires_at.is_some_and(|e| e <= now),
+            }
+        })
+        .collect();
+    Ok(html(&AgentTokensPage {
+        shell,
+        tokens,
+        crews,
+        max_days: people::MAX_TOKEN_DAYS,
+    }))
+}

@@ -42,6 +42,10 @@ impl Shell {
         self.can(&roles::READ_AUDIT)
     }
 
+    pub fn can_manage_agent_tokens(&self) -> bool {
+        self.can(&roles::MANAGE_AGENT_TOKENS)
+    }
+
     /// `"page"` when `section` is the page's, for `aria-current`.
     pub fn current(&self, section: &str) -> &'static str {
         if self.section == section {

@@ -83,7 +83,7 @@ impl Action {
             Action::Rename
             | Action::ManageMembers
             | Action::DeleteCrews
-            | Action::ManageAgentTokens => Role::Admin,
+            | Action::ManageAgentTokens => crate::roles::MANAGE_AGENT_TOKENS,
             Action::Delete => Role::Owner,
         }
     }
