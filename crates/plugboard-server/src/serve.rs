@@ -201,6 +201,7 @@ async fn first_head(mut stream: TcpStream, timeout: Duration) -> Option<Rewind> 
                 return Some(Rewind {
                     prefix: Bytes::from(buf),
                     inner: stream,
+                    pending: Bytes::new(),
                 })
             }
             Head::Refuse(status, code, message) => {
@@ -336,17 +337,7 @@ fn check_framing(headers: &[httparse::Header<'_>]) -> Head {
 
 /// Answers an error with the API's body and closes the connection.
 async fn refuse(stream: &mut TcpStream, status: u16, code: &str, message: &str) {
-    let body = error_body(code, message);
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\nx-request-id: {}\r\n\r\n{body}",
-        body.len(),
-        plugboard_store::new_id()
-    );
+    let response = response_text(status, code, message);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
@@ -354,10 +345,75 @@ async fn refuse(stream: &mut TcpStream, status: u16, code: &str, message: &str) 
     .await;
 }
 
-/// A stream with bytes already read put back in front.
+/// A stream with bytes already read put back in front, and hyper's own error answers (for a malformed, too long or
+/// too large request head on a later request of a keep-alive connection: a bare status line) replaced by the same
+/// answer with the API's JSON error body.
 struct Rewind {
     prefix: Bytes,
     inner: TcpStream,
+    /// A replacement answer still to be written.
+    pending: Bytes,
+}
+
+/// The JSON answer standing in for hyper's bare `status` answer to a request head it could not parse.
+fn replacement_for(head: &[u8]) -> Option<Bytes> {
+    let status = match head.get(..13)? {
+        b"HTTP/1.1 400 " => 400,
+        b"HTTP/1.1 414 " => 414,
+        b"HTTP/1.1 431 " => 431,
+        _ => return None,
+    };
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let lower = head[..end].to_ascii_lowercase();
+    // Every answer of the router carries x-request-id; hyper's own answers carry neither it nor a body.
+    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    if has(b"x-request-id:") || !has(b"content-length: 0") {
+        return None;
+    }
+    let (code, message) = match status {
+        414 => (
+            "uri_too_long",
+            "the request URI is longer than 8 KiB: send long values in the request body",
+        ),
+        431 => (
+            "headers_too_large",
+            "the request headers are too large: send fewer or shorter headers",
+        ),
+        _ => ("invalid_request", "the request is not well-formed HTTP/1.1"),
+    };
+    Some(Bytes::from(response_text(status, code, message)))
+}
+
+fn response_text(status: u16, code: &str, message: &str) -> String {
+    let body = error_body(code, message);
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\nx-request-id: {}\r\n\r\n{body}",
+        body.len(),
+        plugboard_store::new_id()
+    )
+}
+
+impl Rewind {
+    /// Writes what is left of a replacement answer.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.pending.is_empty() {
+            let n = match Pin::new(&mut self.inner).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            self.pending.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl AsyncRead for Rewind {
@@ -382,23 +438,34 @@ impl AsyncWrite for Rewind {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if let Some(replacement) = replacement_for(buf) {
+            // hyper's bytes count as written; the replacement goes out instead (finished by flush or shutdown).
+            self.pending = replacement;
+            return match self.poll_pending(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Ready(Ok(buf.len())),
+            };
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
         Pin::new(&mut self.inner).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.poll_pending(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 
@@ -411,6 +478,26 @@ mod tests {
             Head::Refuse(s, _, _) => Some(s),
             Head::Pass => None,
             Head::Incomplete => Some(0),
+        }
+    }
+
+    #[test]
+    fn only_hypers_own_bare_error_answers_are_replaced() {
+        let bare = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let r = replacement_for(bare).unwrap();
+        let text = String::from_utf8_lossy(&r);
+        assert!(text.starts_with("HTTP/1.1 400 ") && text.contains(r#""code":"invalid_request""#));
+        assert!(replacement_for(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n"
+        )
+        .is_some());
+        for ours in [
+            &b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nx-request-id: a\r\n\r\n"[..],
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 52\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+        ] {
+            assert!(replacement_for(ours).is_none());
         }
     }
 

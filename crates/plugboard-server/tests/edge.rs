@@ -131,6 +131,42 @@ async fn errors_produced_below_the_handlers_carry_the_json_error_body() {
 }
 
 #[tokio::test]
+async fn a_malformed_request_later_on_a_keep_alive_connection_also_gets_the_json_error_body() {
+    let s = start(|_| {}).await;
+    for (bad, status, code) in [
+        (
+            b"GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(600 * 1024)
+            )
+            .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+    ] {
+        let mut c = connect(s.port).await;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = vec![0u8; 4096];
+        let n = tokio::time::timeout(GUARD, c.read(&mut first))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+        let _ = c.write_all(&bad).await;
+        let res = read_to_close(&mut c).await;
+        assert_eq!(status_of(&res), status, "{res}");
+        assert_eq!(error_of(&res)["code"], code);
+    }
+}
+
+#[tokio::test]
 async fn a_request_with_both_content_length_and_transfer_encoding_is_refused_with_400() {
     let s = start(|_| {}).await;
     let (ws, token) = s.app.workspace().await;
