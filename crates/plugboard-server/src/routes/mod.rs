@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod health;
 pub mod install;
 pub mod integrations;
+pub mod metrics;
 pub mod oauth;
 pub mod people;
 pub mod verify;
