@@ -8,19 +8,16 @@
 //! once at start; a route template or an id is interned once (an `Arc<str>`), so recording a request costs two hash
 //! look-ups under read locks and no allocation.
 //!
-//! Who may read the page: with `PLUGBOARD_METRICS_TOKEN` set, a caller sending `Authorization: Bearer <it>`
-//! (compared in constant time); without it, loopback callers only, and not through a reverse proxy (a request
-//! carrying `Forwarded` or `X-Forwarded-For` is refused, since the proxy itself calls from loopback).
+//! The page itself, and who may read it, is [`crate::routes::metrics`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use plugboard_store::IntegrationAuthMode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -28,12 +25,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+/// The `Content-Type` of [`Metrics::render`]'s page.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// How many distinct connector ids, and integration ids, get their own label value; the rest are `other`.
 pub const MAX_DYNAMIC_LABELS: usize = 10_000;
@@ -368,7 +362,7 @@ impl Metrics {
             .inc();
     }
 
-    /// The page, with the pool gauges read from `pool` first.
+    /// The page (Prometheus text format 0.0.4, [`CONTENT_TYPE`]), with the pool gauges read from `pool` first.
     pub fn render(&self, pool: plugboard_store::PoolStats) -> Result<String, std::fmt::Error> {
         self.pool_size.set(i64::from(pool.size));
         self.pool_idle.set(i64::from(pool.idle));
@@ -434,68 +428,6 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
         start.elapsed(),
     );
     res
-}
-
-/// `GET /metrics`.
-pub async fn page(State(app): State<AppState>, req: Request) -> Response {
-    if let Err(e) = may_read(&app, req.headers(), req.extensions().get()) {
-        return e.into_response();
-    }
-    match app.metrics.render(app.store.pool_stats()) {
-        Ok(body) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-                ),
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => ApiError::internal(format!("encoding the metrics failed: {e}")).into_response(),
-    }
-}
-
-/// Whether this caller may read the page (see the module).
-fn may_read(
-    app: &crate::App,
-    headers: &HeaderMap,
-    peer: Option<&ConnectInfo<SocketAddr>>,
-) -> Result<(), ApiError> {
-    if let Some(expected) = &app.config.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        let ok = given.is_some_and(|g| {
-            let a = Sha256::digest(g.as_bytes());
-            let b = Sha256::digest(expected.expose_secret().as_bytes());
-            bool::from(a.ct_eq(&b))
-        });
-        return if ok {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "send the metrics token (PLUGBOARD_METRICS_TOKEN) as `Authorization: Bearer <token>`",
-            ))
-        };
-    }
-    let proxied = headers.contains_key("forwarded") || headers.contains_key("x-forwarded-for");
-    let loopback = peer.is_some_and(|ConnectInfo(addr)| addr.ip().to_canonical().is_loopback());
-    if loopback && !proxied {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "/metrics is served only to callers on this machine (loopback) while PLUGBOARD_METRICS_TOKEN is \
-             unset: set PLUGBOARD_METRICS_TOKEN and scrape with `Authorization: Bearer <token>`",
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ pub fn router(state: AppState) -> Router {
     let (api, mut openapi) = api_routes().split_for_parts();
     crate::openapi::finish(&mut openapi);
     api.merge(crate::console::routes())
-        .route("/metrics", axum::routing::get(crate::metrics::page))
+        .route("/metrics", axum::routing::get(routes::metrics::page))
         .fallback(crate::console::fallback)
         .layer(Extension(OpenApiJson::new(&openapi)))
         .layer(Extension(OidcHandle(oidc)))

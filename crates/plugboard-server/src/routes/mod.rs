@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod health;
 pub mod install;
 pub mod integrations;
+pub mod metrics;
 pub mod oauth;
 pub mod people;
 pub mod verify;
