@@ -84,6 +84,10 @@ pub fn closed_request_bodies() -> Vec<(String, &'static [&'static str])> {
             crate::people::CreateTokenRequest::name().into_owned(),
             crate::people::CreateTokenRequest::KEYS,
         ),
+        (
+            crate::people::CreateAgentTokenRequest::name().into_owned(),
+            crate::people::CreateAgentTokenRequest::KEYS,
+        ),
     ]
 }
 

@@ -220,14 +220,15 @@ async fn bad_input(db: Db) {
             "{body}: {v}"
         );
     }
+    // An id of the wrong shape is answered as an unknown id (and never reaches the database).
     team.owner
         .get("/api/v1/workspaces/nope/agent-tokens")
         .await
-        .assert_status(400);
+        .assert_status(403);
     team.owner
         .delete("/api/v1/agent-tokens/nope")
         .await
-        .assert_status(400);
+        .assert_status(404);
     team.owner
         .delete(&format!(
             "/api/v1/agent-tokens/{}",

@@ -85,6 +85,10 @@ pub enum TokenError {
     /// The provider could not be reached to refresh an expired token; trying again later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot be reached or its storage is full: answered as every store failure is (503
+    /// `database_unavailable`, 507 `insufficient_storage`).
+    #[error("the database is unavailable")]
+    Database(plugboard_store::StoreError),
     /// Storage or vault failure (logged).
     #[error("internal error")]
     Internal,
@@ -105,6 +109,7 @@ impl From<TokenError> for ApiError {
                 "oauth_refresh_unavailable",
                 m,
             ),
+            TokenError::Database(e) => ApiError::from(e),
             TokenError::Internal => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -117,6 +122,15 @@ impl From<TokenError> for ApiError {
 fn internal(cause: impl std::fmt::Display) -> TokenError {
     tracing::error!(error = %cause, "oauth token storage failed");
     TokenError::Internal
+}
+
+/// A store failure: an unreachable or full database keeps its class (503 / 507), anything else is internal.
+fn store(e: plugboard_store::StoreError) -> TokenError {
+    if e.is_unavailable() || e.is_storage_full() {
+        TokenError::Database(e)
+    } else {
+        internal(e)
+    }
 }
 
 /// The integration's access token, refreshed first when it is due ([`refresh_at`]: within a minute of its expiry,
@@ -146,7 +160,7 @@ pub async fn access_token(
             .store
             .get_integration(id)
             .await
-            .map_err(internal)?
+            .map_err(store)?
             .ok_or(TokenError::NotConnected)?;
         match current.status {
             IntegrationStatus::Active => {}
@@ -161,13 +175,13 @@ pub async fn access_token(
             .store
             .get_oauth_grant(id)
             .await
-            .map_err(internal)?
+            .map_err(store)?
             .ok_or(TokenError::NotConnected)?;
         let secrets = state
             .store
             .integration_secrets(id)
             .await
-            .map_err(internal)?;
+            .map_err(store)?;
         let open = |name: &'static str| {
             let row = secrets.iter().find(|s| s.name == name).cloned();
             async move {
@@ -211,10 +225,10 @@ pub async fn access_token(
             .store
             .try_lock_oauth_refresh(id, &owner, now, now.saturating_add(lease_ms))
             .await
-            .map_err(internal)?;
+            .map_err(store)?;
         if locked {
             // Someone may have refreshed between our read and the lock: then read again.
-            let fresh = state.store.get_oauth_grant(id).await.map_err(internal)?;
+            let fresh = state.store.get_oauth_grant(id).await.map_err(store)?;
             if fresh.as_ref().map(|g| g.version) != Some(grant.version) {
                 let _ = state.store.release_oauth_refresh(id, &owner).await;
                 waited_on.get_or_insert(grant.version);
@@ -311,7 +325,7 @@ async fn refresh_locked(
                     written_at: now,
                 })
                 .await
-                .map_err(internal)?;
+                .map_err(store)?;
             if !wrote {
                 tracing::warn!("the refresh lease ended before the refreshed token was stored");
             }
