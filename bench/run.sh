@@ -29,7 +29,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building release binaries" >&2
 cargo build --release -q -p plugboard
-cargo build --release -q -p plugboard-store --example install_baseline
+if want install; then cargo build --release -q -p plugboard-store --example install_baseline; fi
 PB=$ROOT/target/release/plugboard
 BASELINE=$ROOT/target/release/examples/install_baseline
 

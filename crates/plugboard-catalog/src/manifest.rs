@@ -166,20 +166,35 @@ pub struct Validation {
     pub max: Option<f64>,
 }
 
-/// A compiled `validation.pattern`: the author's text, matched like JSON Schema's `pattern` (a search: anchor
-/// with `^`/`$` to match the whole value).
+/// A `validation.pattern`: the author's text, matched like JSON Schema's `pattern` (a search: anchor with `^`/`$`
+/// to match the whole value). It is compiled when loaded, to prove it valid, but the compiled form is kept only
+/// once a value is matched against it: a catalog of 10,000 manifests holds thousands of patterns, of which a
+/// running service uses few (a compiled regex is about 10 KiB).
 #[derive(Debug, Clone)]
 pub struct Pattern {
     source: String,
-    regex: regex::Regex,
+    regex: std::sync::OnceLock<Option<regex::Regex>>,
 }
+
+/// Pattern texts already proved valid in this process (so loading the same pattern again, in another manifest or a
+/// reload, does not compile it again). Bounded: cleared when full.
+static VALIDATED: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+    std::sync::Mutex::new(None);
+const VALIDATED_MAX: usize = 4096;
 
 impl Pattern {
     /// Longest pattern accepted, in bytes.
     pub const MAX_SOURCE_BYTES: usize = 1024;
     const SIZE_LIMIT: usize = 1 << 20;
 
-    /// Compiles `source` unanchored, with a compiled-size limit.
+    fn compile(source: &str) -> Result<regex::Regex, regex::Error> {
+        regex::RegexBuilder::new(source)
+            .size_limit(Self::SIZE_LIMIT)
+            .dfa_size_limit(Self::SIZE_LIMIT)
+            .build()
+    }
+
+    /// Checks `source` compiles unanchored within the compiled-size limit.
     pub fn new(source: &str) -> Result<Pattern, String> {
         if source.len() > Self::MAX_SOURCE_BYTES {
             return Err(format!(
@@ -187,17 +202,26 @@ impl Pattern {
                 Self::MAX_SOURCE_BYTES
             ));
         }
-        let regex = regex::RegexBuilder::new(source)
-            .size_limit(Self::SIZE_LIMIT)
-            .dfa_size_limit(Self::SIZE_LIMIT)
-            .build()
-            .map_err(|e| match e {
+        let known = VALIDATED
+            .lock()
+            .map(|v| v.as_ref().is_some_and(|set| set.contains(source)))
+            .unwrap_or(false);
+        if !known {
+            Self::compile(source).map_err(|e| match e {
                 regex::Error::CompiledTooBig(_) => "pattern is too complex".to_owned(),
                 other => format!("pattern does not compile: {other}"),
             })?;
+            if let Ok(mut v) = VALIDATED.lock() {
+                let set = v.get_or_insert_with(Default::default);
+                if set.len() >= VALIDATED_MAX {
+                    set.clear();
+                }
+                set.insert(source.to_owned());
+            }
+        }
         Ok(Pattern {
             source: source.to_owned(),
-            regex,
+            regex: std::sync::OnceLock::new(),
         })
     }
 
@@ -208,12 +232,15 @@ impl Pattern {
 
     /// True when the pattern matches somewhere in `value` (JSON Schema semantics).
     pub fn is_match(&self, value: &str) -> bool {
-        self.regex.is_match(value)
+        self.regex().is_some_and(|r| r.is_match(value))
     }
 
-    /// The compiled regex.
-    pub fn regex(&self) -> &regex::Regex {
-        &self.regex
+    /// The compiled regex (compiled on first use; `None` cannot happen for a pattern that loaded, since the same
+    /// text compiled then).
+    pub fn regex(&self) -> Option<&regex::Regex> {
+        self.regex
+            .get_or_init(|| Self::compile(&self.source).ok())
+            .as_ref()
     }
 }
 

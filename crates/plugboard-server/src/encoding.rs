@@ -1,8 +1,6 @@
 //! Content codings of prepared bodies: which one a request's `Accept-Encoding` asks for (RFC 9110 §12.5.3), and
 //! compressing a body with `gzip` or `br`.
 
-use std::io::Write;
-
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 
@@ -123,44 +121,111 @@ pub fn accepted(headers: &HeaderMap) -> Accepted {
     }
 }
 
-/// How hard to compress: bodies prepared with the catalog are compressed once, so they get the best ratio that
-/// stays fast; filtered answers are compressed when first asked for, so they get a quicker setting.
+/// How hard to compress. Bodies prepared with the catalog are compressed once, in the background; filtered answers
+/// when first asked for, so a little quicker. Both stay at moderate settings: brotli above quality 5 allocates tens
+/// of MiB of match tables per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effort {
     Prepared,
     OnDemand,
 }
 
-/// `body` in `coding` (`None` only if a compressor failed, which writing to memory does not).
-pub fn compress(body: &[u8], coding: Coding, effort: Effort) -> Option<Bytes> {
-    match coding {
-        Coding::Identity => Some(Bytes::copy_from_slice(body)),
-        Coding::Gzip => {
-            let level = match effort {
-                Effort::Prepared => flate2::Compression::new(9),
-                Effort::OnDemand => flate2::Compression::new(6),
-            };
-            let mut out =
-                flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4 + 32), level);
-            out.write_all(body).ok()?;
-            out.finish().ok().map(Bytes::from)
-        }
-        Coding::Br => {
-            let quality = match effort {
-                Effort::Prepared => 9,
-                Effort::OnDemand => 5,
-            };
-            let mut out = brotli::CompressorWriter::new(
-                Vec::with_capacity(body.len() / 4 + 32),
-                4096,
-                quality,
-                22,
-            );
-            out.write_all(body).ok()?;
-            // `into_inner` finishes the stream.
-            Some(Bytes::from(out.into_inner()))
+/// The smallest brotli window (10 to 20 bits) that holds `len` bytes: a small body needs no large ring buffer, and
+/// a 1 MiB window keeps compressing a multi-MiB list within a few MiB.
+fn brotli_window(len: usize) -> i32 {
+    let mut bits = 10;
+    while bits < 20 && (1usize << bits) - 16 < len {
+        bits += 1;
+    }
+    bits
+}
+
+/// Compressor state kept between bodies: compressing thousands of small bodies in a row would otherwise allocate
+/// and zero a deflate state (about 300 KiB) per body.
+pub struct Compressors {
+    gzip: Option<(flate2::Compression, flate2::Compress)>,
+}
+
+impl Default for Compressors {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Compressors {
+    pub fn new() -> Compressors {
+        Compressors { gzip: None }
+    }
+
+    /// `body` in `coding` (`None` only if a compressor failed, which writing to memory does not).
+    pub fn compress(&mut self, body: &[u8], coding: Coding, effort: Effort) -> Option<Bytes> {
+        match coding {
+            Coding::Identity => Some(Bytes::copy_from_slice(body)),
+            Coding::Gzip => {
+                let level = match effort {
+                    Effort::Prepared => flate2::Compression::new(6),
+                    Effort::OnDemand => flate2::Compression::new(4),
+                };
+                let deflate = match &mut self.gzip {
+                    Some((l, d)) if *l == level => {
+                        d.reset();
+                        d
+                    }
+                    slot => &mut slot.insert((level, flate2::Compress::new(level, false))).1,
+                };
+                gzip(deflate, body).map(|v| Bytes::from(v.into_boxed_slice()))
+            }
+            Coding::Br => {
+                // Up to 64 KiB, quality 1: its match table is sized to the body (a few KiB), where qualities 2
+                // and up allocate and clear 256 KiB to tens of MiB per call.
+                let quality = match effort {
+                    _ if body.len() <= 64 * 1024 => 1,
+                    Effort::Prepared => 5,
+                    Effort::OnDemand => 4,
+                };
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality,
+                    lgwin: brotli_window(body.len()),
+                    size_hint: body.len(),
+                    ..Default::default()
+                };
+                let mut out = Vec::with_capacity(body.len() / 4 + 32);
+                brotli::enc::BrotliCompress(&mut &body[..], &mut out, &params).ok()?;
+                Some(Bytes::from(out.into_boxed_slice()))
+            }
         }
     }
+}
+
+/// A gzip member (RFC 1952: no name, no time, OS unknown) around `body` deflated with `deflate` (freshly reset).
+fn gzip(deflate: &mut flate2::Compress, body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len() / 3 + 64);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+    loop {
+        let consumed = usize::try_from(deflate.total_in()).ok()?;
+        let rest = body.get(consumed..)?;
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(out.capacity().max(1024));
+        }
+        match deflate
+            .compress_vec(rest, &mut out, flate2::FlushCompress::Finish)
+            .ok()?
+        {
+            flate2::Status::StreamEnd => break,
+            flate2::Status::Ok | flate2::Status::BufError => {}
+        }
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE: the length modulo 2^32.
+    out.extend_from_slice(&((body.len() & 0xffff_ffff) as u32).to_le_bytes());
+    Some(out)
+}
+
+/// `body` in `coding` with fresh compressor state.
+pub fn compress(body: &[u8], coding: Coding, effort: Effort) -> Option<Bytes> {
+    Compressors::new().compress(body, coding, effort)
 }
 
 #[cfg(test)]
@@ -227,6 +292,25 @@ mod tests {
                 .unwrap();
             assert_eq!(out, body);
             assert!(br.len() < body.len() / 4 && gz.len() < body.len() / 4);
+        }
+        // One set of compressors, reused across bodies of every size.
+        let mut reused = Compressors::new();
+        for len in [0, 1, 1000, 1008, 1009, 70_000, 300_000] {
+            let body: Vec<u8> = (0..len).map(|i| ((i * 7) % 251) as u8).collect();
+            for effort in [Effort::Prepared, Effort::OnDemand, Effort::Prepared] {
+                let br = reused.compress(&body, Coding::Br, effort).unwrap();
+                let mut out = Vec::new();
+                brotli::Decompressor::new(&br[..], 4096)
+                    .read_to_end(&mut out)
+                    .unwrap();
+                assert_eq!(out, body, "{len}");
+                let gz = reused.compress(&body, Coding::Gzip, effort).unwrap();
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&gz[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                assert_eq!(out, body, "{len}");
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use plugboard_catalog::{AuthMode, Catalog, CatalogFilter, Manifest, SearchText};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::encoding::{accepted, compress, Coding, Effort};
+use crate::encoding::{accepted, Coding, Compressors, Effort};
 use crate::error::ApiError;
 
 /// One tile of `GET /api/v1/connectors`: exactly these string fields.
@@ -65,13 +65,24 @@ impl Prepared {
 
     /// The body in `coding` (compressed on first use, then kept).
     fn coded(&self, coding: Coding) -> Option<&Bytes> {
+        self.coded_with(coding, &mut None)
+    }
+
+    /// [`Prepared::coded`] with compressors that may be reused (made on first need).
+    fn coded_with(&self, coding: Coding, compressors: &mut Option<Compressors>) -> Option<&Bytes> {
         let cell = match coding {
             Coding::Identity => return Some(&self.body),
             Coding::Gzip => &self.gzip,
             Coding::Br => &self.br,
         };
-        cell.get_or_init(|| compress(&self.body, coding, self.effort))
-            .as_ref()
+        cell.get_or_init(|| {
+            compressors.get_or_insert_with(Compressors::new).compress(
+                &self.body,
+                coding,
+                self.effort,
+            )
+        })
+        .as_ref()
     }
 
     fn etag(&self, coding: Coding) -> HeaderValue {
@@ -150,9 +161,9 @@ impl Prepared {
     }
 
     /// Makes both compressed forms now (no-op when they exist).
-    fn compress_now(&self) {
-        self.coded(Coding::Gzip);
-        self.coded(Coding::Br);
+    fn compress_now(&self, compressors: &mut Option<Compressors>) {
+        self.coded_with(Coding::Gzip, compressors);
+        self.coded_with(Coding::Br, compressors);
     }
 }
 
@@ -320,6 +331,7 @@ impl PreparedCatalog {
             .name("catalog-compress".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
+                let mut compressors = Some(Compressors::new());
                 let mut i = 0;
                 loop {
                     // A slice at a time, so a replaced catalog is let go soon.
@@ -327,7 +339,7 @@ impl PreparedCatalog {
                         return;
                     };
                     if i == 0 {
-                        catalog.list.compress_now();
+                        catalog.list.compress_now(&mut compressors);
                     }
                     let end = (i + 64).min(catalog.items.len());
                     let Some(items) = catalog.items.get(i..end).filter(|s| !s.is_empty()) else {
@@ -338,7 +350,7 @@ impl PreparedCatalog {
                         );
                         return;
                     };
-                    items.iter().for_each(Prepared::compress_now);
+                    items.iter().for_each(|p| p.compress_now(&mut compressors));
                     i = end;
                 }
             });
@@ -466,7 +478,7 @@ mod tests {
         let tiles: Vec<ConnectorSummary> = catalog
             .entries()
             .iter()
-            .map(|e| &e.manifest)
+            .map(|e| &*e.manifest)
             .filter(|m| keep(m))
             .map(|m| ConnectorSummary {
                 id: m.id.clone(),

@@ -260,13 +260,18 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
+    // The catalog loads (reading and parsing files, on threads of its own) while the database opens.
+    let catalog_dir = config.catalog_dir.clone();
+    let catalog = tokio::task::spawn_blocking(move || load_catalog(catalog_dir.as_deref()));
     let first = match open_database(&config).await {
         Ok(store) => Ok(store),
         Err(OpenError::Fatal(e)) => return Err(e),
         Err(OpenError::Unavailable(m)) => Err(m),
     };
     if let Ok(store) = first {
-        let catalog = load_catalog(&config)?;
+        let catalog = catalog
+            .await
+            .map_err(|e| StartupError(format!("loading the catalog stopped: {e}")))??;
         let state = App::with_parts(config, store, catalog).await?;
         let app = Application::bind(state).await?;
         return app
@@ -357,7 +362,7 @@ async fn wait_for_database(
         }
     };
     let built = match result {
-        Ok(store) => match load_catalog(&config) {
+        Ok(store) => match load_catalog(config.catalog_dir.as_deref()) {
             Ok(catalog) => App::with_parts(config, store, catalog).await,
             Err(e) => Err(e),
         },

@@ -54,8 +54,8 @@ fn startup<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> StartupErro
 }
 
 /// Loads the configured catalog: the folder (bad files logged and skipped) or the built-in one.
-pub fn load_catalog(config: &Config) -> Result<Catalog, StartupError> {
-    match &config.catalog_dir {
+pub fn load_catalog(catalog_dir: Option<&std::path::Path>) -> Result<Catalog, StartupError> {
+    match catalog_dir {
         Some(dir) => {
             let (catalog, bad) = Catalog::load_dir(dir).map_err(|e| {
                 StartupError(format!(
@@ -174,8 +174,13 @@ impl App {
 
     /// Opens the database (migrating it), the vault and the catalog.
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
+        // The catalog loads (reading and parsing files, on threads of its own) while the database opens.
+        let catalog_dir = config.catalog_dir.clone();
+        let catalog = tokio::task::spawn_blocking(move || load_catalog(catalog_dir.as_deref()));
         let store = open_database(&config).await?;
-        let catalog = load_catalog(&config)?;
+        let catalog = catalog
+            .await
+            .map_err(|e| StartupError(format!("loading the catalog stopped: {e}")))??;
         App::with_parts(config, store, catalog).await
     }
 

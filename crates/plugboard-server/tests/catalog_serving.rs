@@ -34,7 +34,7 @@ fn expected(filter: CatalogFilter<'_>) -> Vec<String> {
         .unwrap()
         .entries()
         .iter()
-        .map(|e| &e.manifest)
+        .map(|e| &*e.manifest)
         .filter(|m| filter.matches(m))
         .map(|m| m.id.clone())
         .collect()

@@ -131,7 +131,7 @@ pub async fn page(
     };
     let cards = entries
         .iter()
-        .map(|e| &e.manifest)
+        .map(|e| &*e.manifest)
         .filter(|m| filter.matches(m))
         .map(card)
         .collect();

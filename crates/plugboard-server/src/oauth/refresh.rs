@@ -177,11 +177,7 @@ pub async fn access_token(
             .await
             .map_err(store)?
             .ok_or(TokenError::NotConnected)?;
-        let secrets = state
-            .store
-            .integration_secrets(id)
-            .await
-            .map_err(store)?;
+        let secrets = state.store.integration_secrets(id).await.map_err(store)?;
         let open = |name: &'static str| {
             let row = secrets.iter().find(|s| s.name == name).cloned();
             async move {

@@ -69,14 +69,15 @@ impl CatalogQuery {
 }
 
 /// The whole catalog, in stable order (`[]` when empty), optionally narrowed by `category`, `auth_mode` and `q`.
-/// Supports `ETag` / `If-None-Match`.
+/// Supports `ETag` / `If-None-Match` and `Accept-Encoding` (`br`, `gzip`).
 #[utoipa::path(get, path = "/api/v1/connectors", tag = "connectors", security(("bearer" = [])),
     params(CatalogQuery),
     responses(
         (status = 200, description = "catalog tiles", body = [crate::prepared::ConnectorSummary]),
         (status = 304, description = "not modified (If-None-Match)"),
         (status = 400, description = "an unknown auth_mode, or a parameter given twice", body = crate::error::ErrorBody),
-        (status = 401, description = "not authenticated", body = crate::error::ErrorBody)))]
+        (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
+        (status = 406, description = "Accept-Encoding refuses br, gzip and identity", body = crate::error::ErrorBody)))]
 pub async fn list_connectors(
     State(app): State<AppState>,
     _who: Principal,
@@ -91,14 +92,15 @@ pub async fn list_connectors(
     Ok(catalog.filtered(&filter).respond(&headers))
 }
 
-/// The full manifest, verbatim. Supports `ETag` / `If-None-Match`.
+/// The full manifest, verbatim. Supports `ETag` / `If-None-Match` and `Accept-Encoding` (`br`, `gzip`).
 #[utoipa::path(get, path = "/api/v1/connectors/{connector_id}", tag = "connectors", security(("bearer" = [])),
     params(("connector_id" = String, Path, description = "manifest id")),
     responses(
         (status = 200, description = "the manifest as its author wrote it", body = serde_json::Value),
         (status = 304, description = "not modified (If-None-Match)"),
         (status = 401, description = "not authenticated", body = crate::error::ErrorBody),
-        (status = 404, description = "no connector with this id", body = crate::error::ErrorBody)))]
+        (status = 404, description = "no connector with this id", body = crate::error::ErrorBody),
+        (status = 406, description = "Accept-Encoding refuses br, gzip and identity", body = crate::error::ErrorBody)))]
 pub async fn get_connector(
     State(app): State<AppState>,
     _who: Principal,
