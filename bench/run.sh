@@ -13,8 +13,11 @@ CONN=${CONN:-64}        # connections for throughput runs
 SIZES=${SIZES:-"100 1000 10000"}
 GROWTH=${GROWTH:-"100 1000 10000"}
 if [ "${QUICK:-0}" = 1 ]; then DUR=3; SIZES="100 1000"; GROWTH="100 1000"; fi
-SECTIONS=${SECTIONS:-"catalog start install verify"}
+SECTIONS=${SECTIONS:-"catalog start install verify gateway"}
 OUT=${OUT:-BENCHMARKS.md}   # where the report goes (relative to the repository); a partial run can keep BENCHMARKS.md
+GW_OUT=${GW_OUT:-BENCHMARKS-gateway.md}   # the gateway section's own report (SECTIONS=gateway leaves $OUT alone)
+GW_SESSIONS=${GW_SESSIONS:-64}   # concurrent MCP sessions for the gateway's throughput runs
+HOLD=${HOLD:-1000}               # MCP sessions held open through /mcp/i for the memory measurement
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 PB_PORT=18080
 NGINX_PORT=18081
@@ -30,6 +33,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 echo "building release binaries" >&2
 cargo build --release -q -p plugboard
 if want install; then cargo build --release -q -p plugboard-store --example install_baseline; fi
+if want gateway; then cargo build --release -q -p plugboard-bench; fi
 PB=$ROOT/target/release/plugboard
 BASELINE=$ROOT/target/release/examples/install_baseline
 
@@ -317,14 +321,150 @@ stop_pb
     true
 } >> "$REPORT"
 fi
+
+if want gateway; then
+# ---- the MCP gateway: tools/call through /mcp/i and /mcp/workspace against the same MCP server directly ----
+ECHO_PORT=18090
+ECHO_BIN=$ROOT/target/release/mcp-echo-server
+LOAD=$ROOT/target/release/mcp-load
+"$ECHO_BIN" --listen "127.0.0.1:$ECHO_PORT" 2>"$WORK/echo.log" &
+ECHO_PID=$!
+PIDS+=("$ECHO_PID")
+until curl -s -m 1 -o /dev/null "http://127.0.0.1:$ECHO_PORT/mcp" 2>/dev/null; do
+    kill -0 "$ECHO_PID" 2>/dev/null || { echo "mcp-echo-server failed to start:" >&2; cat "$WORK/echo.log" >&2; exit 1; }
+    sleep 0.01
+done
+data="$WORK/data-gateway"
+mkdir -p "$data"
+read -r _ WS TOKEN <<<"$(make_identity "$data")"
+start_pb "$WORK/cat-100" "$data"
+H="Authorization: Bearer $TOKEN"
+IID=$(curl -sf -X POST -H "$H" -H "Content-Type: application/json" \
+    -d "{\"name\":\"bench\",\"transport\":\"streamable-http\",\"endpoint\":\"http://127.0.0.1:$ECHO_PORT/mcp\",\"headers\":{}}" \
+    "http://127.0.0.1:$PB_PORT/api/v1/integrations?workspace_id=$WS" | json_field integration_id)
+PREFIX=$(curl -sf -H "$H" "http://127.0.0.1:$PB_PORT/api/v1/integrations/$IID" | json_field tool_prefix)
+AGENT_TOKEN=$(curl -sf -X POST -H "$H" -H "Content-Type: application/json" -d '{"name":"bench"}' \
+    "http://127.0.0.1:$PB_PORT/api/v1/workspaces/$WS/agent-tokens" | json_field token)
+export MCP_LOAD_TOKEN=$AGENT_TOKEN   # the token stays out of the process list
+DIRECT_URL="http://127.0.0.1:$ECHO_PORT/mcp"
+PASS_URL="http://127.0.0.1:$PB_PORT/mcp/i/$IID"
+AGG_URL="http://127.0.0.1:$PB_PORT/mcp/workspace/$WS"
+rss_pb() { awk '/VmRSS/ {print $2}' "/proc/$PB_PID/status"; }
+
+# 1,000 sessions held open through /mcp/i, on the fresh process (after one session has warmed it up)
+"$LOAD" --url "$PASS_URL" --sessions 1 --duration 0 --warmup 0 >/dev/null
+rss_before=$(rss_pb)
+rm -f "$WORK/hold.ready"
+"$LOAD" --hold --url "$PASS_URL" --sessions "$HOLD" --duration 600 --ready-file "$WORK/hold.ready" \
+    >/dev/null 2>"$WORK/hold.log" &
+HOLD_PID=$!
+PIDS+=("$HOLD_PID")
+until [ -s "$WORK/hold.ready" ]; do
+    kill -0 "$HOLD_PID" 2>/dev/null || { echo "mcp-load --hold failed:" >&2; cat "$WORK/hold.log" >&2; exit 1; }
+    sleep 0.1
+done
+sleep 1
+rss_held=$(rss_pb)
+held=$(json_field sessions_open < "$WORK/hold.ready")
+open_s=$(json_field open_s < "$WORK/hold.ready")
+pb_conns=$(ls -l "/proc/$PB_PID/fd" 2>/dev/null | grep -c socket || true)
+kill -TERM "$HOLD_PID" 2>/dev/null || true
+wait "$HOLD_PID" 2>/dev/null || true
+sleep 1
+rss_closed=$(rss_pb)
+
+# throughput and latency: direct, passthrough, aggregated, $GW_SESSIONS sessions each
+gw_load() { "$LOAD" --sessions "$GW_SESSIONS" --duration "$DUR" --warmup 1 "$@"; }
+gw_load --url "$DIRECT_URL" > "$WORK/gw-direct.json"
+gw_load --url "$PASS_URL" > "$WORK/gw-pass.json"
+gw_load --url "$AGG_URL" --tool "${PREFIX}__echo" > "$WORK/gw-agg.json"
+rss_after_load=$(rss_pb)
+stop_pb
+kill "$ECHO_PID" 2>/dev/null || true
+
+GW_REPORT="$WORK/gateway.md"
+python3 - "$WORK" "$GW_SESSIONS" "$DUR" "$HOLD" "$held" "$open_s" "$rss_before" "$rss_held" "$rss_closed" \
+    "$rss_after_load" "$pb_conns" > "$GW_REPORT" <<'PY'
+import json, sys
+work, sessions, dur, hold, held, open_s = sys.argv[1:7]
+before, held_kb, closed, after_load, socks = (int(x) for x in sys.argv[7:12])
+r = {k: json.load(open(f"{work}/gw-{k}.json")) for k in ("direct", "pass", "agg")}
+d = r["direct"]
+def ok(v): return "yes" if v else "**no**"
+print(f"- load: `mcp-load` (rmcp streamable-HTTP client, `crates/plugboard-bench`), {sessions} concurrent MCP sessions"
+      f" each calling `tools/call echo` in a loop for {dur} s after 1 s of warm-up; the MCP server: `mcp-echo-server`"
+      " (rmcp, sessions and SSE answers) on loopback; Plugboard: release build, SQLite, one custom streamable-http"
+      " integration, an agent token. Load generator, Plugboard and the MCP server share the machine's cores.")
+print()
+print("| path | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms | throughput vs direct |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+names = {"direct": "MCP server directly", "pass": "through `/mcp/i/{id}` (passthrough)",
+         "agg": "through `/mcp/workspace/{id}` (aggregated)"}
+for k in ("direct", "pass", "agg"):
+    x = r[k]
+    if k == "direct":
+        print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} | | | |")
+    else:
+        ratio = x["calls_per_s"] / d["calls_per_s"] if d["calls_per_s"] else 0
+        print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} |"
+              f" {x['p50_ms'] - d['p50_ms']:.3f} | {x['p99_ms'] - d['p99_ms']:.3f} | {ratio:.2f} |")
+print()
+print("Targets (issue 13): added p50 < 1 ms, added p99 < 5 ms, throughput ≥ 0.7 of direct.")
+print()
+print("| path | added p50 < 1 ms | added p99 < 5 ms | throughput ≥ 0.7 |")
+print("|---|---|---|---|")
+for k in ("pass", "agg"):
+    x = r[k]
+    ratio = x["calls_per_s"] / d["calls_per_s"] if d["calls_per_s"] else 0
+    print(f"| {names[k]} | {ok(x['p50_ms'] - d['p50_ms'] < 1)} | {ok(x['p99_ms'] - d['p99_ms'] < 5)} | {ok(ratio >= 0.7)} |")
+for k in ("direct", "pass", "agg"):
+    if r[k].get("first_error"):
+        print(f"\nFirst error ({names[k]}): `{r[k]['first_error'][:300]}`")
+print()
+print("### Sessions held open")
+print()
+print(f"{held} MCP sessions opened through `/mcp/i/{{id}}` (each: `initialize`, one `echo` call, the server's SSE"
+      f" stream open, as rmcp's client does) in {open_s} s, then held. Plugboard's resident memory (VmRSS):")
+print()
+print("| | resident MiB |")
+print("|---|---:|")
+print(f"| after one session (warm) | {before / 1024:.1f} |")
+print(f"| {held} sessions open ({socks} sockets) | {held_kb / 1024:.1f} |")
+print(f"| after they closed | {closed / 1024:.1f} |")
+print(f"| after the throughput runs | {after_load / 1024:.1f} |")
+print()
+n = int(held) or 1
+print(f"Per open session: {(held_kb - before) / n:.1f} KiB. Passthrough sessions hold no state in Plugboard beyond the"
+      " open connections and the relayed server stream (the session id is sealed, not stored).")
+PY
+{
+    echo "# Plugboard gateway benchmark"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB memory, $(uname -sr)"
+    cat "$GW_REPORT"
+    echo
+    echo "Rerun: \`SECTIONS=gateway bench/run.sh\` (or with \`QUICK=1\`); knobs: \`DUR\`, \`GW_SESSIONS\`, \`HOLD\`, \`GW_OUT\` (default \`BENCHMARKS-gateway.md\`)."
+} > "$WORK/gateway-full.md"
+cat "$WORK/gateway-full.md"
+case "$GW_OUT" in /*) ;; *) GW_OUT="$ROOT/$GW_OUT" ;; esac
+cp "$WORK/gateway-full.md" "$GW_OUT"
+echo "gateway report written to $GW_OUT" >&2
+fi
+
+if [ -n "$(echo " $SECTIONS " | sed 's/ gateway / /g' | tr -d ' ')" ]; then
 {
     echo
     echo "Targets: list and get ≥ 0.8 of nginx's throughput with p99 ≤ 2× nginx's; installs ≥ 0.5 of the baseline; verify adds < 1 ms at p50; ready within 300 ms; under 64 MiB resident."
     echo
-    echo "Rerun: \`bench/run.sh\` (or \`QUICK=1 bench/run.sh\`); knobs: \`DUR\`, \`CONN\`, \`SIZES\`, \`GROWTH\`, \`SECTIONS\` (\`catalog start install verify\`), \`OUT\` (report file, default \`BENCHMARKS.md\`)."
+    echo "The MCP gateway's numbers (\`SECTIONS=gateway\`) are in [BENCHMARKS-gateway.md](BENCHMARKS-gateway.md)."
+    echo
+    echo "Rerun: \`bench/run.sh\` (or \`QUICK=1 bench/run.sh\`); knobs: \`DUR\`, \`CONN\`, \`SIZES\`, \`GROWTH\`, \`SECTIONS\` (\`catalog start install verify gateway\`), \`OUT\` (report file, default \`BENCHMARKS.md\`)."
 } >> "$REPORT"
 
 cat "$REPORT"
 case "$OUT" in /*) ;; *) OUT="$ROOT/$OUT" ;; esac
 cp "$REPORT" "$OUT"
 echo "written to $OUT" >&2
+fi
