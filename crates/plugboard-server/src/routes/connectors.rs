@@ -28,7 +28,7 @@ pub struct CatalogQuery {
     /// Only connectors of this category (exact, case-sensitive: `developer-tools`). An unknown category gives `[]`.
     pub category: Option<String>,
     /// Only connectors with this auth mode; anything else is a 400.
-    #[param(value_type = Option<String>, pattern = "^(pat|conn_string|mcp_oauth|byo_oauth|none)$")]
+    #[param(value_type = Option<String>, pattern = r"^\s*(pat|conn_string|mcp_oauth|byo_oauth|none)?\s*$")]
     pub auth_mode: Option<AuthMode>,
     /// Only connectors whose id, name, description or category contains this text (case-insensitive, trimmed).
     pub q: Option<String>,
