@@ -337,7 +337,9 @@ done
 data="$WORK/data-gateway"
 mkdir -p "$data"
 read -r _ WS TOKEN <<<"$(make_identity "$data")"
-start_pb "$WORK/cat-100" "$data"
+# Each held session keeps its server stream (a GET) open: one connection each, beyond the default 512.
+GW_MAX_CONNECTIONS=${GW_MAX_CONNECTIONS:-$((HOLD + 1024))}
+PLUGBOARD_MAX_CONNECTIONS=$GW_MAX_CONNECTIONS start_pb "$WORK/cat-100" "$data"
 H="Authorization: Bearer $TOKEN"
 IID=$(curl -sf -X POST -H "$H" -H "Content-Type: application/json" \
     -d "{\"name\":\"bench\",\"transport\":\"streamable-http\",\"endpoint\":\"http://127.0.0.1:$ECHO_PORT/mcp\",\"headers\":{}}" \
@@ -373,11 +375,14 @@ wait "$HOLD_PID" 2>/dev/null || true
 sleep 1
 rss_closed=$(rss_pb)
 
-# throughput and latency: direct, passthrough, aggregated, $GW_SESSIONS sessions each
-gw_load() { "$LOAD" --sessions "$GW_SESSIONS" --duration "$DUR" --warmup 1 "$@"; }
-gw_load --url "$DIRECT_URL" > "$WORK/gw-direct.json"
-gw_load --url "$PASS_URL" > "$WORK/gw-pass.json"
-gw_load --url "$AGG_URL" --tool "${PREFIX}__echo" > "$WORK/gw-agg.json"
+# throughput and latency: direct, passthrough, aggregated, $GW_SESSIONS sessions each;
+# then one session calling sequentially: the latency each call gains, without queueing behind other calls
+gw_load() { "$LOAD" --duration "$DUR" --warmup 1 "$@"; }
+for n in "$GW_SESSIONS" 1; do
+    gw_load --sessions "$n" --url "$DIRECT_URL" > "$WORK/gw-direct-$n.json"
+    gw_load --sessions "$n" --url "$PASS_URL" > "$WORK/gw-pass-$n.json"
+    gw_load --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo" > "$WORK/gw-agg-$n.json"
+done
 rss_after_load=$(rss_pb)
 stop_pb
 kill "$ECHO_PID" 2>/dev/null || true
@@ -388,40 +393,52 @@ python3 - "$WORK" "$GW_SESSIONS" "$DUR" "$HOLD" "$held" "$open_s" "$rss_before" 
 import json, sys
 work, sessions, dur, hold, held, open_s = sys.argv[1:7]
 before, held_kb, closed, after_load, socks = (int(x) for x in sys.argv[7:12])
-r = {k: json.load(open(f"{work}/gw-{k}.json")) for k in ("direct", "pass", "agg")}
-d = r["direct"]
-def ok(v): return "yes" if v else "**no**"
-print(f"- load: `mcp-load` (rmcp streamable-HTTP client, `crates/plugboard-bench`), {sessions} concurrent MCP sessions"
-      f" each calling `tools/call echo` in a loop for {dur} s after 1 s of warm-up; the MCP server: `mcp-echo-server`"
-      " (rmcp, sessions and SSE answers) on loopback; Plugboard: release build, SQLite, one custom streamable-http"
-      " integration, an agent token. Load generator, Plugboard and the MCP server share the machine's cores.")
-print()
-print("| path | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms | throughput vs direct |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
 names = {"direct": "MCP server directly", "pass": "through `/mcp/i/{id}` (passthrough)",
          "agg": "through `/mcp/workspace/{id}` (aggregated)"}
-for k in ("direct", "pass", "agg"):
-    x = r[k]
-    if k == "direct":
-        print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} | | | |")
-    else:
+def ok(v): return "yes" if v else "**no**"
+print(f"- load: `mcp-load` (rmcp streamable-HTTP client, `crates/plugboard-bench`): MCP sessions each calling"
+      f" `tools/call echo` in a loop for {dur} s after 1 s of warm-up, {sessions} sessions at once, then one session"
+      " alone; the MCP server: `mcp-echo-server` (rmcp, sessions and SSE answers) on loopback; Plugboard: release"
+      " build, SQLite, one custom streamable-http integration, an agent token, `PLUGBOARD_MAX_CONNECTIONS` raised for"
+      " the held sessions. Load generator, Plugboard and the MCP server share the machine's cores, so under load"
+      " every extra hop also takes CPU from the other two.")
+verdicts = []
+for n in (sessions, "1"):
+    r = {k: json.load(open(f"{work}/gw-{k}-{n}.json")) for k in ("direct", "pass", "agg")}
+    d = r["direct"]
+    plural = "s" if n != "1" else ""
+    print()
+    print(f"## {n} concurrent session{plural}")
+    print()
+    print("| path | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms | throughput vs direct |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for k in ("direct", "pass", "agg"):
+        x = r[k]
+        if k == "direct":
+            print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} | | | |")
+            continue
         ratio = x["calls_per_s"] / d["calls_per_s"] if d["calls_per_s"] else 0
+        a50, a99 = x["p50_ms"] - d["p50_ms"], x["p99_ms"] - d["p99_ms"]
         print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} |"
-              f" {x['p50_ms'] - d['p50_ms']:.3f} | {x['p99_ms'] - d['p99_ms']:.3f} | {ratio:.2f} |")
+              f" {a50:.3f} | {a99:.3f} | {ratio:.2f} |")
+        verdicts.append((f"{names[k]}, {n} session{plural}", a50, a99, ratio, n == sessions))
+    for k in ("direct", "pass", "agg"):
+        if r[k].get("first_error"):
+            print(f"\nFirst error ({names[k]}): `{r[k]['first_error'][:300]}`")
 print()
-print("Targets (issue 13): added p50 < 1 ms, added p99 < 5 ms, throughput ≥ 0.7 of direct.")
+print("## Against the targets")
+print()
+print(f"Issue 13: added p50 < 1 ms, added p99 < 5 ms, throughput ≥ 0.7 of direct at {sessions} sessions. With"
+      f" {sessions} sessions in a closed loop the machine is saturated and latency is mostly queueing (p50 ≈ sessions"
+      " / throughput), so the added latency is shown both there and for one session alone.")
 print()
 print("| path | added p50 < 1 ms | added p99 < 5 ms | throughput ≥ 0.7 |")
 print("|---|---|---|---|")
-for k in ("pass", "agg"):
-    x = r[k]
-    ratio = x["calls_per_s"] / d["calls_per_s"] if d["calls_per_s"] else 0
-    print(f"| {names[k]} | {ok(x['p50_ms'] - d['p50_ms'] < 1)} | {ok(x['p99_ms'] - d['p99_ms'] < 5)} | {ok(ratio >= 0.7)} |")
-for k in ("direct", "pass", "agg"):
-    if r[k].get("first_error"):
-        print(f"\nFirst error ({names[k]}): `{r[k]['first_error'][:300]}`")
+for label, a50, a99, ratio, loaded in verdicts:
+    print(f"| {label} | {ok(a50 < 1)} ({a50:.3f}) | {ok(a99 < 5)} ({a99:.3f}) | "
+          + (f"{ok(ratio >= 0.7)} ({ratio:.2f}) |" if loaded else "– |"))
 print()
-print("### Sessions held open")
+print("## Sessions held open")
 print()
 print(f"{held} MCP sessions opened through `/mcp/i/{{id}}` (each: `initialize`, one `echo` call, the server's SSE"
       f" stream open, as rmcp's client does) in {open_s} s, then held. Plugboard's resident memory (VmRSS):")
@@ -434,8 +451,10 @@ print(f"| after they closed | {closed / 1024:.1f} |")
 print(f"| after the throughput runs | {after_load / 1024:.1f} |")
 print()
 n = int(held) or 1
-print(f"Per open session: {(held_kb - before) / n:.1f} KiB. Passthrough sessions hold no state in Plugboard beyond the"
-      " open connections and the relayed server stream (the session id is sealed, not stored).")
+print(f"Per open session: {(held_kb - before) / n:.1f} KiB. A passthrough session holds no state in Plugboard beyond"
+      " its connections and the relayed server stream (the session id is sealed, not stored). Each held session keeps"
+      " one connection open, so more than `PLUGBOARD_MAX_CONNECTIONS` (default 512) open sessions per instance need"
+      " that raised.")
 PY
 {
     echo "# Plugboard gateway benchmark"

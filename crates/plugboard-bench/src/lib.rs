@@ -36,7 +36,10 @@ impl BearerHttp {
     /// A client sending `Authorization: Bearer <token>` when a token is given.
     pub fn new(token: Option<&str>) -> Result<BearerHttp, reqwest::Error> {
         Ok(BearerHttp {
-            client: reqwest::Client::builder().no_proxy().build()?,
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .tcp_nodelay(true)
+                .build()?,
             token: token.map(Arc::from),
         })
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use clap::Parser;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
@@ -95,7 +96,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         config,
     );
     let router = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // TCP_NODELAY, as Plugboard's own listener sets: an SSE answer is written in pieces, and without it the last
+    // piece waits for the client's delayed ACK (about 40 ms on Linux).
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await?
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     eprintln!("mcp-echo-server listening on http://{}/mcp", args.listen);
     axum::serve(listener, router).await?;
     Ok(())
