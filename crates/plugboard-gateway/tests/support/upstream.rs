@@ -240,6 +240,11 @@ pub enum Mode {
 }
 
 pub async fn start(mode: Mode) -> Upstream {
+    start_with(mode, None).await
+}
+
+/// An upstream that answers 401 to every request without `Authorization: <required_auth>` (when given).
+pub async fn start_with(mode: Mode, required_auth: Option<String>) -> Upstream {
     let state = Arc::new(UpstreamState {
         seen: Seen::default(),
         steps: Semaphore::new(0),
@@ -267,6 +272,7 @@ pub async fn start(mode: Mode) -> Upstream {
             .layer(axum::middleware::from_fn(
                 move |req: Request, next: Next| {
                     let state = Arc::clone(&record_state);
+                    let required_auth = required_auth.clone();
                     async move {
                         let headers = req
                             .headers()
@@ -276,6 +282,19 @@ pub async fn start(mode: Mode) -> Upstream {
                             })
                             .collect();
                         state.seen.requests.lock().unwrap().push(headers);
+                        if let Some(required) = &required_auth {
+                            let sent = req
+                                .headers()
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok());
+                            if sent != Some(required.as_str()) {
+                                return Response::builder()
+                                    .status(401)
+                                    .header("www-authenticate", "Bearer")
+                                    .body(axum::body::Body::from("missing or wrong bearer token"))
+                                    .unwrap();
+                            }
+                        }
                         let resp: Response = next.run(req).await;
                         resp
                     }

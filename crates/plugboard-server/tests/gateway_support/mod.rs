@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+// The agent and the upstream MCP servers are the gateway crate's own test support, shared rather than copied.
+#[path = "../../../plugboard-gateway/tests/support/agent.rs"]
 pub mod agent;
+#[path = "../../../plugboard-gateway/tests/support/upstream.rs"]
 pub mod upstream;
 
 use std::net::SocketAddr;
