@@ -6,9 +6,7 @@
 //! revoked on any instance fails on every instance within a second; a token past its `expires_at` is refused; a use
 //! is written to `last_used_at` at most once a minute.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use base64::Engine;
 use rand::RngCore;
@@ -17,11 +15,10 @@ use plugboard_store::{AgentTokenOwner, Store};
 
 use crate::api_tokens::hash_token;
 use crate::clock::Clock;
-use crate::credentials::{use_due, RevocationWatch, LAST_USE_INTERVAL_MS, MAX_ENTRIES};
+use crate::credentials::{use_due, GenerationCache, RevocationWatch, LAST_USE_INTERVAL_MS};
 use crate::error::ApiError;
 
 pub const AGENT_TOKEN_PREFIX: &str = "pba_";
-const ENTRY_TTL: Duration = Duration::from_secs(60);
 
 /// A new agent token: the plaintext (shown once) and the hash to store.
 pub fn generate_agent_token() -> (String, [u8; 32]) {
@@ -59,17 +56,11 @@ pub enum AgentTokenCheck {
     Unknown,
 }
 
-struct Cached {
-    owner: AgentTokenOwner,
-    generation: i64,
-    at: Instant,
-}
-
 pub struct AgentTokenCache {
     store: Arc<dyn Store>,
     watch: Arc<RevocationWatch>,
     clock: Clock,
-    entries: RwLock<HashMap<[u8; 32], Cached>>,
+    entries: GenerationCache<AgentTokenOwner>,
 }
 
 impl AgentTokenCache {
@@ -78,7 +69,7 @@ impl AgentTokenCache {
             store,
             watch,
             clock,
-            entries: RwLock::new(HashMap::new()),
+            entries: GenerationCache::new(),
         })
     }
 
@@ -89,14 +80,7 @@ impl AgentTokenCache {
         }
         let hash = hash_token(token);
         let generation = self.watch.current();
-        let cached = generation.and_then(|g| {
-            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            entries
-                .get(&hash)
-                .filter(|c| c.generation == g && c.at.elapsed() < ENTRY_TTL)
-                .map(|c| c.owner.clone())
-        });
-        let owner = match cached {
+        let owner = match self.entries.get(&hash, generation) {
             Some(owner) => owner,
             None => {
                 // `generation` was read before this lookup: a revocation landing in between makes the entry stale.
@@ -108,20 +92,7 @@ impl AgentTokenCache {
                 let Some(owner) = found else {
                     return Ok(AgentTokenCheck::Unknown);
                 };
-                if let Some(g) = generation {
-                    let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-                    if entries.len() >= MAX_ENTRIES {
-                        entries.clear();
-                    }
-                    entries.insert(
-                        hash,
-                        Cached {
-                            owner: owner.clone(),
-                            generation: g,
-                            at: Instant::now(),
-                        },
-                    );
-                }
+                self.entries.insert(hash, generation, owner.clone());
                 owner
             }
         };
@@ -146,10 +117,8 @@ impl AgentTokenCache {
             tracing::warn!(error = %e, "could not record an agent token's last use");
             return;
         }
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = entries.get_mut(hash) {
-            c.owner.last_used_at = Some(now);
-        }
+        self.entries
+            .update(hash, |owner| owner.last_used_at = Some(now));
     }
 }
 

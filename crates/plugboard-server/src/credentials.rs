@@ -8,7 +8,8 @@
 //! one, so a revocation anywhere fails everywhere within a second, also when it lands between a lookup and the
 //! caching of its answer. If the poller has not succeeded recently, caches are bypassed rather than trusted.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use plugboard_store::Store;
@@ -85,4 +86,64 @@ impl RevocationWatch {
 /// Whether a use at `now` should be written down, given the last one recorded.
 pub(crate) fn use_due(last_used_at: Option<i64>, now: i64) -> bool {
     last_used_at.is_none_or(|t| now.saturating_sub(t) >= LAST_USE_INTERVAL_MS)
+}
+
+/// How long a cached credential is trusted without asking the database again (a revocation reaches it sooner,
+/// through the generation).
+const ENTRY_TTL: Duration = Duration::from_secs(60);
+
+/// Credentials (tokens, sessions) by the SHA-256 of their secret, each entry tagged with the revocation generation
+/// read before its lookup: an entry of another generation, or older than [`ENTRY_TTL`], is not trusted. Past
+/// [`MAX_ENTRIES`] it starts over.
+pub(crate) struct GenerationCache<V> {
+    entries: RwLock<HashMap<[u8; 32], Cached<V>>>,
+}
+
+struct Cached<V> {
+    value: V,
+    generation: i64,
+    at: Instant,
+}
+
+impl<V: Clone> GenerationCache<V> {
+    pub(crate) fn new() -> Self {
+        GenerationCache {
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The entry for `hash`, if it was stored under `generation` less than [`ENTRY_TTL`] ago.
+    pub(crate) fn get(&self, hash: &[u8; 32], generation: Option<i64>) -> Option<V> {
+        let g = generation?;
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(hash)
+            .filter(|c| c.generation == g && c.at.elapsed() < ENTRY_TTL)
+            .map(|c| c.value.clone())
+    }
+
+    /// Remembers `value`, looked up after `generation` was read (nothing is kept while the generation is unknown).
+    pub(crate) fn insert(&self, hash: [u8; 32], generation: Option<i64>, value: V) {
+        let Some(g) = generation else { return };
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(
+            hash,
+            Cached {
+                value,
+                generation: g,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Changes the entry for `hash` in place, if there is one.
+    pub(crate) fn update(&self, hash: &[u8; 32], change: impl FnOnce(&mut V)) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = entries.get_mut(hash) {
+            change(&mut c.value);
+        }
+    }
 }

@@ -9,9 +9,7 @@
 //! Starting and ending sessions (the sign-in flows, sign-out) are services in [`crate::people`]; this module is what
 //! the authentication extractor needs.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
@@ -21,7 +19,7 @@ use sha2::{Digest, Sha256};
 use plugboard_store::{SessionRecord, Store};
 
 use crate::clock::Clock;
-use crate::credentials::{use_due, RevocationWatch, LAST_USE_INTERVAL_MS, MAX_ENTRIES};
+use crate::credentials::{use_due, GenerationCache, RevocationWatch, LAST_USE_INTERVAL_MS};
 use crate::error::ApiError;
 
 /// The cookie's name.
@@ -30,7 +28,6 @@ pub const SESSION_COOKIE: &str = "plugboard_session";
 pub const IDLE_TIMEOUT_MS: i64 = 12 * 3600 * 1000;
 /// A session ends this long after it started, used or not: 7 days.
 pub const ABSOLUTE_TIMEOUT_MS: i64 = 7 * 24 * 3600 * 1000;
-const ENTRY_TTL: Duration = Duration::from_secs(60);
 const SECRET_LEN: usize = 43;
 
 /// A new session secret (the cookie value, shown to the browser only) and the hash to store.
@@ -127,17 +124,11 @@ pub fn ended(session: &SessionRecord, now: i64) -> bool {
     now >= session.expires_at || now.saturating_sub(session.last_used_at) >= IDLE_TIMEOUT_MS
 }
 
-struct Cached {
-    session: SessionRecord,
-    generation: i64,
-    at: Instant,
-}
-
 pub struct SessionCache {
     store: Arc<dyn Store>,
     watch: Arc<RevocationWatch>,
     clock: Clock,
-    entries: RwLock<HashMap<[u8; 32], Cached>>,
+    entries: GenerationCache<SessionRecord>,
 }
 
 impl SessionCache {
@@ -146,7 +137,7 @@ impl SessionCache {
             store,
             watch,
             clock,
-            entries: RwLock::new(HashMap::new()),
+            entries: GenerationCache::new(),
         })
     }
 
@@ -159,13 +150,7 @@ impl SessionCache {
         let hash = hash_secret(secret);
         let now = self.clock.now_ms();
         let generation = self.watch.current();
-        let cached = generation.and_then(|g| {
-            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            entries
-                .get(&hash)
-                .filter(|c| c.generation == g && c.at.elapsed() < ENTRY_TTL)
-                .map(|c| c.session.clone())
-        });
+        let cached = self.entries.get(&hash, generation);
         // A cached copy that looks ended may be behind another instance's record of a use: ask the database.
         let session = match cached.filter(|s| !ended(s, now)) {
             Some(s) => s,
@@ -176,20 +161,7 @@ impl SessionCache {
                     .await
                     .map_err(ApiError::from)?;
                 let Some(s) = found else { return Ok(None) };
-                if let Some(g) = generation {
-                    let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-                    if entries.len() >= MAX_ENTRIES {
-                        entries.clear();
-                    }
-                    entries.insert(
-                        hash,
-                        Cached {
-                            session: s.clone(),
-                            generation: g,
-                            at: Instant::now(),
-                        },
-                    );
-                }
+                self.entries.insert(hash, generation, s.clone());
                 s
             }
         };
@@ -202,12 +174,7 @@ impl SessionCache {
                 .touch_session(&session.id, now, LAST_USE_INTERVAL_MS)
                 .await
             {
-                Ok(_) => {
-                    let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-                    if let Some(c) = entries.get_mut(&hash) {
-                        c.session.last_used_at = now;
-                    }
-                }
+                Ok(_) => self.entries.update(&hash, |s| s.last_used_at = now),
                 Err(e) => tracing::warn!(error = %e, "could not record a session's last use"),
             }
         }
