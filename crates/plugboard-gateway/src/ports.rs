@@ -320,8 +320,9 @@ pub struct GatewayCall {
 /// The audit log.
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {
-    /// Appends the audit entry `gateway_call`. An error is logged by the gateway (the call itself has happened).
-    async fn gateway_call(&self, call: GatewayCall) -> Result<(), String>;
+    /// Appends one audit entry `gateway_call` per call, all in one transaction (all or none). An error is logged by
+    /// the gateway (the calls themselves have happened).
+    async fn gateway_calls(&self, calls: &[GatewayCall]) -> Result<(), String>;
 }
 
 /// The metrics registry.

@@ -1,18 +1,20 @@
-//! Recording `tools/call`s: metrics at once, the audit entry through a bounded queue that a few writers drain, so
-//! a slow database slows the calls that finish (backpressure) instead of growing memory.
+//! Recording `tools/call`s: metrics at once, the audit entry through a bounded queue that a few writers drain in
+//! batches (one transaction, so one sync to disk, for every entry waiting), so a slow database slows the calls that
+//! finish (backpressure) instead of growing memory.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 
 use crate::ports::{AuditLog, Caller, GatewayCall, Metrics, Outcome, Via};
 
 /// Audit entries waiting for the database at most.
 const QUEUE: usize = 4096;
-/// Audit writes in flight at most.
-const WRITERS: usize = 16;
+/// Audit transactions in flight at most (SQLite takes one writer at a time anyway; batching does the rest).
+const WRITERS: usize = 2;
+/// Entries written in one transaction at most.
+const BATCH: usize = 256;
 
 #[derive(Clone)]
 pub struct Recorder {
@@ -20,31 +22,53 @@ pub struct Recorder {
     metrics: Arc<dyn Metrics>,
 }
 
+/// Takes what is waiting: at least one entry (waiting for it), at most [`BATCH`]. `None` once the queue is closed.
+async fn next_batch(rx: &Mutex<mpsc::Receiver<GatewayCall>>) -> Option<Vec<GatewayCall>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut batch = Vec::with_capacity(rx.len().min(BATCH - 1) + 1);
+    batch.push(first);
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(call) => batch.push(call),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Writes a batch; when the transaction fails, each entry on its own, so one entry the database refuses does not
+/// take the others with it.
+async fn write(audit: &dyn AuditLog, batch: Vec<GatewayCall>) {
+    if batch.len() > 1 && audit.gateway_calls(&batch).await.is_ok() {
+        return;
+    }
+    for call in batch {
+        if let Err(e) = audit.gateway_calls(std::slice::from_ref(&call)).await {
+            tracing::error!(
+                integration_id = %call.integration_id,
+                tool = %call.tool,
+                outcome = call.outcome.as_str(),
+                error = %e,
+                "could not write the gateway_call audit entry; check the database"
+            );
+        }
+    }
+}
+
 impl Recorder {
     /// Starts the audit writers (needs a Tokio runtime).
     pub fn start(audit: Arc<dyn AuditLog>, metrics: Arc<dyn Metrics>) -> Recorder {
         let (tx, rx) = mpsc::channel::<GatewayCall>(QUEUE);
-        let calls =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
-            );
-        tokio::spawn(calls.for_each_concurrent(WRITERS, move |call| {
-            let audit = Arc::clone(&audit);
-            async move {
-                let (integration, tool, outcome) =
-                    (call.integration_id.clone(), call.tool.clone(), call.outcome);
-                if let Err(e) = audit.gateway_call(call).await {
-                    tracing::error!(
-                        integration_id = %integration,
-                        tool = %tool,
-                        outcome = outcome.as_str(),
-                        error = %e,
-                        "could not write the gateway_call audit entry; check the database"
-                    );
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WRITERS {
+            let (rx, audit) = (Arc::clone(&rx), Arc::clone(&audit));
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&rx).await {
+                    write(audit.as_ref(), batch).await;
                 }
-            }
-        }));
+            });
+        }
         Recorder { tx, metrics }
     }
 

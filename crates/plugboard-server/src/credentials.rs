@@ -92,11 +92,12 @@ pub(crate) fn use_due(last_used_at: Option<i64>, now: i64) -> bool {
 /// through the generation).
 const ENTRY_TTL: Duration = Duration::from_secs(60);
 
-/// Credentials (tokens, sessions) by the SHA-256 of their secret, each entry tagged with the revocation generation
-/// read before its lookup: an entry of another generation, or older than [`ENTRY_TTL`], is not trusted. Past
-/// [`MAX_ENTRIES`] it starts over.
-pub(crate) struct GenerationCache<V> {
-    entries: RwLock<HashMap<[u8; 32], Cached<V>>>,
+/// Values by key (credentials by the SHA-256 of their secret; the gateway's access decisions), each entry tagged
+/// with the generation read before its lookup: an entry of another generation, or older than the cache's
+/// lifetime ([`ENTRY_TTL`] for credentials), is not trusted. Past [`MAX_ENTRIES`] it starts over.
+pub(crate) struct GenerationCache<V, K = [u8; 32]> {
+    entries: RwLock<HashMap<K, Cached<V>>>,
+    ttl: Duration,
 }
 
 struct Cached<V> {
@@ -106,31 +107,43 @@ struct Cached<V> {
 }
 
 impl<V: Clone> GenerationCache<V> {
+    /// A credential cache.
     pub(crate) fn new() -> Self {
+        GenerationCache::with_ttl(ENTRY_TTL)
+    }
+}
+
+impl<V: Clone, K: Eq + std::hash::Hash> GenerationCache<V, K> {
+    pub(crate) fn with_ttl(ttl: Duration) -> Self {
         GenerationCache {
             entries: RwLock::new(HashMap::new()),
+            ttl,
         }
     }
 
-    /// The entry for `hash`, if it was stored under `generation` less than [`ENTRY_TTL`] ago.
-    pub(crate) fn get(&self, hash: &[u8; 32], generation: Option<i64>) -> Option<V> {
+    /// The entry for `key`, if it was stored under `generation` less than the lifetime ago.
+    pub(crate) fn get<Q>(&self, key: &Q, generation: Option<i64>) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
         let g = generation?;
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(hash)
-            .filter(|c| c.generation == g && c.at.elapsed() < ENTRY_TTL)
+            .get(key)
+            .filter(|c| c.generation == g && c.at.elapsed() < self.ttl)
             .map(|c| c.value.clone())
     }
 
     /// Remembers `value`, looked up after `generation` was read (nothing is kept while the generation is unknown).
-    pub(crate) fn insert(&self, hash: [u8; 32], generation: Option<i64>, value: V) {
+    pub(crate) fn insert(&self, key: K, generation: Option<i64>, value: V) {
         let Some(g) = generation else { return };
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
         entries.insert(
-            hash,
+            key,
             Cached {
                 value,
                 generation: g,
@@ -140,7 +153,7 @@ impl<V: Clone> GenerationCache<V> {
     }
 
     /// Changes the entry for `hash` in place, if there is one.
-    pub(crate) fn update(&self, hash: &[u8; 32], change: impl FnOnce(&mut V)) {
+    pub(crate) fn update(&self, hash: &K, change: impl FnOnce(&mut V)) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = entries.get_mut(hash) {
             change(&mut c.value);

@@ -25,6 +25,7 @@ use plugboard_store::{
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use crate::credentials::GenerationCache;
 use crate::integration::{tool_list, tool_prefix, StoredMcp};
 use crate::state::{App, AppState};
 
@@ -69,6 +70,19 @@ pub struct ServerIntegrations {
     /// An agent token's workspace and crew never change: remembered by token id. Whether the token is still valid
     /// is checked on every request before the gateway is called.
     agent_scopes: Mutex<HashMap<String, (WorkspaceId, Option<CrewId>)>>,
+    /// Access decisions by caller and integration, and by caller and scope: see [`ACCESS_TTL`].
+    integrations: GenerationCache<IntegrationInfo, String>,
+    scopes: GenerationCache<Vec<IntegrationInfo>, String>,
+}
+
+/// How long the gateway trusts what it read about an integration and the caller's access to it (settings, tool
+/// policy, membership) without asking the database again. Changes made through this instance apply to the next
+/// call (every committed change grows the store's write epoch, which tags each entry); changes made by another
+/// instance or an admin command apply within this.
+const ACCESS_TTL: Duration = Duration::from_secs(1);
+
+fn access_key(caller: &Caller, what: &str) -> String {
+    format!("{}\n{what}", caller.token_id)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> AccessError {
@@ -80,6 +94,8 @@ impl ServerIntegrations {
         ServerIntegrations {
             app,
             agent_scopes: Mutex::new(HashMap::new()),
+            integrations: GenerationCache::with_ttl(ACCESS_TTL),
+            scopes: GenerationCache::with_ttl(ACCESS_TTL),
         }
     }
 
@@ -123,6 +139,80 @@ impl ServerIntegrations {
                 })
             }
         }
+    }
+
+    async fn integration_uncached(
+        &self,
+        store: &dyn Store,
+        caller: &Caller,
+        integration_id: &str,
+    ) -> Result<IntegrationInfo, AccessError> {
+        let id = IntegrationId::parse(integration_id).ok_or(AccessError::NotFound)?;
+        let integration = store
+            .get_integration(&id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(AccessError::NotFound)?;
+        let reach = self.reach(store, caller).await?;
+        if !Self::may_use_workspace(store, &reach, &integration.workspace_id).await?
+            || !Self::crew_allows(&reach, &integration)
+        {
+            return Err(AccessError::Forbidden);
+        }
+        Ok(info(&integration))
+    }
+
+    async fn in_scope_uncached(
+        &self,
+        store: &dyn Store,
+        caller: &Caller,
+        scope: &Scope,
+    ) -> Result<Vec<IntegrationInfo>, AccessError> {
+        let reach = self.reach(store, caller).await?;
+        let (workspace_id, crew) = match scope {
+            Scope::Workspace(id) => {
+                let id = WorkspaceId::parse(id).ok_or(AccessError::NotFound)?;
+                store
+                    .get_workspace(&id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or(AccessError::NotFound)?;
+                (id, None)
+            }
+            Scope::Crew(id) => {
+                let id = CrewId::parse(id).ok_or(AccessError::NotFound)?;
+                let crew = store
+                    .get_crew(&id)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or(AccessError::NotFound)?;
+                if let Reach::Agent {
+                    crew_id: Some(own), ..
+                } = &reach
+                {
+                    if *own != crew.id {
+                        return Err(AccessError::Forbidden);
+                    }
+                }
+                (crew.workspace_id, Some(crew.id))
+            }
+        };
+        if !Self::may_use_workspace(store, &reach, &workspace_id).await? {
+            return Err(AccessError::Forbidden);
+        }
+        let all = store
+            .list_integrations(&workspace_id, None)
+            .await
+            .map_err(unavailable)?;
+        Ok(all
+            .iter()
+            .filter(|i| match &crew {
+                Some(c) => i.crew_id.as_ref().is_none_or(|ic| ic == c),
+                None => true,
+            })
+            .filter(|i| Self::crew_allows(&reach, i))
+            .map(info)
+            .collect())
     }
 
     /// Whether `reach` may use the integrations of `workspace_id` at all (a person: MEMBER+).
@@ -210,19 +300,16 @@ impl Integrations for ServerIntegrations {
     ) -> Result<IntegrationInfo, AccessError> {
         let app = self.app()?;
         let store = app.store.as_ref();
-        let id = IntegrationId::parse(integration_id).ok_or(AccessError::NotFound)?;
-        let integration = store
-            .get_integration(&id)
-            .await
-            .map_err(unavailable)?
-            .ok_or(AccessError::NotFound)?;
-        let reach = self.reach(store, caller).await?;
-        if !Self::may_use_workspace(store, &reach, &integration.workspace_id).await?
-            || !Self::crew_allows(&reach, &integration)
-        {
-            return Err(AccessError::Forbidden);
+        let key = access_key(caller, integration_id);
+        let epoch = Some(store.write_epoch() as i64);
+        if let Some(found) = self.integrations.get(&key, epoch) {
+            return Ok(found);
         }
-        Ok(info(&integration))
+        let found = self
+            .integration_uncached(store, caller, integration_id)
+            .await?;
+        self.integrations.insert(key, epoch, found.clone());
+        Ok(found)
     }
 
     async fn in_scope(
@@ -232,51 +319,14 @@ impl Integrations for ServerIntegrations {
     ) -> Result<Vec<IntegrationInfo>, AccessError> {
         let app = self.app()?;
         let store = app.store.as_ref();
-        let reach = self.reach(store, caller).await?;
-        let (workspace_id, crew) = match scope {
-            Scope::Workspace(id) => {
-                let id = WorkspaceId::parse(id).ok_or(AccessError::NotFound)?;
-                store
-                    .get_workspace(&id)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or(AccessError::NotFound)?;
-                (id, None)
-            }
-            Scope::Crew(id) => {
-                let id = CrewId::parse(id).ok_or(AccessError::NotFound)?;
-                let crew = store
-                    .get_crew(&id)
-                    .await
-                    .map_err(unavailable)?
-                    .ok_or(AccessError::NotFound)?;
-                if let Reach::Agent {
-                    crew_id: Some(own), ..
-                } = &reach
-                {
-                    if *own != crew.id {
-                        return Err(AccessError::Forbidden);
-                    }
-                }
-                (crew.workspace_id, Some(crew.id))
-            }
-        };
-        if !Self::may_use_workspace(store, &reach, &workspace_id).await? {
-            return Err(AccessError::Forbidden);
+        let key = access_key(caller, &scope.key());
+        let epoch = Some(store.write_epoch() as i64);
+        if let Some(found) = self.scopes.get(&key, epoch) {
+            return Ok(found);
         }
-        let all = store
-            .list_integrations(&workspace_id, None)
-            .await
-            .map_err(unavailable)?;
-        Ok(all
-            .iter()
-            .filter(|i| match &crew {
-                Some(c) => i.crew_id.as_ref().is_none_or(|ic| ic == c),
-                None => true,
-            })
-            .filter(|i| Self::crew_allows(&reach, i))
-            .map(info)
-            .collect())
+        let found = self.in_scope_uncached(store, caller, scope).await?;
+        self.scopes.insert(key, epoch, found.clone());
+        Ok(found)
     }
 
     async fn materialize(
@@ -342,41 +392,47 @@ pub struct ServerAudit {
 
 #[async_trait]
 impl AuditLog for ServerAudit {
-    async fn gateway_call(&self, call: GatewayCall) -> Result<(), String> {
-        let (actor_id, who) = match &call.caller.kind {
-            CallerKind::Agent => (None, json!({"agent_token_id": call.caller.token_id})),
-            CallerKind::Person { user_id } => (
-                Some(UserId::from(user_id.as_str())),
-                json!({"credential_id": call.caller.token_id}),
-            ),
-        };
-        let (via, scope) = match &call.via {
-            Via::Passthrough => ("passthrough", None),
-            Via::Aggregated(Scope::Crew(id)) => ("crew", Some(id.clone())),
-            Via::Aggregated(Scope::Workspace(id)) => ("workspace", Some(id.clone())),
-        };
-        let mut detail = json!({
-            "tool": call.tool,
-            "outcome": call.outcome.as_str(),
-            "duration_ms": u64::try_from(call.duration.as_millis()).unwrap_or(u64::MAX),
-            "via": via,
-        });
-        if let (Some(d), Some(w)) = (detail.as_object_mut(), who.as_object()) {
-            d.extend(w.clone());
-            if let Some(scope) = scope {
-                d.insert("scope_id".into(), Value::String(scope));
-            }
-        }
+    async fn gateway_calls(&self, calls: &[GatewayCall]) -> Result<(), String> {
+        let entries: Vec<NewAudit> = calls.iter().map(audit_entry).collect();
         self.store
-            .append_audit(NewAudit {
-                workspace_id: Some(WorkspaceId::from(call.workspace_id.as_str())),
-                actor_id,
-                action: "gateway_call".into(),
-                target: Some(call.integration_id.clone()),
-                detail,
-            })
+            .append_audit_batch(&entries)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// The audit entry `gateway_call` of one call.
+fn audit_entry(call: &GatewayCall) -> NewAudit {
+    let (actor_id, who) = match &call.caller.kind {
+        CallerKind::Agent => (None, json!({"agent_token_id": call.caller.token_id})),
+        CallerKind::Person { user_id } => (
+            Some(UserId::from(user_id.as_str())),
+            json!({"credential_id": call.caller.token_id}),
+        ),
+    };
+    let (via, scope) = match &call.via {
+        Via::Passthrough => ("passthrough", None),
+        Via::Aggregated(Scope::Crew(id)) => ("crew", Some(id.clone())),
+        Via::Aggregated(Scope::Workspace(id)) => ("workspace", Some(id.clone())),
+    };
+    let mut detail = json!({
+        "tool": call.tool,
+        "outcome": call.outcome.as_str(),
+        "duration_ms": u64::try_from(call.duration.as_millis()).unwrap_or(u64::MAX),
+        "via": via,
+    });
+    if let (Some(d), Some(w)) = (detail.as_object_mut(), who.as_object()) {
+        d.extend(w.clone());
+        if let Some(scope) = scope {
+            d.insert("scope_id".into(), Value::String(scope));
+        }
+    }
+    NewAudit {
+        workspace_id: Some(WorkspaceId::from(call.workspace_id.as_str())),
+        actor_id,
+        action: "gateway_call".into(),
+        target: Some(call.integration_id.clone()),
+        detail,
     }
 }
 

@@ -28,6 +28,7 @@ test_on_both_backends! {
     every_tools_call_is_audited_as_gateway_call_without_arguments_and_counted_in_the_metrics => audit_and_metrics;
     an_upstream_killed_mid_call_is_a_json_rpc_error_not_a_hang => killed_upstream;
     a_revoked_agent_token_fails_on_another_instance_within_a_second => revoked_elsewhere;
+    an_integration_disabled_through_one_instance_is_refused_by_another_soon_after => disabled_elsewhere;
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
 }
 
@@ -573,6 +574,52 @@ async fn revoked_elsewhere(db: Db) {
             "the revocation did not reach the other instance within a second"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn disabled_elsewhere(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let other = second_instance(&s.pb).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let post = |pb: &'static str| {
+        let (other, app) = (&other.app, app);
+        let (id, token) = (id.clone(), token.clone());
+        async move {
+            let on = if pb == "other" { other } else { app };
+            on.raw(
+                Method::POST,
+                &format!("/mcp/i/{id}"),
+                Some(&token),
+                &[
+                    ("accept", "application/json, text/event-stream"),
+                    ("host", "127.0.0.1"),
+                ],
+                Some(initialize_body()),
+            )
+            .await
+            .status
+            .as_u16()
+        }
+    };
+    // Both instances have looked the integration up (and remember it).
+    assert_eq!(post("this").await, 200);
+    assert_eq!(post("other").await, 200);
+    patch(app, &s.owner, &id, json!({"enabled": false})).await;
+    // The instance that made the change applies it to the very next call.
+    assert_eq!(post("this").await, 409);
+    // The other one within its access cache's lifetime (one second; the bound here leaves room for a slow machine).
+    let start = std::time::Instant::now();
+    loop {
+        if post("other").await == 409 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the other instance still used the disabled integration after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -30,6 +30,8 @@ pub struct AuditRow {
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, entry: NewAudit) -> Result<()>;
+    /// Appends several entries in one transaction: all of them or none (one commit, one sync to disk).
+    async fn append_audit_batch(&self, entries: &[NewAudit]) -> Result<()>;
     async fn list_audit(
         &self,
         workspace_id: &WorkspaceId,

@@ -168,6 +168,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Database: Send + Sync {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
+    /// Grows with every transaction this process commits through this store (appends to the audit log aside). A
+    /// cache of what the store said, tagged with the epoch seen before asking, is current as far as this process's
+    /// own changes go while the epoch is unchanged; changes by other processes (another instance, an admin command)
+    /// need a bounded lifetime on top.
+    fn write_epoch(&self) -> u64;
     /// Cheap round-trip used by `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// Applies pending migrations; returns how many were applied.
@@ -311,6 +316,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             timeout: options.timeout,
+            epoch: Default::default(),
         })
     }
 }
@@ -362,6 +368,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             timeout: options.timeout,
+            epoch: Default::default(),
         })
     }
 }

@@ -23,6 +23,8 @@ plugboard_store::test_on_both_backends! {
     rewrap_is_a_compare_and_set_and_unused_keys_can_be_deleted => rewrap_cas;
     the_audit_log_lists_newest_first_per_workspace => audit_listing;
     audit_pages_follow_a_cursor_without_skipping_entries_of_the_same_millisecond => audit_pages;
+    a_batch_of_audit_entries_is_written_whole_and_each_entry_is_listed => audit_batch;
+    committed_changes_grow_the_write_epoch_and_audit_batches_do_not => write_epoch;
 }
 
 async fn setup(db: &TestDb) -> (User, Workspace) {
@@ -489,4 +491,48 @@ async fn audit_pages(db: TestDb) {
         .await
         .unwrap();
     assert!(older.iter().all(|r| r.created_at < newest));
+}
+
+async fn audit_batch(db: TestDb) {
+    let (_, ws) = setup(&db).await;
+    // More entries than one INSERT takes, with values that need escaping.
+    let entries: Vec<NewAudit> = (0..1203)
+        .map(|i| {
+            let mut a = audit(&ws.id, &format!("gateway_call {i}"));
+            a.target = Some(format!("it's \"{i}\""));
+            a.detail = serde_json::json!({"tool": format!("t{i}"), "quote": "'\"\\"});
+            a
+        })
+        .collect();
+    db.store.append_audit_batch(&entries).await.unwrap();
+    db.store.append_audit_batch(&[]).await.unwrap();
+    let rows = db.store.list_audit(&ws.id, 5000, None).await.unwrap();
+    assert_eq!(rows.len(), 1203);
+    let mut actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    actions.sort_unstable();
+    actions.dedup();
+    assert_eq!(actions.len(), 1203, "every entry once");
+    let one = rows.iter().find(|r| r.action == "gateway_call 7").unwrap();
+    assert_eq!(one.target.as_deref(), Some("it's \"7\""));
+    let detail: serde_json::Value = serde_json::from_str(&one.detail).unwrap();
+    assert_eq!(detail, serde_json::json!({"tool": "t7", "quote": "'\"\\"}));
+}
+
+async fn write_epoch(db: TestDb) {
+    let (_, ws) = setup(&db).await;
+    let before = db.store.write_epoch();
+    db.store
+        .append_audit_batch(&[audit(&ws.id, "a")])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.write_epoch(),
+        before,
+        "audit entries change no access"
+    );
+    db.store
+        .rename_workspace(&ws.id, "renamed", audit(&ws.id, "rename"))
+        .await
+        .unwrap();
+    assert!(db.store.write_epoch() > before);
 }

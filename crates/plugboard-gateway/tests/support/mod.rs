@@ -217,8 +217,8 @@ impl Integrations for World {
 
 #[async_trait]
 impl AuditLog for World {
-    async fn gateway_call(&self, call: GatewayCall) -> Result<(), String> {
-        self.audit.lock().unwrap().push(call);
+    async fn gateway_calls(&self, calls: &[GatewayCall]) -> Result<(), String> {
+        self.audit.lock().unwrap().extend_from_slice(calls);
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// Bound on one store call.
     pub(crate) timeout: std::time::Duration,
+    pub(crate) epoch: WriteEpoch,
 }
 
 /// PostgreSQL-backed store (for several instances on one database).
@@ -20,6 +21,7 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Bound on one store call.
     pub(crate) timeout: std::time::Duration,
+    pub(crate) epoch: WriteEpoch,
 }
 
 pub(crate) static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -95,16 +97,42 @@ macro_rules! for_both_backends_unbounded {
 pub(crate) struct Tx<DB: sqlx::Database> {
     conn: sqlx::pool::PoolConnection<DB>,
     open: bool,
+    /// Grown when the transaction commits; `None` for the writes that change nothing anyone reads to decide
+    /// access (the audit log).
+    epoch: Option<WriteEpoch>,
 }
 
 impl<DB: sqlx::Database> Tx<DB> {
-    pub(crate) fn new(conn: sqlx::pool::PoolConnection<DB>) -> Self {
-        Tx { conn, open: true }
+    pub(crate) fn new(conn: sqlx::pool::PoolConnection<DB>, epoch: Option<WriteEpoch>) -> Self {
+        Tx {
+            conn,
+            open: true,
+            epoch,
+        }
     }
 
     /// `COMMIT` succeeded: the connection may go back to the pool.
     pub(crate) fn committed(&mut self) {
         self.open = false;
+        if let Some(epoch) = &self.epoch {
+            epoch.grow();
+        }
+    }
+}
+
+/// How many transactions this process has committed through a store (its audit-only ones aside): a cache of
+/// something read from the store, tagged with the epoch seen before the read, is current for this process's own
+/// writes while the epoch has not moved. Other processes' writes are not counted.
+#[derive(Clone, Default)]
+pub(crate) struct WriteEpoch(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl WriteEpoch {
+    fn grow(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -134,7 +162,13 @@ macro_rules! begin {
     ($self:ident) => {{
         let mut conn = $self.pool.acquire().await?;
         sqlx::query(Self::BEGIN).execute(&mut *conn).await?;
-        $crate::sql::Tx::new(conn)
+        $crate::sql::Tx::new(conn, Some($self.epoch.clone()))
+    }};
+    // A transaction whose commit does not grow the write epoch.
+    ($self:ident, quiet) => {{
+        let mut conn = $self.pool.acquire().await?;
+        sqlx::query(Self::BEGIN).execute(&mut *conn).await?;
+        $crate::sql::Tx::new(conn, None)
     }};
 }
 
@@ -295,6 +329,10 @@ for_both_backends_unbounded! {
     impl Database {
         fn backend(&self) -> &'static str {
             Self::BACKEND
+        }
+
+        fn write_epoch(&self) -> u64 {
+            self.epoch.get()
         }
 
         async fn ping(&self) -> Result<()> {
