@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::Router;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -166,7 +166,10 @@ fn spawn_connection(
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(options.header_timeout);
+            .header_read_timeout(options.header_timeout)
+            // Requests already read are answered when the reading side ends: a client that sent its requests and
+            // closed its side, and the requests before a refused head (see `Rewind`).
+            .half_close(true);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -197,13 +200,7 @@ async fn first_head(mut stream: TcpStream, timeout: Duration) -> Option<Rewind> 
     loop {
         match check_head(&buf) {
             Head::Incomplete => {}
-            Head::Pass => {
-                return Some(Rewind {
-                    prefix: Bytes::from(buf),
-                    inner: stream,
-                    pending: Bytes::new(),
-                })
-            }
+            Head::Pass(..) => return Some(Rewind::new(stream, &buf)),
             Head::Refuse(status, code, message) => {
                 refuse(&mut stream, status, code, message).await;
                 return None;
@@ -231,8 +228,19 @@ async fn first_head(mut stream: TcpStream, timeout: Duration) -> Option<Rewind> 
 
 enum Head {
     Incomplete,
-    Pass,
+    /// A head to pass on: its length in bytes and how its body ends.
+    Pass(usize, BodyFraming),
     Refuse(u16, &'static str, &'static str),
+}
+
+/// How the body after a request head ends, as far as the connection's later heads are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyFraming {
+    /// After this many bytes (0: no body).
+    Length(u64),
+    Chunked,
+    /// Not followed: HTTP/2, an upgrade, a `CONNECT`, an encoding hyper refuses itself.
+    Opaque,
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -245,7 +253,7 @@ fn check_head(buf: &[u8]) -> Head {
     let n = buf.len().min(H2_PREFACE.len());
     if buf[..n] == H2_PREFACE[..n] {
         return if n == H2_PREFACE.len() {
-            Head::Pass
+            Head::Pass(n, BodyFraming::Opaque)
         } else {
             Head::Incomplete
         };
@@ -289,7 +297,11 @@ fn check_head(buf: &[u8]) -> Head {
                     "the request headers are larger than 32 KiB: send fewer or shorter headers",
                 );
             }
-            check_framing(req.headers)
+            match check_framing(req.headers) {
+                Ok(_) if req.method == Some("CONNECT") => Head::Pass(len, BodyFraming::Opaque),
+                Ok(framing) => Head::Pass(len, framing),
+                Err(refusal) => refusal,
+            }
         }
         Err(httparse::Error::TooManyHeaders) => Head::Refuse(
             431,
@@ -305,34 +317,53 @@ fn check_head(buf: &[u8]) -> Head {
 }
 
 /// `Content-Length` and `Transfer-Encoding` together, or several different lengths, make the body's end ambiguous
-/// (request smuggling): refused.
-fn check_framing(headers: &[httparse::Header<'_>]) -> Head {
-    let mut lengths = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .map(|h| h.value);
-    let has_te = headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+/// (request smuggling): refused. Otherwise, how the body ends.
+fn check_framing(headers: &[httparse::Header<'_>]) -> Result<BodyFraming, Head> {
+    let named = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let mut lengths = named("content-length");
+    let encodings: Vec<&[u8]> = named("transfer-encoding").collect();
     let first = lengths.next();
-    if has_te && first.is_some() {
-        return Head::Refuse(
+    if !encodings.is_empty() && first.is_some() {
+        return Err(Head::Refuse(
             400,
             "invalid_request",
             "the request has both Content-Length and Transfer-Encoding: send only one of them",
+        ));
+    }
+    if named("upgrade").next().is_some() {
+        return Ok(BodyFraming::Opaque);
+    }
+    if let Some(last) = encodings.last() {
+        // hyper takes a body as chunked when the last encoding is `chunked`, and refuses the request otherwise.
+        let last_coding = last.rsplit(|b| *b == b',').next().unwrap_or_default();
+        return Ok(
+            if last_coding.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                BodyFraming::Chunked
+            } else {
+                BodyFraming::Opaque
+            },
         );
     }
-    if let Some(first) = first {
-        let valid = !first.is_empty() && first.iter().all(u8::is_ascii_digit);
-        if !valid || lengths.any(|other| other != first) {
-            return Head::Refuse(
-                400,
-                "invalid_request",
-                "the request's Content-Length is not one whole number",
-            );
-        }
+    let Some(first) = first else {
+        return Ok(BodyFraming::Length(0));
+    };
+    let length = std::str::from_utf8(first)
+        .ok()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok());
+    match length {
+        Some(n) if lengths.all(|other| other == first) => Ok(BodyFraming::Length(n)),
+        _ => Err(Head::Refuse(
+            400,
+            "invalid_request",
+            "the request's Content-Length is not one whole number",
+        )),
     }
-    Head::Pass
 }
 
 /// Answers an error with the API's body and closes the connection.
@@ -345,14 +376,161 @@ async fn refuse(stream: &mut TcpStream, status: u16, code: &str, message: &str) 
     .await;
 }
 
-/// A stream with bytes already read put back in front, and hyper's own error answers (for a malformed, too long or
-/// too large request head on a later request of a keep-alive connection: a bare status line) replaced by the same
-/// answer with the API's JSON error body.
+/// A stream with bytes already read put back in front; its later request heads checked as the first one is (a
+/// refused one is answered with the API's JSON error once hyper has answered the requests before it, and hyper never
+/// sees it); and hyper's own error answers (a bare status line, for what the checks here let through) replaced by the
+/// same answer with the API's JSON error body.
 struct Rewind {
-    prefix: Bytes,
     inner: TcpStream,
+    framing: Framing,
     /// A replacement answer still to be written.
     pending: Bytes,
+    /// The client closed its side.
+    eof: bool,
+}
+
+/// The request stream of a connection, followed request by request.
+struct Framing {
+    /// Bytes read and checked, for hyper.
+    ready: BytesMut,
+    /// Bytes read and not checked yet (the start of a request head, of a chunk-size line).
+    unchecked: BytesMut,
+    follow: Follow,
+    /// The answer to a refused request head: hyper reads nothing more, and this goes out when hyper ends the
+    /// connection.
+    refusal: Option<Bytes>,
+}
+
+/// Where the next byte of the request stream belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Follow {
+    Head,
+    /// Bytes of a body with a `Content-Length` still to come.
+    Body(u64),
+    /// A chunked body's size line.
+    ChunkSize,
+    /// Bytes of a chunk still to come, its closing line break included.
+    ChunkData(u64),
+    /// A chunked body's trailer lines, up to the empty one.
+    Trailers,
+    /// Not followed any more (HTTP/2, an upgrade, framing hyper judges by itself): bytes go to hyper as they come.
+    Off,
+}
+
+/// The size of a chunk from its size line (without the `\n`), extensions ignored.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line.split(|b| *b == b';').next()?.trim_ascii();
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+impl Rewind {
+    fn new(inner: TcpStream, read: &[u8]) -> Rewind {
+        Rewind {
+            inner,
+            framing: Framing::new(read),
+            pending: Bytes::new(),
+            eof: false,
+        }
+    }
+}
+
+impl Framing {
+    fn new(read: &[u8]) -> Framing {
+        let mut framing = Framing {
+            ready: BytesMut::new(),
+            unchecked: BytesMut::new(),
+            follow: Follow::Head,
+            refusal: None,
+        };
+        framing.push(read);
+        framing
+    }
+
+    /// Bytes read from the client.
+    fn push(&mut self, read: &[u8]) {
+        self.unchecked.extend_from_slice(read);
+        self.advance();
+    }
+
+    /// The client closed its side: what is left goes to hyper, which answers or closes as it would.
+    fn close(&mut self) {
+        let rest = self.unchecked.split();
+        self.ready.extend_from_slice(&rest);
+    }
+
+    /// Moves what can be checked from `unchecked` to `ready`, following the requests' framing.
+    fn advance(&mut self) {
+        while !self.unchecked.is_empty() && self.refusal.is_none() {
+            match self.follow {
+                Follow::Off => {
+                    self.ready.extend_from_slice(&self.unchecked);
+                    self.unchecked.clear();
+                }
+                Follow::Head => match check_head(&self.unchecked) {
+                    Head::Incomplete => return,
+                    Head::Refuse(status, code, message) => {
+                        self.refusal = Some(Bytes::from(response_text(status, code, message)));
+                        self.unchecked.clear();
+                    }
+                    Head::Pass(len, framing) => {
+                        self.pass(len);
+                        self.follow = match framing {
+                            BodyFraming::Length(0) => Follow::Head,
+                            BodyFraming::Length(n) => Follow::Body(n),
+                            BodyFraming::Chunked => Follow::ChunkSize,
+                            BodyFraming::Opaque => Follow::Off,
+                        };
+                    }
+                },
+                Follow::Body(left) | Follow::ChunkData(left) => {
+                    let n = usize::try_from(left)
+                        .unwrap_or(usize::MAX)
+                        .min(self.unchecked.len());
+                    self.pass(n);
+                    let left = left - n as u64;
+                    self.follow = match (self.follow, left) {
+                        (Follow::Body(_), 0) => Follow::Head,
+                        (Follow::Body(_), _) => Follow::Body(left),
+                        (_, 0) => Follow::ChunkSize,
+                        _ => Follow::ChunkData(left),
+                    };
+                }
+                Follow::ChunkSize | Follow::Trailers => {
+                    let Some(end) = self.unchecked.iter().position(|b| *b == b'\n') else {
+                        if self.unchecked.len() > MAX_HEAD_BYTES {
+                            self.follow = Follow::Off;
+                        }
+                        return;
+                    };
+                    let line = &self.unchecked[..end];
+                    let next = if self.follow == Follow::ChunkSize {
+                        match chunk_size(line) {
+                            Some(0) => Follow::Trailers,
+                            Some(n) => n.checked_add(2).map_or(Follow::Off, Follow::ChunkData),
+                            // Not a size: hyper answers it.
+                            None => Follow::Off,
+                        }
+                    } else if line.is_empty() || line == b"\r" {
+                        Follow::Head
+                    } else {
+                        Follow::Trailers
+                    };
+                    self.pass(end + 1);
+                    self.follow = next;
+                }
+            }
+        }
+    }
+
+    /// The first `n` unchecked bytes are fine: they go to hyper.
+    fn pass(&mut self, n: usize) {
+        self.ready.extend_from_slice(&self.unchecked[..n]);
+        self.unchecked.advance(n);
+    }
 }
 
 /// The JSON answer standing in for hyper's bare `status` answer to a request head it could not parse.
@@ -422,13 +600,34 @@ impl AsyncRead for Rewind {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
+        let this = &mut *self;
+        loop {
+            let framing = &mut this.framing;
+            if !framing.ready.is_empty() {
+                let n = framing.ready.len().min(buf.remaining());
+                buf.put_slice(&framing.ready[..n]);
+                framing.ready.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if framing.refusal.is_some() || this.eof {
+                return Poll::Ready(Ok(()));
+            }
+            if framing.follow == Follow::Off && framing.unchecked.is_empty() {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            let mut chunk = [0u8; 8192];
+            let mut read = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            if read.filled().is_empty() {
+                this.eof = true;
+                this.framing.close();
+                continue;
+            }
+            this.framing.push(read.filled());
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -465,7 +664,25 @@ impl AsyncWrite for Rewind {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
+        // hyper has answered everything before a refused head: now its answer.
+        if let Some(refusal) = self.framing.refusal.take() {
+            self.pending = refusal;
+            match self.poll_pending(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Drop for Rewind {
+    fn drop(&mut self) {
+        // hyper ended the connection without shutting it down: the refusal's answer (small, it fits the socket's
+        // buffer) is written without waiting.
+        if let Some(refusal) = self.framing.refusal.take() {
+            let _ = self.inner.try_write(&refusal);
+        }
     }
 }
 
@@ -476,7 +693,7 @@ mod tests {
     fn refused(head: &[u8]) -> Option<u16> {
         match check_head(head) {
             Head::Refuse(s, _, _) => Some(s),
-            Head::Pass => None,
+            Head::Pass(..) => None,
             Head::Incomplete => Some(0),
         }
     }
@@ -499,6 +716,54 @@ mod tests {
         ] {
             assert!(replacement_for(ours).is_none());
         }
+    }
+
+    /// Feeds `stream` one byte at a time (the hardest split), then returns what hyper got and whether a head was
+    /// refused.
+    fn followed(stream: &[u8]) -> (Vec<u8>, Option<u16>) {
+        let mut framing = Framing::new(&[]);
+        for b in stream {
+            framing.push(std::slice::from_ref(b));
+        }
+        let refused = framing
+            .refusal
+            .as_ref()
+            .map(|r| String::from_utf8_lossy(&r[9..12]).parse::<u16>().unwrap());
+        (framing.ready.to_vec(), refused)
+    }
+
+    #[test]
+    fn later_request_heads_are_found_after_bodies_of_every_framing_and_checked() {
+        let get = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+        let fixed =
+            b"POST /b HTTP/1.1\r\nContent-Length: 27\r\n\r\nGET /x HTTP/1.1\r\nA: b\r\n\r\n12"
+                .to_vec();
+        let chunked = b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5;ext=1\r\nhello\r\n1A\r\nGET / HTTP/1.1\r\n\r\nabcdefgh\r\n0\r\nX-T: 1\r\n\r\n"
+            .to_vec();
+        let smuggled =
+            b"POST /d HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .to_vec();
+        let fine: Vec<u8> = [get.clone(), fixed.clone(), chunked.clone(), get.clone()].concat();
+        assert_eq!(followed(&fine), (fine.clone(), None));
+        // A smuggling head after each kind of body is refused, and hyper gets nothing of it.
+        for before in [&get, &fixed, &chunked] {
+            let stream = [before.clone(), smuggled.clone(), get.clone()].concat();
+            assert_eq!(followed(&stream), (before.clone(), Some(400)));
+        }
+        // Upgrades and HTTP/2 are not followed: everything goes through.
+        let upgrade = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x00\x01".to_vec();
+        let stream = [upgrade, smuggled.clone()].concat();
+        assert_eq!(followed(&stream), (stream.clone(), None));
+        let h2 = [H2_PREFACE, b"\x00\x00\x12"].concat();
+        assert_eq!(followed(&h2), (h2.clone(), None));
+        // A chunk size that is not one: hyper judges the rest.
+        let bad = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec();
+        let stream = [bad, smuggled].concat();
+        assert_eq!(followed(&stream), (stream.clone(), None));
+        assert_eq!(chunk_size(b"1a\r"), Some(26));
+        assert_eq!(chunk_size(b" 0 ;x"), Some(0));
+        assert_eq!(chunk_size(b"fffffffffffffffff"), None);
     }
 
     #[test]

@@ -201,6 +201,79 @@ async fn a_request_with_both_content_length_and_transfer_encoding_is_refused_wit
 }
 
 #[tokio::test]
+async fn a_smuggling_request_later_on_a_keep_alive_connection_is_refused_after_the_answers_before_it(
+) {
+    let s = start(|_| {}).await;
+    let (ws, token) = s.app.workspace().await;
+    let crew = |name: &str, framing: &str, body: &str| {
+        format!(
+            "POST /api/v1/workspaces/{}/crews HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\n{framing}\r\n\r\n{body}",
+            ws.id
+        )
+        .replace("NAME", name)
+    };
+    let json = r#"{"name": "NAME"}"#;
+    // Sent at once (pipelined): a crew with a Content-Length body, one with a chunked body, then a request with both
+    // framings, then one more that must never be read.
+    let first = crew(
+        "one",
+        &format!("Content-Length: {}", json.replace("NAME", "one").len()),
+        json,
+    );
+    let chunked_body = json.replace("NAME", "two");
+    let second = crew(
+        "two",
+        "Transfer-Encoding: chunked",
+        &format!("{:x}\r\n{chunked_body}\r\n0\r\n\r\n", chunked_body.len()),
+    );
+    let smuggled = crew(
+        "smuggled",
+        "Content-Length: 4\r\nTransfer-Encoding: chunked",
+        &format!(
+            "{:x}\r\n{}\r\n0\r\n\r\n",
+            json.len() + 5,
+            json.replace("NAME", "smuggled")
+        ),
+    );
+    let never = crew(
+        "never",
+        &format!("Content-Length: {}", json.replace("NAME", "never").len()),
+        &json.replace("NAME", "never"),
+    );
+    let mut c = connect(s.port).await;
+    c.write_all(format!("{first}{second}{smuggled}{never}").as_bytes())
+        .await
+        .unwrap();
+    let all = read_to_close(&mut c).await;
+    let answers: Vec<&str> = all.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 3, "{all}");
+    assert!(
+        answers[0].starts_with("201") && answers[1].starts_with("201"),
+        "{all}"
+    );
+    assert!(answers[2].starts_with("400"), "{all}");
+    assert!(error_of(&format!("HTTP/1.1 {}", answers[2]))["error"]
+        .as_str()
+        .unwrap()
+        .contains("Content-Length and Transfer-Encoding"));
+    let crews = s
+        .app
+        .with_token(&token)
+        .get(&format!("/api/v1/workspaces/{}/crews", ws.id))
+        .await
+        .json();
+    let mut names: Vec<&str> = crews
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["one", "two"]);
+}
+
+#[tokio::test]
 async fn a_declared_body_over_1_mib_is_refused_at_once_without_100_continue() {
     let s = start(|_| {}).await;
     let (_, token) = s.app.workspace().await;
