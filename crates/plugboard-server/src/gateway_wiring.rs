@@ -372,16 +372,33 @@ impl Integrations for ServerIntegrations {
                     .collect()
             })
             .unwrap_or_default();
-        let refresh_after = stored
-            .auth_mode
-            .oauth_flow()
-            .map(|_| SystemTime::now() + OAUTH_REUSE);
+        let refresh_after = match stored.auth_mode.oauth_flow() {
+            Some(_) => Some(SystemTime::now() + oauth_reuse(&app, &id).await),
+            None => None,
+        };
         Ok(UpstreamTarget {
             endpoint: SecretString::from(endpoint.to_owned()),
             headers,
             secrets: with_credential_parts(secrets),
             refresh_after,
         })
+    }
+}
+
+/// How long the OAuth access token just materialised may be reused: [`OAUTH_REUSE`], but never past the moment the
+/// token service would refresh it (a short-lived token, 60 s or less, is due after half its lifetime; reusing it
+/// for 30 s could send an expired token).
+async fn oauth_reuse(app: &App, id: &IntegrationId) -> Duration {
+    let due_in_ms = match app.store.get_oauth_grant(id).await {
+        Ok(Some(grant)) => {
+            crate::oauth::refresh_at(&grant).map(|at| at.saturating_sub(app.clock.now_ms()))
+        }
+        // Unknown: ask again on the next call.
+        _ => Some(0),
+    };
+    match due_in_ms {
+        None => OAUTH_REUSE,
+        Some(ms) => OAUTH_REUSE.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
     }
 }
 
