@@ -21,6 +21,8 @@ HOLD=${HOLD:-1000}               # MCP sessions held open through /mcp/i for the
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 PB_PORT=18080
 NGINX_PORT=18081
+NGINX_PROXY_PORT=18082   # nginx as a bare reverse proxy in front of the gateway section's MCP server
+ECHO_PORT=18090
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk; then
@@ -43,7 +45,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    rm -rf "$WORK"
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK (logs of every process)" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -70,6 +72,19 @@ http {
         root $WORK/www;
         default_type application/json;
         location = /user { return 200 '{"login":"bench"}'; }
+    }
+    # the gateway section's reference hop: a reverse proxy that only relays (streams unbuffered, upstream keep-alive)
+    upstream mcp_echo { server 127.0.0.1:$ECHO_PORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:$NGINX_PROXY_PORT;
+        location / {
+            proxy_pass http://mcp_echo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:$ECHO_PORT;
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
     }
 }
 EOF
@@ -324,7 +339,6 @@ fi
 
 if want gateway; then
 # ---- the MCP gateway: tools/call through /mcp/i and /mcp/workspace against the same MCP server directly ----
-ECHO_PORT=18090
 ECHO_BIN=$ROOT/target/release/mcp-echo-server
 LOAD=$ROOT/target/release/mcp-load
 "$ECHO_BIN" --listen "127.0.0.1:$ECHO_PORT" 2>"$WORK/echo.log" &
@@ -378,10 +392,40 @@ rss_closed=$(rss_pb)
 # throughput and latency: direct, passthrough, aggregated, $GW_SESSIONS sessions each;
 # then one session calling sequentially: the latency each call gains, without queueing behind other calls
 gw_load() { "$LOAD" --duration "$DUR" --warmup 1 "$@"; }
+# CPU used during a run, by process: less sensitive to other work on the machine than calls per second
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# the children's CPU in ms from the output of `times` (which must run in this shell, not in a command substitution's
+# subshell, to count this shell's children)
+children_cpu_ms_of() { awk 'NR==2 { split($1,a,/[ms]/); split($2,b,/[ms]/); printf "%d", (a[1]*60+a[2]+b[1]*60+b[2])*1000 }' "$1"; }
+# gw_run NAME HOP_PID ARGS...: a load run into $WORK/gw-NAME.json; the CPU used by the hop between client and
+# server (Plugboard, nginx, none: HOP_PID 0), the MCP server and the load generator into $WORK/gw-NAME.cpu
+gw_run() {
+    local name=$1 hop=$2 hop0=0 echo0 load0
+    shift 2
+    [ "$hop" = 0 ] || hop0=$(cpu_ticks "$hop")
+    echo0=$(cpu_ticks "$ECHO_PID")
+    times > "$WORK/times"; load0=$(children_cpu_ms_of "$WORK/times")
+    gw_load "$@" > "$WORK/gw-$name.json"
+    times > "$WORK/times"
+    local hop1=0
+    [ "$hop" = 0 ] || hop1=$(cpu_ticks "$hop")
+    echo "$(( hop1 - hop0 )) $(( $(cpu_ticks "$ECHO_PID") - echo0 ))" \
+        "$(( $(children_cpu_ms_of "$WORK/times") - load0 ))" > "$WORK/gw-$name.cpu"
+}
+NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -n1)
+PROXY_URL="http://127.0.0.1:$NGINX_PROXY_PORT/mcp"
 for n in "$GW_SESSIONS" 1; do
-    gw_load --sessions "$n" --url "$DIRECT_URL" > "$WORK/gw-direct-$n.json"
-    gw_load --sessions "$n" --url "$PASS_URL" > "$WORK/gw-pass-$n.json"
-    gw_load --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo" > "$WORK/gw-agg-$n.json"
+    gw_run "direct-$n" 0 --sessions "$n" --url "$DIRECT_URL"
+    gw_run "proxy-$n" "$NGINX_WORKER" --sessions "$n" --url "$PROXY_URL"
+    if [ -n "${GW_PROFILE:-}" ] && [ "$n" = "$GW_SESSIONS" ]; then
+        # where Plugboard's CPU goes during the passthrough run (call graphs from the unwind tables: the release
+        # binary has symbols but no debug info): `perf report -i $GW_PROFILE`
+        perf record -F 499 --call-graph dwarf,16384 -o "$GW_PROFILE" -p "$PB_PID" -- sleep "$DUR" >/dev/null 2>&1 &
+        PERF_PID=$!
+    fi
+    gw_run "pass-$n" "$PB_PID" --sessions "$n" --url "$PASS_URL"
+    if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
+    gw_run "agg-$n" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
 done
 rss_after_load=$(rss_pb)
 stop_pb
@@ -389,12 +433,15 @@ kill "$ECHO_PID" 2>/dev/null || true
 
 GW_REPORT="$WORK/gateway.md"
 python3 - "$WORK" "$GW_SESSIONS" "$DUR" "$HOLD" "$held" "$open_s" "$rss_before" "$rss_held" "$rss_closed" \
-    "$rss_after_load" "$pb_conns" > "$GW_REPORT" <<'PY'
+    "$rss_after_load" "$pb_conns" "$(getconf CLK_TCK)" > "$GW_REPORT" <<'PY'
 import json, sys
 work, sessions, dur, hold, held, open_s = sys.argv[1:7]
-before, held_kb, closed, after_load, socks = (int(x) for x in sys.argv[7:12])
-names = {"direct": "MCP server directly", "pass": "through `/mcp/i/{id}` (passthrough)",
+before, held_kb, closed, after_load, socks, clk = (int(x) for x in sys.argv[7:13])
+names = {"direct": "MCP server directly",
+         "proxy": "through nginx (reference: a reverse proxy that only relays)",
+         "pass": "through `/mcp/i/{id}` (passthrough)",
          "agg": "through `/mcp/workspace/{id}` (aggregated)"}
+paths = ("direct", "proxy", "pass", "agg")
 def ok(v): return "yes" if v else "**no**"
 print(f"- load: `mcp-load` (rmcp streamable-HTTP client, `crates/plugboard-bench`): MCP sessions each calling"
       f" `tools/call echo` in a loop for {dur} s after 1 s of warm-up, {sessions} sessions at once, then one session"
@@ -404,7 +451,7 @@ print(f"- load: `mcp-load` (rmcp streamable-HTTP client, `crates/plugboard-bench
       " every extra hop also takes CPU from the other two.")
 verdicts = []
 for n in (sessions, "1"):
-    r = {k: json.load(open(f"{work}/gw-{k}-{n}.json")) for k in ("direct", "pass", "agg")}
+    r = {k: json.load(open(f"{work}/gw-{k}-{n}.json")) for k in paths}
     d = r["direct"]
     plural = "s" if n != "1" else ""
     print()
@@ -412,7 +459,7 @@ for n in (sessions, "1"):
     print()
     print("| path | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms | throughput vs direct |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for k in ("direct", "pass", "agg"):
+    for k in paths:
         x = r[k]
         if k == "direct":
             print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} | | | |")
@@ -421,10 +468,29 @@ for n in (sessions, "1"):
         a50, a99 = x["p50_ms"] - d["p50_ms"], x["p99_ms"] - d["p99_ms"]
         print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} |"
               f" {a50:.3f} | {a99:.3f} | {ratio:.2f} |")
-        verdicts.append((f"{names[k]}, {n} session{plural}", a50, a99, ratio, n == sessions))
-    for k in ("direct", "pass", "agg"):
+        if k != "proxy":
+            verdicts.append((f"{names[k]}, {n} session{plural}", a50, a99, ratio, n == sessions))
+    for k in paths:
         if r[k].get("first_error"):
             print(f"\nFirst error ({names[k]}): `{r[k]['first_error'][:300]}`")
+print()
+print(f"## CPU per call, {sessions} sessions")
+print()
+print("CPU time each process used during the run (warm-up included) divided by the calls it completed, in µs. Unlike"
+      " calls per second this hardly depends on what else the machine runs; when the cores are the limit, the"
+      " throughput ratio tends to the ratio of the totals.")
+print()
+print("| path | load generator | MCP server | the hop (nginx or Plugboard) | total | total direct / total |")
+print("|---|---:|---:|---:|---:|---:|")
+totals = {}
+for k in paths:
+    calls = json.load(open(f"{work}/gw-{k}-{sessions}.json"))["calls"] or 1
+    hop, echo, load_ms = (int(x) for x in open(f"{work}/gw-{k}-{sessions}.cpu").read().split())
+    us = lambda ticks: ticks * 1e6 / clk / calls
+    row = (load_ms * 1e3 / calls, us(echo), us(hop))
+    totals[k] = sum(row)
+    share = f"{totals['direct'] / totals[k]:.2f}" if k != "direct" else ""
+    print(f"| {names[k]} | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | {totals[k]:.0f} | {share} |")
 print()
 print("## Against the targets")
 print()
