@@ -19,18 +19,23 @@ pub(crate) fn parse_document(source: &str, text: &str) -> Result<Value, String> 
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let value = StrictValue
-            .deserialize(&mut de)
-            .map_err(|e| format!("invalid JSON: {e}"))?;
-        de.end().map_err(|e| format!("invalid JSON: {e}"))?;
-        Ok(value)
+        parse_json(text)
     } else {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         StrictValue
             .deserialize(de)
             .map_err(|e| format!("invalid YAML: {e}"))
     }
+}
+
+/// Parses a JSON document under the same rules.
+pub(crate) fn parse_json(text: &str) -> Result<Value, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = StrictValue
+        .deserialize(&mut de)
+        .map_err(|e| format!("invalid JSON: {e}"))?;
+    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+    Ok(value)
 }
 
 struct StrictValue;

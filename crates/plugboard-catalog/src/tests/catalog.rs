@@ -22,7 +22,7 @@ fn the_builtin_catalog_loads() {
     let modes: HashSet<AuthMode> = catalog
         .entries()
         .iter()
-        .map(|e| e.manifest.auth_mode)
+        .map(|e| e.summary().auth_mode)
         .collect();
     for mode in AuthMode::ALL {
         assert!(modes.contains(&mode), "no built-in uses auth_mode {mode}");
@@ -37,10 +37,7 @@ fn the_builtin_catalog_loads() {
     sorted.sort_unstable();
     assert_eq!(sources, sorted);
     for e in catalog.entries() {
-        assert_eq!(
-            catalog.get(&e.manifest.id).map(|g| &g.source),
-            Some(&e.source)
-        );
+        assert_eq!(catalog.get(e.id()).map(|g| &g.source), Some(&e.source));
         assert!(e.raw().is_object());
     }
 }
@@ -58,14 +55,14 @@ fn package_arg(m: &Manifest) -> Option<String> {
 fn every_builtin_npx_or_uvx_server_is_pinned_to_an_exact_version() {
     let catalog = Catalog::builtin().unwrap();
     for e in catalog.entries() {
-        let m = &e.manifest;
+        let m = e.manifest().unwrap();
         let Some(command) = m.mcp.command.as_ref().map(|c| c.source().to_owned()) else {
             continue;
         };
         if command != "npx" && command != "uvx" {
             continue;
         }
-        let package = package_arg(m).unwrap_or_default();
+        let package = package_arg(&m).unwrap_or_default();
         // `@scope/name@1.2.3` or `name@1.2.3`: the version follows the last `@` that is not the first character.
         let version = package
             .get(1..)
@@ -96,7 +93,7 @@ fn every_builtin_npx_or_uvx_server_is_pinned_to_an_exact_version() {
 fn no_builtin_puts_a_secret_on_the_command_line() {
     let catalog = Catalog::builtin().unwrap();
     for e in catalog.entries() {
-        let m = &e.manifest;
+        let m = e.manifest().unwrap();
         let secret_derived: HashSet<&str> = m
             .derived
             .iter()
@@ -129,7 +126,7 @@ fn every_builtin_has_setup_notes_and_a_row_in_sources_md() {
     )
     .unwrap();
     for e in Catalog::builtin().unwrap().entries() {
-        let m = &e.manifest;
+        let m = e.manifest().unwrap();
         let notes = m
             .docs
             .as_ref()
@@ -177,11 +174,7 @@ fn a_folder_with_one_bad_file_reports_it_and_serves_the_rest_in_file_name_order(
     std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
 
     let (catalog, errors) = Catalog::load_dir(dir.path()).unwrap();
-    let ids: Vec<&str> = catalog
-        .entries()
-        .iter()
-        .map(|e| e.manifest.id.as_str())
-        .collect();
+    let ids: Vec<&str> = catalog.entries().iter().map(|e| e.id()).collect();
     assert_eq!(ids, ["alpha", "bravo", "charlie"]);
     assert_eq!(catalog.len(), 3);
     assert!(!catalog.is_empty());
@@ -243,7 +236,7 @@ fn from_entries_rejects_a_duplicate_id_and_get_finds_by_id() {
     assert_eq!(err.file, "b.yaml");
     assert!(err.error.contains("duplicate id `x`") && err.error.contains("a.yaml"));
     let catalog = Catalog::from_entries(vec![c, a]).unwrap();
-    assert_eq!(catalog.entries()[0].manifest.id, "y");
+    assert_eq!(catalog.entries()[0].id(), "y");
     assert_eq!(catalog.get("x").unwrap().source, "a.yaml");
     assert!(catalog.get("z").is_none());
     assert!(Catalog::empty().is_empty());
@@ -303,4 +296,29 @@ fn lint_of_nothing_is_clean() {
         serde_json::to_string(&report).unwrap(),
         r#"{"valid":0,"invalid":[]}"#
     );
+}
+
+#[test]
+fn a_loaded_catalog_keeps_documents_and_makes_each_manifest_again_when_asked() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
+    let (catalog, errors) = Catalog::load_dir(&dir).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(catalog.len() >= 50);
+    for e in catalog.entries() {
+        assert!(
+            !e.has_manifest(),
+            "{}: a loaded catalog keeps no manifest",
+            e.source
+        );
+        let text = std::fs::read_to_string(dir.join(&e.source)).unwrap();
+        let parsed = parse_manifest(&e.source, &text).unwrap();
+        assert!(parsed.has_manifest());
+        assert_eq!(e, &parsed);
+        assert_eq!(e.summary(), parsed.summary());
+        let made = e.manifest().unwrap();
+        assert!(e.has_manifest(), "kept once made");
+        assert!(std::sync::Arc::ptr_eq(&made, &e.manifest().unwrap()));
+        assert_eq!(&*made, &*parsed.manifest().unwrap(), "{}", e.source);
+        assert_eq!(e.summary(), &Summary::of(&made));
+    }
 }
