@@ -27,21 +27,4 @@ fn main() {
         before,
         rss_kib()
     );
-    let entries: Vec<_> = catalog
-        .entries()
-        .iter()
-        .map(|e| (e.json.clone(), e.source.clone()))
-        .collect();
-    drop(catalog);
-    std::thread::sleep(std::time::Duration::from_millis(
-        std::env::var("SLEEP_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    ));
-    println!(
-        "manifests dropped, json kept: {} KiB ({} entries)",
-        rss_kib(),
-        entries.len()
-    );
 }

@@ -422,13 +422,19 @@ pub struct LiveCatalog {
 }
 
 impl LiveCatalog {
-    /// Serves `catalog` and starts compressing its bodies.
+    /// Serves `catalog`. Its bodies are compressed when first asked for, or all at once from
+    /// [`LiveCatalog::compress_in_background`] (the server calls it once it listens, so compressing does not compete
+    /// with starting).
     pub fn new(catalog: PreparedCatalog) -> LiveCatalog {
-        let catalog = Arc::new(catalog);
-        PreparedCatalog::compress_all(&catalog);
         LiveCatalog {
-            current: RwLock::new(catalog),
+            current: RwLock::new(Arc::new(catalog)),
         }
+    }
+
+    /// Starts compressing every body of the catalog in service on a thread of its own
+    /// ([`PreparedCatalog::compress_all`]).
+    pub fn compress_in_background(&self) {
+        PreparedCatalog::compress_all(&self.current());
     }
 
     /// The catalog in service now.
