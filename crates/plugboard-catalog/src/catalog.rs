@@ -313,30 +313,27 @@ fn is_dir(item: &std::fs::DirEntry) -> bool {
     }
 }
 
-fn read_file(path: &Path) -> Result<String, String> {
+/// Reads a file into `buf` (cleared first; a loading thread reuses one buffer for all its files, so a typical
+/// manifest is read in one call into memory already there) and returns its text.
+fn read_file<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, String> {
+    buf.clear();
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let limit = u64::try_from(MAX_FILE_BYTES)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
-    // Sized from the file's length when it is known, so it is read in one go (the limit still bounds the read if
-    // the file grows meanwhile).
-    let size = file
-        .metadata()
-        .map(|m| m.len().min(limit))
-        .ok()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0);
-    let mut bytes = Vec::with_capacity(size);
     file.take(limit)
-        .read_to_end(&mut bytes)
+        .read_to_end(buf)
         .map_err(|e| format!("cannot read the file: {e}"))?;
-    if bytes.len() > MAX_FILE_BYTES {
+    if buf.len() > MAX_FILE_BYTES {
         return Err(format!(
             "file is too large (at most {MAX_FILE_BYTES} bytes)"
         ));
     }
-    String::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_owned())
+    std::str::from_utf8(buf).map_err(|_| "not valid UTF-8".to_owned())
 }
+
+/// The read buffer's first size: most manifests fit, larger files grow it.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Loads `(display name, path)` pairs in order; the first file with an id wins. Files are read and parsed on up to
 /// [`LOAD_THREADS`] threads (a 10,000-file catalog is mostly YAML parsing); the result is the same as one by one.
@@ -364,10 +361,19 @@ fn load_files(files: Vec<(String, PathBuf)>) -> (Vec<Entry>, Vec<FileError>) {
 /// Most threads a catalog load uses.
 pub const LOAD_THREADS: usize = 4;
 
-fn load_one(name: &str, path: &Path) -> Result<Entry, FileError> {
-    read_file(path)
+fn load_one(name: &str, path: &Path, buf: &mut Vec<u8>) -> Result<Entry, FileError> {
+    read_file(path, buf)
         .map_err(|e| FileError::new(name, e))
-        .and_then(|text| parse_entry(name, &text, false))
+        .and_then(|text| parse_entry(name, text, false))
+}
+
+/// Loads `files` in order, with one read buffer.
+fn load_all(files: &[(String, PathBuf)]) -> Vec<Result<Entry, FileError>> {
+    let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
+    files
+        .iter()
+        .map(|(n, p)| load_one(n, p, &mut buf))
+        .collect()
 }
 
 /// Files a loading thread takes at a time.
@@ -383,12 +389,13 @@ fn parse_in_parallel(files: &[(String, PathBuf)]) -> Vec<Result<Entry, FileError
         .min(LOAD_THREADS)
         .min(files.len() / 64 + 1);
     if threads <= 1 {
-        return files.iter().map(|(n, p)| load_one(n, p)).collect();
+        return load_all(files);
     }
     let batches = files.len().div_ceil(LOAD_BATCH);
     let next = AtomicUsize::new(0);
     let work = || {
         let mut done = Vec::new();
+        let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
         loop {
             let b = next.fetch_add(1, Ordering::Relaxed);
             let start = b.saturating_mul(LOAD_BATCH);
@@ -400,7 +407,9 @@ fn parse_in_parallel(files: &[(String, PathBuf)]) -> Vec<Result<Entry, FileError
             }
             done.push((
                 b,
-                part.iter().map(|(n, p)| load_one(n, p)).collect::<Vec<_>>(),
+                part.iter()
+                    .map(|(n, p)| load_one(n, p, &mut buf))
+                    .collect::<Vec<_>>(),
             ));
         }
     };

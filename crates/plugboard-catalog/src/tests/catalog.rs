@@ -322,3 +322,42 @@ fn a_loaded_catalog_keeps_documents_and_makes_each_manifest_again_when_asked() {
         assert_eq!(e.summary(), &Summary::of(&made));
     }
 }
+
+#[test]
+fn a_large_folder_loads_on_several_threads_with_the_same_result_as_one_by_one() {
+    // Enough files for the threaded path; a large file, bad bytes and a short file right after them (the read buffer
+    // a thread reuses must not leak one file's bytes into the next), and a duplicate id late in the folder.
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected_ids = Vec::new();
+    for i in 0..300 {
+        let name = format!("{i:04}.yaml");
+        match i {
+            40 => write(dir.path(), &name, &"#".repeat(MAX_FILE_BYTES + 10)),
+            41 => std::fs::write(dir.path().join(&name), [0xff, 0xfe, 0x00]).unwrap(),
+            42 => write(dir.path(), &name, "id: x\n"),
+            250 => write(dir.path(), &name, &named("m0007")),
+            _ => {
+                let id = format!("m{i:04}");
+                write(dir.path(), &name, &named(&id));
+                expected_ids.push(id);
+            }
+        }
+    }
+    let (catalog, errors) = Catalog::load_dir(dir.path()).unwrap();
+    let ids: Vec<&str> = catalog.entries().iter().map(|e| e.id()).collect();
+    assert_eq!(ids, expected_ids);
+    let files: Vec<&str> = errors.iter().map(|e| e.file.as_str()).collect();
+    assert_eq!(files, ["0040.yaml", "0041.yaml", "0042.yaml", "0250.yaml"]);
+    assert!(errors[0].error.contains("too large"), "{}", errors[0]);
+    assert!(errors[1].error.contains("UTF-8"), "{}", errors[1]);
+    assert!(!errors[2].error.contains("too large"), "{}", errors[2]);
+    assert!(
+        errors[3].error.contains("duplicate id `m0007`"),
+        "{}",
+        errors[3]
+    );
+    for e in catalog.entries() {
+        let text = std::fs::read_to_string(dir.path().join(&e.source)).unwrap();
+        assert_eq!(e, &parse_manifest(&e.source, &text).unwrap());
+    }
+}
