@@ -3,30 +3,110 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use include_dir::{include_dir, Dir};
 
-use crate::manifest::Manifest;
+use crate::manifest::{AuthMode, Manifest};
 
 /// Largest manifest file accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../catalog");
 
-/// One loaded manifest: what install, verify and OAuth use ([`Manifest`]) and the document as served, nothing
-/// else (the parsed tree is dropped once both are made, so a large catalog holds one representation each).
-#[derive(Debug, Clone, PartialEq)]
+/// One loaded manifest: the document as served and what a tile, the filters and the id index need ([`Summary`]).
+/// The full [`Manifest`] (what install, verify and OAuth use) is made when first asked for, from the document, and
+/// then kept: a catalog of 10,000 manifests holds one representation of each (its bytes), and a running service
+/// makes the few it uses. The parsed tree and the manifest built to check a file while loading are dropped once
+/// the bytes are made.
+#[derive(Debug, Clone)]
 pub struct Entry {
-    /// Boxed, so an entry is a few words: moving 10,000 entries between lists while loading copies no manifests.
-    pub manifest: Box<Manifest>,
+    summary: Summary,
     /// The document as the author wrote it, as compact JSON, key order preserved (served verbatim by
     /// `GET /api/v1/connectors/{id}`).
     pub json: bytes::Bytes,
     /// The file name it came from.
     pub source: String,
+    manifest: OnceLock<Arc<Manifest>>,
+}
+
+/// What a catalog tile shows and the list filters compare: the manifest's id, name, description, category, auth
+/// mode and brand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub id: Box<str>,
+    pub name: Box<str>,
+    /// Empty when absent.
+    pub description: Box<str>,
+    /// Empty when absent.
+    pub category: Box<str>,
+    pub auth_mode: AuthMode,
+    /// Empty when absent.
+    pub logo: Box<str>,
+    /// Empty when absent.
+    pub color: Box<str>,
+}
+
+impl Summary {
+    /// The summary of a manifest.
+    pub fn of(m: &Manifest) -> Summary {
+        Summary {
+            id: m.id.as_str().into(),
+            name: m.name.as_str().into(),
+            description: m.description.as_str().into(),
+            category: m.category.as_str().into(),
+            auth_mode: m.auth_mode,
+            logo: m.brand.logo.as_str().into(),
+            color: m.brand.color.as_str().into(),
+        }
+    }
+}
+
+impl PartialEq for Entry {
+    /// Same document from the same file (the manifest is made from the document).
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json && self.source == other.source
+    }
 }
 
 impl Entry {
+    /// The manifest's id.
+    pub fn id(&self) -> &str {
+        &self.summary.id
+    }
+
+    /// The manifest's id, name, description, category, auth mode and brand.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The manifest, made from [`Entry::json`] on first use and kept. The document was checked when it loaded, so
+    /// this fails only if that check and this one disagree (an error naming the file, never a panic).
+    pub fn manifest(&self) -> Result<Arc<Manifest>, FileError> {
+        if let Some(m) = self.manifest.get() {
+            return Ok(m.clone());
+        }
+        let text = std::str::from_utf8(&self.json)
+            .map_err(|_| FileError::new(&self.source, "the stored document is not UTF-8"))?;
+        let raw = crate::raw::parse_json(text).map_err(|e| FileError::new(&self.source, e))?;
+        let made =
+            crate::load::manifest(&raw).map_err(|e| FileError::new(&self.source, e.to_string()))?;
+        drop(raw);
+        Ok(self.manifest.get_or_init(|| Arc::new(made)).clone())
+    }
+
+    /// Whether the manifest has been made (by [`parse_manifest`] or a call to [`Entry::manifest`]).
+    pub fn has_manifest(&self) -> bool {
+        self.manifest.get().is_some()
+    }
+
+    /// Drops the manifest, keeping the document and summary (it is made again when next asked for).
+    pub fn compact(mut self) -> Entry {
+        self.manifest = OnceLock::new();
+        self
+    }
+
     /// The document as a JSON tree (parsed anew from [`Entry::json`]; for tools and tests, not for serving).
     pub fn raw(&self) -> serde_json::Value {
         serde_json::from_slice(&self.json).unwrap_or(serde_json::Value::Null)
@@ -51,8 +131,14 @@ impl FileError {
 }
 
 /// Parses one manifest (YAML, or JSON when `source` ends in `.json`). `source` names the file in
-/// errors and becomes [`Entry::source`].
+/// errors and becomes [`Entry::source`]. The entry keeps the manifest it made ([`Entry::compact`] drops it).
 pub fn parse_manifest(source: &str, text: &str) -> Result<Entry, FileError> {
+    parse_entry(source, text, true)
+}
+
+/// [`parse_manifest`]; without `keep_manifest` the manifest built to check the document is dropped at once (a
+/// catalog load: most manifests of a large catalog are never used, and [`Entry::manifest`] makes one again).
+fn parse_entry(source: &str, text: &str, keep_manifest: bool) -> Result<Entry, FileError> {
     if text.len() > MAX_FILE_BYTES {
         return Err(FileError::new(
             source,
@@ -66,10 +152,15 @@ pub fn parse_manifest(source: &str, text: &str) -> Result<Entry, FileError> {
     serde_json::to_writer(&mut json, &raw).map_err(|e| FileError::new(source, e.to_string()))?;
     drop(raw);
     Ok(Entry {
-        manifest: Box::new(manifest),
+        summary: Summary::of(&manifest),
         // Exactly as long as the body (no spare capacity kept for the life of the catalog).
         json: bytes::Bytes::from(json.into_boxed_slice()),
         source: source.to_owned(),
+        manifest: if keep_manifest {
+            OnceLock::from(Arc::new(manifest))
+        } else {
+            OnceLock::new()
+        },
     })
 }
 
@@ -110,7 +201,7 @@ impl Catalog {
             let text = f
                 .contents_utf8()
                 .ok_or_else(|| FileError::new(&name, "not valid UTF-8"))?;
-            entries.push(parse_manifest(&name, text)?);
+            entries.push(parse_entry(&name, text, false)?);
         }
         Catalog::from_entries(entries)
     }
@@ -126,7 +217,7 @@ impl Catalog {
             match item {
                 Ok(item) => {
                     let name = item.file_name().to_string_lossy().into_owned();
-                    if is_manifest_name(&name) && !item.path().is_dir() {
+                    if is_manifest_name(&name) && !is_dir(&item) {
                         files.push((name, item.path()));
                     }
                 }
@@ -143,7 +234,7 @@ impl Catalog {
         let index = entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.manifest.id.clone(), i))
+            .map(|(i, e)| (e.id().to_owned(), i))
             .collect();
         Ok((Catalog { entries, index }, errors))
     }
@@ -162,11 +253,10 @@ impl Catalog {
 
     /// Appends an entry; a duplicate id is an error naming both files.
     pub fn push(&mut self, entry: Entry) -> Result<(), FileError> {
-        if let Some(first) = self.get(&entry.manifest.id) {
-            return Err(duplicate(&entry.source, &entry.manifest.id, &first.source));
+        if let Some(first) = self.get(entry.id()) {
+            return Err(duplicate(&entry.source, entry.id(), &first.source));
         }
-        self.index
-            .insert(entry.manifest.id.clone(), self.entries.len());
+        self.index.insert(entry.id().to_owned(), self.entries.len());
         self.entries.push(entry);
         Ok(())
     }
@@ -213,22 +303,37 @@ fn is_manifest_name(name: &str) -> bool {
         .any(|ext| lower.len() > ext.len() && lower.ends_with(ext))
 }
 
-fn read_file(path: &Path) -> Result<String, String> {
+/// Whether a folder item is a folder (or a link to one). The item's type comes with the listing, so only links (and
+/// file systems that do not report types) cost a `stat`.
+fn is_dir(item: &std::fs::DirEntry) -> bool {
+    match item.file_type() {
+        Ok(t) if t.is_dir() => true,
+        Ok(t) if t.is_file() => false,
+        _ => item.path().is_dir(),
+    }
+}
+
+/// Reads a file into `buf` (cleared first; a loading thread reuses one buffer for all its files, so a typical
+/// manifest is read in one call into memory already there) and returns its text.
+fn read_file<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, String> {
+    buf.clear();
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    let mut bytes = Vec::new();
     let limit = u64::try_from(MAX_FILE_BYTES)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
     file.take(limit)
-        .read_to_end(&mut bytes)
+        .read_to_end(buf)
         .map_err(|e| format!("cannot read the file: {e}"))?;
-    if bytes.len() > MAX_FILE_BYTES {
+    if buf.len() > MAX_FILE_BYTES {
         return Err(format!(
             "file is too large (at most {MAX_FILE_BYTES} bytes)"
         ));
     }
-    String::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_owned())
+    std::str::from_utf8(buf).map_err(|_| "not valid UTF-8".to_owned())
 }
+
+/// The read buffer's first size: most manifests fit, larger files grow it.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Loads `(display name, path)` pairs in order; the first file with an id wins. Files are read and parsed on up to
 /// [`LOAD_THREADS`] threads (a 10,000-file catalog is mostly YAML parsing); the result is the same as one by one.
@@ -240,10 +345,10 @@ fn load_files(files: Vec<(String, PathBuf)>) -> (Vec<Entry>, Vec<FileError>) {
     for ((name, _), entry) in files.into_iter().zip(loaded) {
         match entry {
             Ok(entry) => {
-                if let Some(first) = seen.get(&entry.manifest.id) {
-                    errors.push(duplicate(&name, &entry.manifest.id, first));
+                if let Some(first) = seen.get(entry.id()) {
+                    errors.push(duplicate(&name, entry.id(), first));
                 } else {
-                    seen.insert(entry.manifest.id.clone(), name);
+                    seen.insert(entry.id().to_owned(), name);
                     entries.push(entry);
                 }
             }
@@ -256,13 +361,27 @@ fn load_files(files: Vec<(String, PathBuf)>) -> (Vec<Entry>, Vec<FileError>) {
 /// Most threads a catalog load uses.
 pub const LOAD_THREADS: usize = 4;
 
-fn load_one(name: &str, path: &Path) -> Result<Entry, FileError> {
-    read_file(path)
+fn load_one(name: &str, path: &Path, buf: &mut Vec<u8>) -> Result<Entry, FileError> {
+    read_file(path, buf)
         .map_err(|e| FileError::new(name, e))
-        .and_then(|text| parse_manifest(name, &text))
+        .and_then(|text| parse_entry(name, text, false))
 }
 
-/// One result per file, in the files' order.
+/// Loads `files` in order, with one read buffer.
+fn load_all(files: &[(String, PathBuf)]) -> Vec<Result<Entry, FileError>> {
+    let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
+    files
+        .iter()
+        .map(|(n, p)| load_one(n, p, &mut buf))
+        .collect()
+}
+
+/// Files a loading thread takes at a time.
+const LOAD_BATCH: usize = 32;
+
+/// One result per file, in the files' order. The calling thread and up to [`LOAD_THREADS`]` - 1` others take
+/// batches of [`LOAD_BATCH`] files from a shared counter, so a thread that gets less CPU (a busy machine) takes
+/// fewer files instead of finishing last.
 fn parse_in_parallel(files: &[(String, PathBuf)]) -> Vec<Result<Entry, FileError>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -270,31 +389,56 @@ fn parse_in_parallel(files: &[(String, PathBuf)]) -> Vec<Result<Entry, FileError
         .min(LOAD_THREADS)
         .min(files.len() / 64 + 1);
     if threads <= 1 {
-        return files.iter().map(|(n, p)| load_one(n, p)).collect();
+        return load_all(files);
     }
-    let chunk = files.len().div_ceil(threads);
+    let batches = files.len().div_ceil(LOAD_BATCH);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        let mut buf = Vec::with_capacity(READ_BUFFER_BYTES);
+        loop {
+            let b = next.fetch_add(1, Ordering::Relaxed);
+            let start = b.saturating_mul(LOAD_BATCH);
+            let Some(part) = files.get(start..(start + LOAD_BATCH).min(files.len())) else {
+                return done;
+            };
+            if part.is_empty() {
+                return done;
+            }
+            done.push((
+                b,
+                part.iter()
+                    .map(|(n, p)| load_one(n, p, &mut buf))
+                    .collect::<Vec<_>>(),
+            ));
+        }
+    };
+    let mut slots: Vec<Option<Vec<Result<Entry, FileError>>>> = Vec::with_capacity(batches);
+    slots.resize_with(batches, || None);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let handle = scope
-                    .spawn(move || part.iter().map(|(n, p)| load_one(n, p)).collect::<Vec<_>>());
-                (part, handle)
-            })
-            .collect();
-        handles
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        // A panic in a batch (a bug: nothing here panics on any input) fails only that batch's files.
+        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_default();
+        let theirs = helpers
             .into_iter()
-            .flat_map(|(part, handle)| {
-                handle.join().unwrap_or_else(|_| {
-                    part.iter()
-                        .map(|(n, _)| {
-                            Err(FileError::new(n, "internal error while loading this file"))
-                        })
-                        .collect()
-                })
+            .flat_map(|h| h.join().unwrap_or_default());
+        for (b, results) in mine.into_iter().chain(theirs) {
+            if let Some(slot) = slots.get_mut(b) {
+                *slot = Some(results);
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .zip(files.chunks(LOAD_BATCH))
+        .flat_map(|(slot, part)| {
+            slot.unwrap_or_else(|| {
+                part.iter()
+                    .map(|(n, _)| Err(FileError::new(n, "internal error while loading this file")))
+                    .collect()
             })
-            .collect()
-    })
+        })
+        .collect()
 }
 
 /// The result of [`lint_paths`]. Serialises as `{"valid": N, "invalid": [{"file", "error"}]}`.
@@ -342,7 +486,7 @@ pub fn lint_paths(paths: &[PathBuf]) -> LintReport {
                         match item {
                             Ok(item) => {
                                 let name = item.file_name().to_string_lossy().into_owned();
-                                if is_manifest_name(&name) && !item.path().is_dir() {
+                                if is_manifest_name(&name) && !is_dir(&item) {
                                     in_dir.push(item.path());
                                 }
                             }
@@ -373,20 +517,20 @@ pub fn lint_paths(paths: &[PathBuf]) -> LintReport {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CatalogFilter<'a> {
     pub category: Option<&'a str>,
-    pub auth_mode: Option<crate::manifest::AuthMode>,
+    pub auth_mode: Option<AuthMode>,
     pub text: Option<&'a str>,
 }
 
 impl CatalogFilter<'_> {
     /// Whether `m` passes every filter that is set (blank text passes).
-    pub fn matches(&self, m: &Manifest) -> bool {
+    pub fn matches(&self, m: &Summary) -> bool {
         self.matches_folded(m, &SearchText::of(m))
     }
 
     /// [`CatalogFilter::matches`] with `m`'s [`SearchText`] made beforehand (a server keeps one per manifest, so a
     /// search over a large catalog lower-cases nothing but the query).
-    pub fn matches_folded(&self, m: &Manifest, folded: &SearchText) -> bool {
-        if self.category.is_some_and(|c| c != m.category) {
+    pub fn matches_folded(&self, m: &Summary, folded: &SearchText) -> bool {
+        if self.category.is_some_and(|c| c != &*m.category) {
             return false;
         }
         if self.auth_mode.is_some_and(|a| a != m.auth_mode) {
@@ -406,7 +550,7 @@ pub struct SearchText(Box<str>);
 impl SearchText {
     /// The fields are joined by NUL, which a query containing NUL cannot match across (see
     /// [`SearchText::contains`]).
-    pub fn of(m: &Manifest) -> SearchText {
+    pub fn of(m: &Summary) -> SearchText {
         let mut s = String::with_capacity(
             m.id.len() + m.name.len() + m.description.len() + m.category.len() + 3,
         );
@@ -443,7 +587,7 @@ mod filter_tests {
              mcp: {transport: stdio, command: x}\n",
         )
         .unwrap();
-        let m = &e.manifest;
+        let m = e.summary();
         let text = |t| CatalogFilter {
             text: Some(t),
             ..Default::default()

@@ -21,7 +21,7 @@
 //!   dsn: "postgres://app:${field.password|url}@db.example.com/app"
 //! mcp: {transport: stdio, command: npx, args: ["${derived.dsn}"]}
 //! "#).unwrap();
-//! let m = &entry.manifest;
+//! let m = entry.manifest().unwrap();
 //! let submitted = serde_json::json!({"password": "p@ss/word"});
 //! let fields = m.validate_submission(submitted.as_object().unwrap()).unwrap();
 //! let derived = m.resolve_derived(&fields, "https://plugboard.example").unwrap();
@@ -111,7 +111,7 @@ mod tests;
 
 pub use catalog::{
     lint_paths, parse_manifest, Catalog, CatalogFilter, Entry, FileError, LintReport, SearchText,
-    LOAD_THREADS, MAX_FILE_BYTES,
+    Summary, LOAD_THREADS, MAX_FILE_BYTES,
 };
 pub use load::{MAX_DERIVED, MAX_FIELDS, RESERVED_AUTHORIZE_PARAMS, RESERVED_TOKEN_PARAMS};
 pub use manifest::{

@@ -19,18 +19,23 @@ pub(crate) fn parse_document(source: &str, text: &str) -> Result<Value, String> 
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let value = StrictValue
-            .deserialize(&mut de)
-            .map_err(|e| format!("invalid JSON: {e}"))?;
-        de.end().map_err(|e| format!("invalid JSON: {e}"))?;
-        Ok(value)
+        parse_json(text)
     } else {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         StrictValue
             .deserialize(de)
             .map_err(|e| format!("invalid YAML: {e}"))
     }
+}
+
+/// Parses a JSON document under the same rules.
+pub(crate) fn parse_json(text: &str) -> Result<Value, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = StrictValue
+        .deserialize(&mut de)
+        .map_err(|e| format!("invalid JSON: {e}"))?;
+    de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+    Ok(value)
 }
 
 struct StrictValue;
@@ -105,14 +110,18 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key_seed(StrictKey)? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format!(
-                    "duplicate key `{}`",
-                    shown(&key)
-                )));
+            // One hash per key: the duplicate check finds the slot the value goes into.
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(taken) => {
+                    return Err(de::Error::custom(format!(
+                        "duplicate key `{}`",
+                        shown(taken.key())
+                    )));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(StrictValue)?);
+                }
             }
-            let value = map.next_value_seed(StrictValue)?;
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
     }

@@ -39,12 +39,13 @@ struct Tile<'a> {
     brand_color: &'a str,
 }
 
-/// A response body with its strong ETag (the first 16 bytes of its SHA-256, in hex) and its `gzip` and `br`
-/// forms, each compressed at most once (see [`PreparedCatalog::compress_all`]). A compressed form's ETag is the
-/// plain one with `-gzip` / `-br` appended inside the quotes, so every representation has its own strong tag.
+/// A response body with its strong ETag (the first 16 bytes of its SHA-256, in hex, computed when first needed) and
+/// its `gzip` and `br` forms, each compressed at most once (see [`PreparedCatalog::compress_all`]). A compressed
+/// form's ETag is the plain one with `-gzip` / `-br` appended inside the quotes, so every representation has its
+/// own strong tag.
 pub struct Prepared {
     body: Bytes,
-    hex: Box<str>,
+    hex: OnceLock<Box<str>>,
     effort: Effort,
     gzip: OnceLock<Option<Bytes>>,
     br: OnceLock<Option<Bytes>>,
@@ -52,11 +53,9 @@ pub struct Prepared {
 
 impl Prepared {
     fn new(body: Bytes, effort: Effort) -> Prepared {
-        let digest = Sha256::digest(&body);
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Prepared {
             body,
-            hex: hex.into_boxed_str(),
+            hex: OnceLock::new(),
             effort,
             gzip: OnceLock::new(),
             br: OnceLock::new(),
@@ -85,10 +84,23 @@ impl Prepared {
         .as_ref()
     }
 
+    /// The first 16 bytes of the body's SHA-256, in hex.
+    fn hex(&self) -> &str {
+        self.hex.get_or_init(|| {
+            let digest = Sha256::digest(&self.body);
+            let mut hex = String::with_capacity(32);
+            for b in digest.iter().take(16) {
+                use std::fmt::Write;
+                let _ = write!(hex, "{b:02x}");
+            }
+            hex.into_boxed_str()
+        })
+    }
+
     fn etag(&self, coding: Coding) -> HeaderValue {
         let tag = match coding.name() {
-            Some(suffix) => format!("\"{}-{suffix}\"", self.hex),
-            None => format!("\"{}\"", self.hex),
+            Some(suffix) => format!("\"{}-{suffix}\"", self.hex()),
+            None => format!("\"{}\"", self.hex()),
         };
         HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
     }
@@ -245,7 +257,7 @@ impl PreparedCatalog {
         let mut by_auth_mode: HashMap<AuthMode, Vec<u32>> = HashMap::new();
         list.push(b'[');
         for (i, e) in entries.iter().enumerate() {
-            let m = &e.manifest;
+            let m = e.summary();
             if i > 0 {
                 list.push(b',');
             }
@@ -258,22 +270,24 @@ impl PreparedCatalog {
                     description: &m.description,
                     category: &m.category,
                     auth_mode: m.auth_mode.as_str(),
-                    brand_logo: &m.brand.logo,
-                    brand_color: &m.brand.color,
+                    brand_logo: &m.logo,
+                    brand_color: &m.color,
                 },
             )?;
             tiles.push((start, offset(list.len())?));
             let position = offset(i)?;
-            by_category
-                .entry(m.category.clone())
-                .or_default()
-                .push(position);
+            match by_category.get_mut(&*m.category) {
+                Some(list) => list.push(position),
+                None => {
+                    by_category.insert(m.category.to_string(), vec![position]);
+                }
+            }
             by_auth_mode.entry(m.auth_mode).or_default().push(position);
         }
         list.push(b']');
         let search = entries
             .iter()
-            .map(|e| SearchText::of(&e.manifest))
+            .map(|e| SearchText::of(e.summary()))
             .collect();
         let items = entries
             .iter()
@@ -374,7 +388,7 @@ impl PreparedCatalog {
         let rule = filter.as_catalog_filter();
         let entries = self.catalog.entries();
         let keep = |i: usize| match (entries.get(i), self.search.get(i)) {
-            (Some(e), Some(s)) => rule.matches_folded(&e.manifest, s),
+            (Some(e), Some(s)) => rule.matches_folded(e.summary(), s),
             _ => false,
         };
         let chosen: Vec<usize> = match candidates {
@@ -408,13 +422,19 @@ pub struct LiveCatalog {
 }
 
 impl LiveCatalog {
-    /// Serves `catalog` and starts compressing its bodies.
+    /// Serves `catalog`. Its bodies are compressed when first asked for, or all at once from
+    /// [`LiveCatalog::compress_in_background`] (the server calls it once it listens, so compressing does not compete
+    /// with starting).
     pub fn new(catalog: PreparedCatalog) -> LiveCatalog {
-        let catalog = Arc::new(catalog);
-        PreparedCatalog::compress_all(&catalog);
         LiveCatalog {
-            current: RwLock::new(catalog),
+            current: RwLock::new(Arc::new(catalog)),
         }
+    }
+
+    /// Starts compressing every body of the catalog in service on a thread of its own
+    /// ([`PreparedCatalog::compress_all`]).
+    pub fn compress_in_background(&self) {
+        PreparedCatalog::compress_all(&self.current());
     }
 
     /// The catalog in service now.
@@ -438,27 +458,32 @@ impl LiveCatalog {
         drop(old);
     }
 
-    /// The manifest with this id in the catalog in service now.
+    /// The manifest with this id in the catalog in service now (made from its document on first use, then kept
+    /// with the catalog).
     pub fn manifest(&self, id: &str) -> Option<ManifestRef> {
         let catalog = self.current();
-        let index = catalog.catalog.position(id)?;
-        Some(ManifestRef { catalog, index })
+        let entry = catalog.catalog.get(id)?;
+        match entry.manifest() {
+            Ok(manifest) => Some(ManifestRef(manifest)),
+            Err(e) => {
+                // The document passed the same rules when it loaded, so this is a bug; the connector answers as
+                // unknown rather than failing the process.
+                tracing::error!(file = %e.file, error = %e.error, "a loaded manifest cannot be made again from its document");
+                None
+            }
+        }
     }
 }
 
-/// A manifest of a catalog snapshot (it keeps that snapshot alive while it is used). Dereferences to the
+/// A manifest of the catalog in service (it stays usable after a reload replaced the catalog). Dereferences to the
 /// [`Manifest`].
-pub struct ManifestRef {
-    catalog: Arc<PreparedCatalog>,
-    index: usize,
-}
+pub struct ManifestRef(Arc<Manifest>);
 
 impl std::ops::Deref for ManifestRef {
     type Target = Manifest;
 
     fn deref(&self) -> &Manifest {
-        // `index` came from this catalog's own id index.
-        &self.catalog.catalog.entries()[self.index].manifest
+        &self.0
     }
 }
 
@@ -471,15 +496,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn summaries(
-        catalog: &Catalog,
-        keep: impl Fn(&plugboard_catalog::Manifest) -> bool,
-    ) -> Vec<u8> {
+    fn summaries(catalog: &Catalog, keep: impl Fn(&plugboard_catalog::Summary) -> bool) -> Vec<u8> {
         let tiles: Vec<ConnectorSummary> = catalog
             .entries()
             .iter()
-            .map(|e| &*e.manifest)
-            .filter(|m| keep(m))
+            .map(|e| e.manifest().unwrap())
+            .filter(|m| keep(&plugboard_catalog::Summary::of(m)))
             .map(|m| ConnectorSummary {
                 id: m.id.clone(),
                 name: m.name.clone(),
@@ -522,8 +544,8 @@ mod tests {
             assert_eq!(&again.body()[..], &expected[..]);
         }
         assert_eq!(
-            prepared.filtered(&ListFilter::default()).hex,
-            prepared.list.hex
+            prepared.filtered(&ListFilter::default()).hex(),
+            prepared.list.hex()
         );
     }
 }

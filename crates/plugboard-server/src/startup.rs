@@ -245,6 +245,7 @@ impl Application {
         let addr = self.listener.local_addr()?;
         reload_catalog_on_hangup(&self.state)?;
         tracing::info!(%addr, "listening");
+        self.state.catalog.compress_in_background();
         // The peer address (ConnectInfo, inserted by `serve`) decides whether /metrics may be read without a token.
         let options = serve_options(&self.state.config);
         crate::serve::serve(self.listener, router(self.state), options, shutdown).await;
@@ -371,6 +372,7 @@ async fn wait_for_database(
     match built {
         Ok(state) => {
             tracing::info!(attempt, "the database is reachable: serving");
+            state.catalog.compress_in_background();
             if let Ok(mut s) = slot.write() {
                 *s = Some(router(state));
             }

@@ -126,7 +126,7 @@ async fn list_shape(db: Db) {
             ]
         );
         assert!(obj.values().all(|v| v.is_string()));
-        assert_eq!(item["id"], entry.manifest.id.as_str());
+        assert_eq!(item["id"], entry.id());
     }
     let modes: std::collections::BTreeSet<&str> = items
         .iter()
@@ -141,10 +141,7 @@ async fn get_verbatim(db: Db) {
     let builtin = Catalog::builtin().unwrap();
     for entry in builtin.entries() {
         let res = app
-            .get(
-                &format!("/api/v1/connectors/{}", entry.manifest.id),
-                Some(&token),
-            )
+            .get(&format!("/api/v1/connectors/{}", entry.id()), Some(&token))
             .await;
         res.assert_status(200);
         assert_eq!(res.json(), entry.raw());

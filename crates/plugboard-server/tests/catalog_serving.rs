@@ -34,9 +34,9 @@ fn expected(filter: CatalogFilter<'_>) -> Vec<String> {
         .unwrap()
         .entries()
         .iter()
-        .map(|e| &*e.manifest)
+        .map(|e| e.summary())
         .filter(|m| filter.matches(m))
-        .map(|m| m.id.clone())
+        .map(|m| m.id.to_string())
         .collect()
 }
 

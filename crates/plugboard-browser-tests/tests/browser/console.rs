@@ -67,7 +67,7 @@ fn catalog(provider: &Provider, extra: Vec<Entry>) -> Catalog {
         .entries()
         .iter()
         .map(|e| {
-            if e.manifest.id == "github" {
+            if e.id() == "github" {
                 github(provider)
             } else {
                 e.clone()

@@ -22,7 +22,7 @@ fn the_builtin_catalog_loads() {
     let modes: HashSet<AuthMode> = catalog
         .entries()
         .iter()
-        .map(|e| e.manifest.auth_mode)
+        .map(|e| e.summary().auth_mode)
         .collect();
     for mode in AuthMode::ALL {
         assert!(modes.contains(&mode), "no built-in uses auth_mode {mode}");
@@ -37,10 +37,7 @@ fn the_builtin_catalog_loads() {
     sorted.sort_unstable();
     assert_eq!(sources, sorted);
     for e in catalog.entries() {
-        assert_eq!(
-            catalog.get(&e.manifest.id).map(|g| &g.source),
-            Some(&e.source)
-        );
+        assert_eq!(catalog.get(e.id()).map(|g| &g.source), Some(&e.source));
         assert!(e.raw().is_object());
     }
 }
@@ -58,14 +55,14 @@ fn package_arg(m: &Manifest) -> Option<String> {
 fn every_builtin_npx_or_uvx_server_is_pinned_to_an_exact_version() {
     let catalog = Catalog::builtin().unwrap();
     for e in catalog.entries() {
-        let m = &e.manifest;
+        let m = e.manifest().unwrap();
         let Some(command) = m.mcp.command.as_ref().map(|c| c.source().to_owned()) else {
             continue;
         };
         if command != "npx" && command != "uvx" {
             continue;
         }
-        let package = package_arg(m).unwrap_or_default();
+        let package = package_arg(&m).unwrap_or_default();
         // `@scope/name@1.2.3` or `name@1.2.3`: the version follows the last `@` that is not the first character.
         let version = package
             .get(1..)
@@ -96,7 +93,7 @@ fn every_builtin_npx_or_uvx_server_is_pinned_to_an_exact_version() {
 fn no_builtin_puts_a_secret_on_the_command_line() {
     let catalog = Catalog::builtin().unwrap();
     for e in catalog.entries() {
-        let m = &e.manifest;
+        let m = e.manifest().unwrap();
         let secret_derived: HashSet<&str> = m
             .derived
             .iter()
@@ -129,7 +126,7 @@ fn every_builtin_has_setup_notes_and_a_row_in_sources_md() {
     )
     .unwrap();
     for e in Catalog::builtin().unwrap().entries() {
-        let m = &e.manifest;
+        let m = e.manifest().unwrap();
         let notes = m
             .docs
             .as_ref()
@@ -177,11 +174,7 @@ fn a_folder_with_one_bad_file_reports_it_and_serves_the_rest_in_file_name_order(
     std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
 
     let (catalog, errors) = Catalog::load_dir(dir.path()).unwrap();
-    let ids: Vec<&str> = catalog
-        .entries()
-        .iter()
-        .map(|e| e.manifest.id.as_str())
-        .collect();
+    let ids: Vec<&str> = catalog.entries().iter().map(|e| e.id()).collect();
     assert_eq!(ids, ["alpha", "bravo", "charlie"]);
     assert_eq!(catalog.len(), 3);
     assert!(!catalog.is_empty());
@@ -243,7 +236,7 @@ fn from_entries_rejects_a_duplicate_id_and_get_finds_by_id() {
     assert_eq!(err.file, "b.yaml");
     assert!(err.error.contains("duplicate id `x`") && err.error.contains("a.yaml"));
     let catalog = Catalog::from_entries(vec![c, a]).unwrap();
-    assert_eq!(catalog.entries()[0].manifest.id, "y");
+    assert_eq!(catalog.entries()[0].id(), "y");
     assert_eq!(catalog.get("x").unwrap().source, "a.yaml");
     assert!(catalog.get("z").is_none());
     assert!(Catalog::empty().is_empty());
@@ -303,4 +296,68 @@ fn lint_of_nothing_is_clean() {
         serde_json::to_string(&report).unwrap(),
         r#"{"valid":0,"invalid":[]}"#
     );
+}
+
+#[test]
+fn a_loaded_catalog_keeps_documents_and_makes_each_manifest_again_when_asked() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../catalog");
+    let (catalog, errors) = Catalog::load_dir(&dir).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(catalog.len() >= 50);
+    for e in catalog.entries() {
+        assert!(
+            !e.has_manifest(),
+            "{}: a loaded catalog keeps no manifest",
+            e.source
+        );
+        let text = std::fs::read_to_string(dir.join(&e.source)).unwrap();
+        let parsed = parse_manifest(&e.source, &text).unwrap();
+        assert!(parsed.has_manifest());
+        assert_eq!(e, &parsed);
+        assert_eq!(e.summary(), parsed.summary());
+        let made = e.manifest().unwrap();
+        assert!(e.has_manifest(), "kept once made");
+        assert!(std::sync::Arc::ptr_eq(&made, &e.manifest().unwrap()));
+        assert_eq!(&*made, &*parsed.manifest().unwrap(), "{}", e.source);
+        assert_eq!(e.summary(), &Summary::of(&made));
+    }
+}
+
+#[test]
+fn a_large_folder_loads_on_several_threads_with_the_same_result_as_one_by_one() {
+    // Enough files for the threaded path; a large file, bad bytes and a short file right after them (the read buffer
+    // a thread reuses must not leak one file's bytes into the next), and a duplicate id late in the folder.
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected_ids = Vec::new();
+    for i in 0..300 {
+        let name = format!("{i:04}.yaml");
+        match i {
+            40 => write(dir.path(), &name, &"#".repeat(MAX_FILE_BYTES + 10)),
+            41 => std::fs::write(dir.path().join(&name), [0xff, 0xfe, 0x00]).unwrap(),
+            42 => write(dir.path(), &name, "id: x\n"),
+            250 => write(dir.path(), &name, &named("m0007")),
+            _ => {
+                let id = format!("m{i:04}");
+                write(dir.path(), &name, &named(&id));
+                expected_ids.push(id);
+            }
+        }
+    }
+    let (catalog, errors) = Catalog::load_dir(dir.path()).unwrap();
+    let ids: Vec<&str> = catalog.entries().iter().map(|e| e.id()).collect();
+    assert_eq!(ids, expected_ids);
+    let files: Vec<&str> = errors.iter().map(|e| e.file.as_str()).collect();
+    assert_eq!(files, ["0040.yaml", "0041.yaml", "0042.yaml", "0250.yaml"]);
+    assert!(errors[0].error.contains("too large"), "{}", errors[0]);
+    assert!(errors[1].error.contains("UTF-8"), "{}", errors[1]);
+    assert!(!errors[2].error.contains("too large"), "{}", errors[2]);
+    assert!(
+        errors[3].error.contains("duplicate id `m0007`"),
+        "{}",
+        errors[3]
+    );
+    for e in catalog.entries() {
+        let text = std::fs::read_to_string(dir.path().join(&e.source)).unwrap();
+        assert_eq!(e, &parse_manifest(&e.source, &text).unwrap());
+    }
 }

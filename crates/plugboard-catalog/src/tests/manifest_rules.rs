@@ -6,7 +6,7 @@ use crate::*;
 #[test]
 fn the_spec_example_loads_unchanged() {
     let e = load(SPEC_EXAMPLE);
-    let m = &e.manifest;
+    let m = e.manifest().unwrap();
     assert_eq!(m.id, "postgres");
     assert_eq!(m.name, "PostgreSQL");
     assert_eq!(m.category, "databases");
@@ -94,7 +94,8 @@ fn a_json_manifest_loads_too() {
         "mcp":{"transport":"stdio","command":"uvx","args":["mcp-server-time"]},
         "oauth":null,"verify":null}"#;
     let e = parse_manifest("j.json", json).unwrap();
-    assert_eq!(e.manifest.id, "j");
+    assert_eq!(e.id(), "j");
+    assert_eq!(e.manifest().unwrap().id, "j");
     assert_eq!(e.raw()["oauth"], serde_json::Value::Null);
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn load(yaml: &str) -> Entry {
 }
 
 pub(crate) fn manifest(yaml: &str) -> Manifest {
-    *load(yaml).manifest
+    (*load(yaml).manifest().unwrap()).clone()
 }
 
 /// The full error text (`file: path: message`) of a manifest that must not load.

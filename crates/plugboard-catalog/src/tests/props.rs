@@ -110,7 +110,11 @@ proptest! {
                 .collect();
             if let Ok(entry) = parse_manifest("x.yaml", &mutated) {
                 // Whatever loads must be internally consistent enough to use.
-                let _ = entry.manifest.resolve_derived(&Default::default(), "https://pb");
+                let made = entry.manifest().unwrap();
+                let _ = made.resolve_derived(&Default::default(), "https://pb");
+                // The manifest made again from the stored document (as a loaded catalog does) is the same one.
+                let again = entry.clone().compact().manifest().unwrap();
+                prop_assert_eq!(&*again, &*made);
             }
         }
     }

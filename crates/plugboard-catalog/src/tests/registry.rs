@@ -20,7 +20,7 @@ fn one(doc: serde_json::Value) -> (Converted, Manifest, serde_json::Value) {
     let entry = parse_manifest(&converted.file_name, &converted.yaml)
         .unwrap_or_else(|e| panic!("{e}\n{}", converted.yaml));
     let raw = entry.raw();
-    (converted, *entry.manifest, raw)
+    (converted, (*entry.manifest().unwrap()).clone(), raw)
 }
 
 fn skipped(doc: serde_json::Value) -> Skipped {

@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use plugboard_catalog::{AuthMode, CatalogFilter, Manifest};
+use plugboard_catalog::{AuthMode, CatalogFilter, Summary};
 
 use super::logo::{self, Logo};
 use super::shell::{for_workspace, Shell};
@@ -77,15 +77,15 @@ pub fn category_label(category: &str) -> String {
     words.join(" ")
 }
 
-fn card(m: &Manifest) -> Card {
+fn card(m: &Summary) -> Card {
     Card {
-        id: m.id.clone(),
-        name: m.name.clone(),
-        description: m.description.clone(),
-        category: m.category.clone(),
+        id: m.id.to_string(),
+        name: m.name.to_string(),
+        description: m.description.to_string(),
+        category: m.category.to_string(),
         category_label: category_label(&m.category),
         auth_label: auth_label(m.auth_mode),
-        logo: logo::for_manifest(m),
+        logo: logo::for_summary(m),
     }
 }
 
@@ -110,10 +110,7 @@ pub async fn page(
     let category = query.get("category").unwrap_or("").to_string();
     let catalog = app.catalog.current();
     let entries = catalog.catalog.entries();
-    let mut names: Vec<&str> = entries
-        .iter()
-        .map(|e| e.manifest.category.as_str())
-        .collect();
+    let mut names: Vec<&str> = entries.iter().map(|e| &*e.summary().category).collect();
     names.sort_unstable();
     names.dedup();
     let categories = names
@@ -131,7 +128,7 @@ pub async fn page(
     };
     let cards = entries
         .iter()
-        .map(|e| &*e.manifest)
+        .map(|e| e.summary())
         .filter(|m| filter.matches(m))
         .map(card)
         .collect();

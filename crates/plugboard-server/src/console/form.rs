@@ -154,12 +154,14 @@ mod tests {
     use super::*;
 
     fn manifest(fields: &str) -> plugboard_catalog::Manifest {
-        *plugboard_catalog::parse_manifest(
+        (*plugboard_catalog::parse_manifest(
             "t.yaml",
             &format!("id: t\nname: T\nauth_mode: pat\nfields:\n{fields}\nmcp: {{transport: stdio, command: x}}\n"),
         )
         .unwrap()
-        .manifest
+        .manifest()
+        .unwrap())
+        .clone()
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (WCAG contrast), drawn as an inline SVG (presentation attributes, so the page's CSP needs no inline style). A
 //! logo given as an https URL is never loaded: a page makes no request to a third party.
 
-use plugboard_catalog::Manifest;
+use plugboard_catalog::{Manifest, Summary};
 
 pub struct Logo {
     pub initial: String,
@@ -40,8 +40,16 @@ pub fn contrast(a: f64, b: f64) -> f64 {
 }
 
 pub fn for_manifest(m: &Manifest) -> Logo {
-    let background = if luminance(&m.brand.color).is_some() {
-        m.brand.color.to_ascii_lowercase()
+    of(&m.id, &m.name, &m.brand.color)
+}
+
+pub fn for_summary(s: &Summary) -> Logo {
+    of(&s.id, &s.name, &s.color)
+}
+
+fn of(id: &str, name: &str, color: &str) -> Logo {
+    let background = if luminance(color).is_some() {
+        color.to_ascii_lowercase()
     } else {
         NEUTRAL.to_string()
     };
@@ -58,11 +66,10 @@ pub fn for_manifest(m: &Manifest) -> Logo {
     } else {
         "none"
     };
-    let initial = m
-        .name
+    let initial = name
         .chars()
         .find(|c| c.is_alphanumeric())
-        .or_else(|| m.id.chars().next())
+        .or_else(|| id.chars().next())
         .map(|c| c.to_uppercase().collect::<String>())
         .unwrap_or_default();
     Logo {
