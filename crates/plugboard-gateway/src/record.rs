@@ -3,7 +3,7 @@
 //! finish (backpressure) instead of growing memory.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Mutex};
 
@@ -22,10 +22,18 @@ pub struct Recorder {
     metrics: Arc<dyn Metrics>,
 }
 
+/// How long a writer waits, after the first entry of a batch, for more to join it. Under load a transaction then
+/// carries many entries instead of a few (a commit, with its sync to disk, costs about as much as many inserts);
+/// an entry reaches the log this much later at most.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// Takes what is waiting: at least one entry (waiting for it), at most [`BATCH`]. `None` once the queue is closed.
 async fn next_batch(rx: &Mutex<mpsc::Receiver<GatewayCall>>) -> Option<Vec<GatewayCall>> {
     let mut rx = rx.lock().await;
     let first = rx.recv().await?;
+    if rx.len() < BATCH - 1 {
+        tokio::time::sleep(LINGER).await;
+    }
     let mut batch = Vec::with_capacity(rx.len().min(BATCH - 1) + 1);
     batch.push(first);
     while batch.len() < BATCH {

@@ -27,6 +27,28 @@ pub fn new_id() -> String {
     id
 }
 
+/// A new id of the same shape as [`new_id`] whose first characters after the `c` are the time it was made (ms since
+/// the epoch, 9 base-36 digits in byte order), then 14 random characters (~72 bits): ids made later sort after
+/// earlier ones, so a table keyed by them grows at its end. The audit log's rows use it: a batch of entries then
+/// writes a few pages of its primary key's index instead of one page per entry.
+pub fn new_time_ordered_id(now_ms: i64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut time = [b'0'; 9];
+    let mut t = u64::try_from(now_ms).unwrap_or(0);
+    for d in time.iter_mut().rev() {
+        *d = DIGITS[(t % 36) as usize];
+        t /= 36;
+    }
+    let mut id = String::with_capacity(ID_LEN);
+    id.push('c');
+    id.extend(time.iter().map(|b| char::from(*b)));
+    let mut rng = rand::thread_rng();
+    while id.len() < ID_LEN {
+        id.push(char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]));
+    }
+    id
+}
+
 /// Whether `s` has the shape [`new_id`] makes: 24 lowercase ASCII letters and digits, the first a letter.
 pub fn is_well_formed_id(s: &str) -> bool {
     s.len() == ID_LEN
@@ -198,6 +220,27 @@ id_type! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ordered_ids_are_well_formed_and_sort_by_the_time_they_were_made() {
+        let times = [
+            0,
+            1,
+            35,
+            36,
+            1_700_000_000_000,
+            1_800_000_000_123,
+            101_559_956_668_415,
+        ];
+        let ids: Vec<String> = times.iter().map(|t| new_time_ordered_id(*t)).collect();
+        for id in &ids {
+            assert!(is_well_formed_id(id), "{id}");
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids);
+        assert_ne!(new_time_ordered_id(5), new_time_ordered_id(5));
+    }
 
     #[test]
     fn ids_are_24_lowercase_alphanumerics_starting_with_a_letter() {

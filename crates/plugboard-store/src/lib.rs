@@ -32,8 +32,8 @@ pub use existing::{open_existing, ExistingDbError};
 pub use gateway::*;
 pub use identity::*;
 pub use ids::{
-    is_well_formed_id, new_id, now_ms, AgentTokenId, CrewId, IntegrationId, MalformedId, SessionId,
-    TokenId, UserId, WorkspaceId, UNKNOWN_ID,
+    is_well_formed_id, new_id, new_time_ordered_id, now_ms, AgentTokenId, CrewId, IntegrationId,
+    MalformedId, SessionId, TokenId, UserId, WorkspaceId, UNKNOWN_ID,
 };
 pub use integrations::*;
 pub use kinds::{ClientAuthMethod, IntegrationAuthMode, IntegrationStatus, OAuthFlow};

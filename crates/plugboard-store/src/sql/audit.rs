@@ -26,7 +26,7 @@ for_both_backends! {
                     "INSERT INTO audit_log (id, workspace_id, actor_id, action, target, detail, created_at) ",
                 );
                 insert.push_values(chunk, |mut row, entry| {
-                    row.push_bind(new_id())
+                    row.push_bind(new_time_ordered_id(now))
                         .push_bind(&entry.workspace_id)
                         .push_bind(&entry.actor_id)
                         .push_bind(&entry.action)

@@ -313,7 +313,7 @@ macro_rules! insert_audit {
             "INSERT INTO audit_log (id, workspace_id, actor_id, action, target, detail, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(new_id())
+        .bind(new_time_ordered_id(now_ms()))
         .bind(&entry.workspace_id)
         .bind(&entry.actor_id)
         .bind(&entry.action)
