@@ -417,15 +417,21 @@ PROXY_URL="http://127.0.0.1:$NGINX_PROXY_PORT/mcp"
 for n in "$GW_SESSIONS" 1; do
     gw_run "direct-$n" 0 --sessions "$n" --url "$DIRECT_URL"
     gw_run "proxy-$n" "$NGINX_WORKER" --sessions "$n" --url "$PROXY_URL"
-    if [ -n "${GW_PROFILE:-}" ] && [ "$n" = "$GW_SESSIONS" ]; then
-        # where Plugboard's CPU goes during the passthrough run (call graphs from the unwind tables: the release
-        # binary has symbols but no debug info): `perf report -i $GW_PROFILE`
-        perf record -F 499 --call-graph dwarf,16384 -o "$GW_PROFILE" -p "$PB_PID" -- sleep "$DUR" >/dev/null 2>&1 &
-        PERF_PID=$!
-    fi
+    # where Plugboard's CPU goes during the passthrough run (GW_PROFILE_OF=agg: the aggregated one), with call graphs
+    # from the unwind tables (the release binary has symbols but no debug info): `perf report -i $GW_PROFILE`
+    profile() {
+        if [ -n "${GW_PROFILE:-}" ] && [ "$n" = "$GW_SESSIONS" ] && [ "${GW_PROFILE_OF:-pass}" = "$1" ]; then
+            perf record -F 499 --call-graph dwarf,16384 -o "$GW_PROFILE" -p "$PB_PID" -- sleep "$DUR" \
+                >/dev/null 2>&1 &
+            PERF_PID=$!
+        fi
+    }
+    profile pass
     gw_run "pass-$n" "$PB_PID" --sessions "$n" --url "$PASS_URL"
     if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
+    profile agg
     gw_run "agg-$n" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
+    if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
 done
 rss_after_load=$(rss_pb)
 stop_pb
