@@ -264,23 +264,27 @@ pub async fn serve(
     // The catalog loads (reading and parsing files, on threads of its own) while the database opens.
     let catalog_dir = config.catalog_dir.clone();
     let catalog = tokio::task::spawn_blocking(move || load_catalog(catalog_dir.as_deref()));
-    let first = match open_database(&config).await {
-        Ok(store) => Ok(store),
+    let first_error = match open_database(&config).await {
+        Ok(store) => {
+            let catalog = catalog
+                .await
+                .map_err(|e| StartupError(format!("loading the catalog stopped: {e}")))??;
+            match App::assemble(config.clone(), store, catalog).await {
+                Ok(state) => {
+                    let app = Application::bind(state).await?;
+                    return app
+                        .run_until(shutdown)
+                        .await
+                        .map_err(|e| StartupError(format!("server error: {e}")));
+                }
+                // The database went away after its migration (while the vault loaded): wait for it as below.
+                Err(OpenError::Unavailable(m)) => m,
+                Err(OpenError::Fatal(e)) => return Err(e),
+            }
+        }
         Err(OpenError::Fatal(e)) => return Err(e),
-        Err(OpenError::Unavailable(m)) => Err(m),
+        Err(OpenError::Unavailable(m)) => m,
     };
-    if let Ok(store) = first {
-        let catalog = catalog
-            .await
-            .map_err(|e| StartupError(format!("loading the catalog stopped: {e}")))??;
-        let state = App::with_parts(config, store, catalog).await?;
-        let app = Application::bind(state).await?;
-        return app
-            .run_until(shutdown)
-            .await
-            .map_err(|e| StartupError(format!("server error: {e}")));
-    }
-    let first_error = first.err().unwrap_or_default();
     let listener = bind(&config).await?;
     let addr = listener
         .local_addr()
@@ -339,7 +343,7 @@ async fn bind(config: &Config) -> Result<tokio::net::TcpListener, StartupError> 
 }
 
 /// Retries opening the database (backing off from a quarter second to five seconds, logging each try) until it
-/// can migrate, then puts the full router into `slot`. A failure that retrying cannot fix is sent on `fatal` (and
+/// can migrate and load the vault, then puts the full router into `slot`. A failure that retrying cannot fix is sent on `fatal` (and
 /// returned).
 async fn wait_for_database(
     config: Config,
@@ -356,19 +360,26 @@ async fn wait_for_database(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
         attempt += 1;
-        match open_database(&config).await {
-            Ok(store) => break Ok(store),
+        let store = match open_database(&config).await {
+            Ok(store) => store,
+            Err(OpenError::Unavailable(m)) => {
+                error = m;
+                continue;
+            }
+            Err(OpenError::Fatal(e)) => break Err(e),
+        };
+        let catalog = match load_catalog(config.catalog_dir.as_deref()) {
+            Ok(catalog) => catalog,
+            Err(e) => break Err(e),
+        };
+        match App::assemble(config.clone(), store, catalog).await {
+            Ok(state) => break Ok(state),
+            // Reachable for the migration, gone for the vault: keep waiting.
             Err(OpenError::Unavailable(m)) => error = m,
             Err(OpenError::Fatal(e)) => break Err(e),
         }
     };
-    let built = match result {
-        Ok(store) => match load_catalog(config.catalog_dir.as_deref()) {
-            Ok(catalog) => App::with_parts(config, store, catalog).await,
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+    let built = result;
     match built {
         Ok(state) => {
             tracing::info!(attempt, "the database is reachable: serving");

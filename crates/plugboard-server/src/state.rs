@@ -16,7 +16,7 @@ use crate::limits::VerifyLimits;
 use crate::metrics::Metrics;
 use crate::prepared::{LiveCatalog, PreparedCatalog};
 use crate::sessions::SessionCache;
-use crate::vault::{resolve_master_key, Vault};
+use crate::vault::{resolve_master_key, Vault, VaultServiceError};
 
 pub struct App {
     pub config: Config,
@@ -190,10 +190,31 @@ impl App {
         store: Arc<dyn Store>,
         catalog: Catalog,
     ) -> Result<AppState, StartupError> {
-        let master = resolve_master_key(&config).map_err(|e| StartupError(e.to_string()))?;
+        App::assemble(config, store, catalog)
+            .await
+            .map_err(|e| match e {
+                OpenError::Fatal(e) => e,
+                OpenError::Unavailable(m) => StartupError(m),
+            })
+    }
+
+    /// [`App::with_parts`], telling a database that became unreachable after its migration (retrying can work)
+    /// from the failures retrying cannot fix.
+    pub(crate) async fn assemble(
+        config: Config,
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+    ) -> Result<AppState, OpenError> {
+        let master = resolve_master_key(&config)
+            .map_err(|e| OpenError::Fatal(StartupError(e.to_string())))?;
         let vault = Vault::load(store.clone(), master)
             .await
-            .map_err(|e| StartupError(e.to_string()))?;
+            .map_err(|e| match &e {
+                VaultServiceError::Store(s) if s.is_unavailable() => {
+                    OpenError::Unavailable(e.to_string())
+                }
+                _ => OpenError::Fatal(StartupError(e.to_string())),
+            })?;
         let metrics = Arc::new(Metrics::new());
         let egress = plugboard_egress::Guard::observed(
             plugboard_egress::EgressConfig {
@@ -204,8 +225,13 @@ impl App {
             },
             metrics.clone(),
         )
-        .map_err(startup("egress guard"))?;
-        let catalog = LiveCatalog::new(PreparedCatalog::new(catalog).map_err(startup("catalog"))?);
+        .map_err(startup("egress guard"))
+        .map_err(OpenError::Fatal)?;
+        let catalog = LiveCatalog::new(
+            PreparedCatalog::new(catalog)
+                .map_err(startup("catalog"))
+                .map_err(OpenError::Fatal)?,
+        );
         let clock = Clock::system();
         let watch = RevocationWatch::new(store.clone());
         watch.poll_once().await;

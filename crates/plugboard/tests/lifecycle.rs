@@ -1,5 +1,6 @@
-//! The binary's life: `serve` started while its database is down waits for it (with `/healthz` up and `/readyz`
-//! 503), and SIGTERM answers every request already received before the process exits.
+//! The binary's life: `serve` started while its database is down (or goes away right after its migration) waits for
+//! it (with `/healthz` up and `/readyz` 503), and SIGTERM answers every request already received before the process
+//! exits.
 //!
 //! Waits are guarded by generous bounds so that a hang fails the test; nothing here asserts a duration.
 
@@ -151,6 +152,54 @@ async fn serve_started_while_postgres_is_down_waits_for_it_with_healthz_up_and_r
     }
     let (status, body) = raw_get(&addr, "/api/v1/connectors");
     assert!(status == 200 || status == 401, "{body}");
+}
+
+#[tokio::test]
+async fn serve_waits_when_its_database_goes_away_between_the_migration_and_the_vault_then_serves() {
+    use sqlx::Connection;
+    let env = Env::sqlite();
+    env.json(&["migrate"]);
+    // Another writer holds SQLite's write lock: the migration (nothing to apply) reads and passes, the vault's first
+    // data key cannot be written.
+    let file = env.dir.path().join("plugboard.db");
+    let mut writer = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let (server, logs) = spawn_serve(&env, &[("PLUGBOARD_DB_TIMEOUT_MS", "300")]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let line = logs
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("no retry logged: the server ended or hung");
+        let waiting = line["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("database is unavailable"));
+        if waiting
+            && line["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("vault"))
+        {
+            break;
+        }
+    }
+    let (status, body) = raw_get(&addr, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
+    drop(writer);
+    loop {
+        let (status, body) = raw_get(&addr, "/readyz");
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn url_of(s: &str) -> reqwest::Url {
