@@ -497,6 +497,12 @@ for k in paths:
     totals[k] = sum(row)
     share = f"{totals['direct'] / totals[k]:.2f}" if k != "direct" else ""
     print(f"| {names[k]} | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | {totals[k]:.0f} | {share} |")
+budget = totals["direct"] * (1 / 0.7 - 1)
+print()
+print(f"With the cores as the limit, 0.7 of direct leaves a hop at most {budget:.0f} µs per call added to the total"
+      f" (direct total × (1/0.7 − 1)); here nginx adds {totals['proxy'] - totals['direct']:.0f}, the passthrough"
+      f" {totals['pass'] - totals['direct']:.0f}, the aggregated endpoint {totals['agg'] - totals['direct']:.0f}"
+      " (the hop's own CPU plus what the extra hop costs the client and the server).")
 print()
 print("## Against the targets")
 print()
