@@ -218,19 +218,7 @@ async fn refusals(db: Db) {
     let (_, sales_token) = agent_token(app, &s.owner, &s.ws, Some(&sales), None).await;
     let (other_ws, other_owner) = app.workspace().await;
     let (_, foreign_token) = agent_token(app, &other_owner, &other_ws, None, None).await;
-    let post = |uri: String, token: String| async move {
-        app.raw(
-            Method::POST,
-            &uri,
-            Some(&token),
-            &[
-                ("accept", "application/json, text/event-stream"),
-                ("host", "127.0.0.1"),
-            ],
-            Some(initialize_body()),
-        )
-        .await
-    };
+    let post = |uri: String, token: String| async move { initialize(app, &uri, &token).await };
     let ws = s.ws.id.to_string();
     for (uri, token, status) in [
         (format!("/mcp/i/{ops_tool}"), sales_token.clone(), 403),
@@ -345,18 +333,7 @@ async fn stdio(db: Db) {
     let local = res.json()["integration_id"].as_str().unwrap().to_owned();
     custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
     let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
-    let res = app
-        .raw(
-            Method::POST,
-            &format!("/mcp/i/{local}"),
-            Some(&token),
-            &[
-                ("accept", "application/json, text/event-stream"),
-                ("host", "127.0.0.1"),
-            ],
-            Some(initialize_body()),
-        )
-        .await;
+    let res = initialize(app, &format!("/mcp/i/{local}"), &token).await;
     res.assert_status(409);
     assert_eq!(res.json()["code"], "not_proxyable");
     let w = within(
@@ -392,18 +369,7 @@ async fn people(db: Db) {
         format!("/mcp/i/{id}"),
         format!("/mcp/workspace/{}", s.ws.id),
     ] {
-        let res = app
-            .raw(
-                Method::POST,
-                &uri,
-                Some(&viewer),
-                &[
-                    ("accept", "application/json, text/event-stream"),
-                    ("host", "127.0.0.1"),
-                ],
-                Some(initialize_body()),
-            )
-            .await;
+        let res = initialize(app, &uri, &viewer).await;
         res.assert_status(403);
     }
 }
@@ -534,26 +500,10 @@ async fn revoked_elsewhere(db: Db) {
     let app = &s.pb.app;
     let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
     let (token_id, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let uri = format!("/mcp/i/{id}");
     let post = |token: String| {
-        let other = &other;
-        let id = id.clone();
-        async move {
-            other
-                .app
-                .raw(
-                    Method::POST,
-                    &format!("/mcp/i/{id}"),
-                    Some(&token),
-                    &[
-                        ("accept", "application/json, text/event-stream"),
-                        ("host", "127.0.0.1"),
-                    ],
-                    Some(initialize_body()),
-                )
-                .await
-                .status
-                .as_u16()
-        }
+        let (other, uri) = (&other, &uri);
+        async move { initialize(&other.app, uri, &token).await.status.as_u16() }
     };
     assert_eq!(post(token.clone()).await, 200);
     app.request(
@@ -583,25 +533,11 @@ async fn disabled_elsewhere(db: Db) {
     let app = &s.pb.app;
     let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
     let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let uri = format!("/mcp/i/{id}");
     let post = |pb: &'static str| {
-        let (other, app) = (&other.app, app);
-        let (id, token) = (id.clone(), token.clone());
-        async move {
-            let on = if pb == "other" { other } else { app };
-            on.raw(
-                Method::POST,
-                &format!("/mcp/i/{id}"),
-                Some(&token),
-                &[
-                    ("accept", "application/json, text/event-stream"),
-                    ("host", "127.0.0.1"),
-                ],
-                Some(initialize_body()),
-            )
-            .await
-            .status
-            .as_u16()
-        }
+        let on = if pb == "other" { &other.app } else { app };
+        let (uri, token) = (&uri, &token);
+        async move { initialize(on, uri, token).await.status.as_u16() }
     };
     // Both instances have looked the integration up (and remember it).
     assert_eq!(post("this").await, 200);

@@ -12,7 +12,9 @@ use std::time::Duration;
 use gateway_support::agent::{self, text_of};
 use gateway_support::upstream::{self, Mode};
 use gateway_support::{agent_token, serve, within};
-use oauth_support::{app, assert_page, callback_uri, install, Fake, FakeConfig};
+use oauth_support::{
+    app, assert_page, byo_manifest, callback_uri, install, ByoOptions, Fake, FakeConfig,
+};
 use plugboard_server::testing::{test_on_both_backends, Db};
 use serde_json::json;
 
@@ -23,30 +25,16 @@ test_on_both_backends! {
 const CLIENT_ID: &str = "gateway-client";
 const CLIENT_SECRET: &str = "gateway-client-secret-5f1c2a";
 
-/// A connector signing in with the team's own OAuth client at the fake authorization server, whose MCP server is
-/// `endpoint`.
+/// The tests' connector signing in with the team's own OAuth client at the fake authorization server, with its MCP
+/// server at `endpoint`.
 fn manifest(fake: &Fake, endpoint: &str) -> String {
-    format!(
-        r#"
-id: oauth-mcp
-name: OAuth MCP
-auth_mode: byo_oauth
-fields:
-  - {{key: client_id, label: Client ID, type: text, required: true}}
-  - {{key: client_secret, label: Client secret, type: password, required: true}}
-oauth:
-  authorization_url: {base}/authorize
-  token_url: {base}/token
-  scopes: ["read"]
-  pkce: true
-  token_auth: client_secret_post
-mcp:
-  transport: streamable-http
-  endpoint: {endpoint}
-  headers:
-    Authorization: "Bearer ${{oauth.access_token}}"
-"#,
-        base = fake.base,
+    let options = ByoOptions {
+        pkce: true,
+        token_auth: "client_secret_post",
+    };
+    byo_manifest(fake, &options).replace(
+        &format!("endpoint: {}/mcp", fake.base),
+        &format!("endpoint: {endpoint}"),
     )
 }
 
@@ -65,7 +53,7 @@ async fn refreshed(db: Db) {
         &pb.app,
         &ws,
         &owner,
-        "oauth-mcp",
+        "fake-byo",
         json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}),
     )
     .await;

@@ -140,16 +140,7 @@ async fn serve_started_while_postgres_is_down_waits_for_it_with_healthz_up_and_r
     }
     // The database comes up: the server migrates and serves, without a restart.
     forward(TcpListener::bind(("127.0.0.1", port)).unwrap(), upstream);
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let (status, body) = raw_get(&addr, "/readyz");
-        if status == 200 {
-            break;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(Instant::now() < deadline, "never became ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_ready(&addr);
     let (status, body) = raw_get(&addr, "/api/v1/connectors");
     assert!(status == 200 || status == 401, "{body}");
 }
@@ -191,10 +182,16 @@ async fn serve_waits_when_its_database_goes_away_between_the_migration_and_the_v
     assert_eq!(status, 503, "{body}");
     sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
     drop(writer);
+    wait_until_ready(&addr);
+}
+
+/// Polls `/readyz` until it answers 200 (503 meanwhile, nothing else).
+fn wait_until_ready(addr: &str) {
+    let deadline = Instant::now() + GUARD;
     loop {
-        let (status, body) = raw_get(&addr, "/readyz");
+        let (status, body) = raw_get(addr, "/readyz");
         if status == 200 {
-            break;
+            return;
         }
         assert_eq!(status, 503, "{body}");
         assert!(Instant::now() < deadline, "never became ready");

@@ -12,7 +12,7 @@ pub mod upstream;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use plugboard_server::testing::{Db, TestApp};
+use plugboard_server::testing::{Db, TestApp, TestResponse};
 use plugboard_store::Workspace;
 use serde_json::{json, Value};
 
@@ -170,6 +170,21 @@ pub fn initialize_body() -> Vec<u8> {
 }
 
 /// Fails the test instead of hanging when `f` does not finish (a hang is the bug; this is no timing assertion).
+/// An MCP `initialize` POSTed to `uri` of `app` with `token`, as an agent sends it.
+pub async fn initialize(app: &TestApp, uri: &str, token: &str) -> TestResponse {
+    app.raw(
+        axum::http::Method::POST,
+        uri,
+        Some(token),
+        &[
+            ("accept", "application/json, text/event-stream"),
+            ("host", "127.0.0.1"),
+        ],
+        Some(initialize_body()),
+    )
+    .await
+}
+
 pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
