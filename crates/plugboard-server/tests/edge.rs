@@ -181,23 +181,10 @@ async fn a_request_with_both_content_length_and_transfer_encoding_is_refused_wit
         );
         let res = exchange(s.port, req.as_bytes()).await;
         assert_eq!(status_of(&res), 400, "{res}");
-        assert!(error_of(&res)["error"]
-            .as_str()
-            .unwrap()
-            .contains("Content-Length and Transfer-Encoding"));
+        assert_smuggling_refused(&res);
     }
     // Nothing was created.
-    let crews = s
-        .app
-        .with_token(&token)
-        .get(&format!("/api/v1/workspaces/{}/crews", ws.id))
-        .await;
-    assert_eq!(
-        crews.json().as_array().unwrap().len(),
-        0,
-        "{}",
-        crews.text()
-    );
+    assert!(crew_names(&s, &token, &ws).await.is_empty());
 }
 
 #[tokio::test]
@@ -253,24 +240,35 @@ async fn a_smuggling_request_later_on_a_keep_alive_connection_is_refused_after_t
         "{all}"
     );
     assert!(answers[2].starts_with("400"), "{all}");
-    assert!(error_of(&format!("HTTP/1.1 {}", answers[2]))["error"]
+    assert_smuggling_refused(&format!("HTTP/1.1 {}", answers[2]));
+    assert_eq!(crew_names(&s, &token, &ws).await, ["one", "two"]);
+}
+
+/// The answer is the refusal of a request with both `Content-Length` and `Transfer-Encoding`.
+#[track_caller]
+fn assert_smuggling_refused(response: &str) {
+    assert!(error_of(response)["error"]
         .as_str()
         .unwrap()
         .contains("Content-Length and Transfer-Encoding"));
+}
+
+/// The names of the workspace's crews, sorted.
+async fn crew_names(s: &Running, token: &str, ws: &plugboard_store::Workspace) -> Vec<String> {
     let crews = s
         .app
-        .with_token(&token)
+        .with_token(token)
         .get(&format!("/api/v1/workspaces/{}/crews", ws.id))
         .await
         .json();
-    let mut names: Vec<&str> = crews
+    let mut names: Vec<String> = crews
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["name"].as_str().unwrap())
+        .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect();
     names.sort_unstable();
-    assert_eq!(names, ["one", "two"]);
+    names
 }
 
 #[tokio::test]
