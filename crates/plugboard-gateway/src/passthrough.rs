@@ -41,6 +41,8 @@ use crate::Inner;
 const SESSION_HEADER: &str = "mcp-session-id";
 /// Non-2xx bodies relayed at most this long (they are diagnostics).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// How long the rest of an upstream stream is read after every request it carried was answered.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The answer before MCP starts, for an integration that cannot be used.
 pub(crate) fn access_refusal(err: &AccessError, what: &str) -> Response<Body> {
@@ -903,6 +905,7 @@ impl StreamRelay {
             match body.next_chunk().await {
                 Some(Ok(chunk)) => match self.framer.push(&chunk) {
                     Ok(events) => {
+                        let waiting = !self.exchange.pending.ids.is_empty();
                         let mut finished = Vec::new();
                         for e in events {
                             if let Some(out) = self.process(e, &mut finished) {
@@ -911,6 +914,9 @@ impl StreamRelay {
                         }
                         for (tool, started, outcome) in finished {
                             self.exchange.site.record(&tool, outcome, started).await;
+                        }
+                        if waiting && self.exchange.pending.ids.is_empty() {
+                            self.answered_all();
                         }
                     }
                     Err(sse::TooLarge(max)) => {
@@ -947,6 +953,20 @@ impl StreamRelay {
                 }
             }
         }
+    }
+
+    /// Every request of this POST has its answer: the agent's stream ends after it (the server closes a request's
+    /// stream once it has answered, in MCP), without waiting for the upstream's end to arrive, so the agent reads
+    /// the end of its answer at once and can reuse its connection. What is left of the upstream's stream (its end)
+    /// is read in the background, briefly, so that connection can be reused too.
+    fn answered_all(&mut self) {
+        let Some(mut rest) = self.body.take() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let drain = async { while let Some(Ok(_)) = rest.next_chunk().await {} };
+            let _ = tokio::time::timeout(DRAIN, drain).await;
+        });
     }
 
     /// Ends the stream: an error event for every request still waiting, each waiting call recorded.

@@ -695,3 +695,44 @@ async fn the_servers_stream_and_the_end_of_a_session_are_relayed() {
         "the upstream ended the session; its 404 reaches the agent"
     );
 }
+
+#[tokio::test]
+async fn an_sse_answer_ends_once_every_request_has_its_answer_even_if_the_server_keeps_its_stream_open(
+) {
+    // The server answers the request, then never ends its stream.
+    let router = axum::Router::new().fallback(|| async {
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"protocolVersion": "2025-06-18",
+            "capabilities": {}, "serverInfo": {"name": "held", "version": "1"}}});
+        let first = futures_util::stream::once(async move {
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(format!("data: {answer}\n\n")))
+        });
+        let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(
+            first,
+            futures_util::stream::pending(),
+        ));
+        ([("content-type", "text/event-stream")], body)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _task = tokio::spawn(async move { axum::serve(listener, router).await });
+    let world = World::new();
+    world.add("int_1", &format!("http://{addr}/mcp"), None, "test");
+    world.agent("pba_agent", None);
+    // Silence is tolerated far longer than the guard below, so only the answer can end the stream.
+    let mut config = support::config();
+    config.timeout = Duration::from_secs(3600);
+    let pb = instance(&world, config).await;
+    let resp = raw_post(
+        &pb.passthrough_url("int_1"),
+        "pba_agent",
+        None,
+        support::initialize_body(1),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    // The whole body arrives (the stream ends), with the answer in it.
+    let body = within("the end of the answer's stream", resp.text())
+        .await
+        .unwrap();
+    assert!(body.contains(r#""serverInfo":{"name":"held""#), "{body}");
+}
