@@ -594,33 +594,42 @@
         once.hidden = false;
         document.getElementById('new-token').textContent = t.token;
         say(out, 'Created the token \u201c' + name + '\u201d. Copy it now: it is shown only once.');
-        var row = document.createElement('tr');
-        [name, 'Just now', 'Never', days ? 'In ' + days + ' days' : 'Never'].forEach(function (text) {
-          var td = document.createElement('td');
-          td.textContent = text;
-          row.appendChild(td);
+        appendTokenRow(table, empty, [name, 'Just now', 'Never', days ? 'In ' + days + ' days' : 'Never'], {
+          path: '/api/v1/tokens/' + enc(t.id),
+          done: 'Revoked the token ' + name + '.',
+          confirm: 'Revoke the token ' + name + '? Programs using it stop working within a second.'
         });
-        var last = document.createElement('td');
-        last.className = 'num';
-        var revoke = document.createElement('form');
-        revoke.className = 'inline-form';
-        revoke.setAttribute('data-api', 'DELETE');
-        revoke.setAttribute('data-path', '/api/v1/tokens/' + enc(t.id));
-        revoke.setAttribute('data-done', 'Revoked the token ' + name + '.');
-        revoke.setAttribute('data-confirm', 'Revoke the token ' + name + '? Programs using it stop working within a second.');
-        var button = document.createElement('button');
-        button.className = 'btn small danger';
-        button.type = 'submit';
-        button.textContent = 'Delete';
-        revoke.appendChild(button);
-        last.appendChild(revoke);
-        wireApiForm(revoke);
-        row.appendChild(last);
-        table.appendChild(row);
-        if (empty) empty.hidden = true;
         form.reset();
       }, function (e) { showServerError(form, e, out); });
     });
+  }
+
+  // A token just created, as a row of its table (cells as text) with its Delete form (revoke.path, .done, .confirm).
+  function appendTokenRow(table, empty, cells, revoke) {
+    var row = document.createElement('tr');
+    cells.forEach(function (text) {
+      var td = document.createElement('td');
+      td.textContent = text;
+      row.appendChild(td);
+    });
+    var last = document.createElement('td');
+    last.className = 'num';
+    var form = document.createElement('form');
+    form.className = 'inline-form';
+    form.setAttribute('data-api', 'DELETE');
+    form.setAttribute('data-path', revoke.path);
+    form.setAttribute('data-done', revoke.done);
+    form.setAttribute('data-confirm', revoke.confirm);
+    var button = document.createElement('button');
+    button.className = 'btn small danger';
+    button.type = 'submit';
+    button.textContent = 'Delete';
+    form.appendChild(button);
+    last.appendChild(form);
+    wireApiForm(form);
+    row.appendChild(last);
+    table.appendChild(row);
+    if (empty) empty.hidden = true;
   }
 
   // A new agent token of the workspace: shown once, with a copy button; added to the list without a reload.
@@ -644,31 +653,12 @@
         once.hidden = false;
         document.getElementById('new-token').textContent = t.token;
         say(out, 'Created the agent token \u201c' + name + '\u201d. Copy it now: it is shown only once.');
-        var row = document.createElement('tr');
         var reaches = crew.options[crew.selectedIndex].textContent;
-        [name, reaches, 'Just now', 'Never', days ? 'In ' + days + ' days' : 'Never'].forEach(function (text) {
-          var td = document.createElement('td');
-          td.textContent = text;
-          row.appendChild(td);
+        appendTokenRow(table, empty, [name, reaches, 'Just now', 'Never', days ? 'In ' + days + ' days' : 'Never'], {
+          path: '/api/v1/agent-tokens/' + enc(t.id),
+          done: 'Revoked the agent token ' + name + '.',
+          confirm: 'Revoke the agent token ' + name + '? Agents using it stop working within a second.'
         });
-        var last = document.createElement('td');
-        last.className = 'num';
-        var revoke = document.createElement('form');
-        revoke.className = 'inline-form';
-        revoke.setAttribute('data-api', 'DELETE');
-        revoke.setAttribute('data-path', '/api/v1/agent-tokens/' + enc(t.id));
-        revoke.setAttribute('data-done', 'Revoked the agent token ' + name + '.');
-        revoke.setAttribute('data-confirm', 'Revoke the agent token ' + name + '? Agents using it stop working within a second.');
-        var button = document.createElement('button');
-        button.className = 'btn small danger';
-        button.type = 'submit';
-        button.textContent = 'Delete';
-        revoke.appendChild(button);
-        last.appendChild(revoke);
-        wireApiForm(revoke);
-        row.appendChild(last);
-        table.appendChild(row);
-        if (empty) empty.hidden = true;
         form.reset();
       }, function (e) { showServerError(form, e, out); });
     });

@@ -163,6 +163,23 @@ pub struct TokenRow {
     pub expired: bool,
 }
 
+impl TokenRow {
+    /// A token's row from its times (created, last used, expires; ms), as of `now`.
+    fn new(id: String, name: String, times: (i64, Option<i64>, Option<i64>), now: i64) -> TokenRow {
+        let (created_at, last_used_at, expires_at) = times;
+        let or_never = |t: Option<i64>| t.map(time::display).unwrap_or_else(|| "Never".to_string());
+        TokenRow {
+            id,
+            name,
+            created: time::display(created_at),
+            created_iso: time::iso(created_at),
+            last_used: or_never(last_used_at),
+            expires: or_never(expires_at),
+            expired: expires_at.is_some_and(|e| e <= now),
+        }
+    }
+}
+
 #[derive(askama::Template)]
 #[template(path = "tokens.html")]
 pub struct TokensPage {
@@ -182,20 +199,13 @@ pub async fn tokens(
     let tokens = people::list_tokens(&app, &principal)
         .await?
         .into_iter()
-        .map(|t| TokenRow {
-            id: t.id.to_string(),
-            name: t.name,
-            created: time::display(t.created_at),
-            created_iso: time::iso(t.created_at),
-            last_used: t
-                .last_used_at
-                .map(time::display)
-                .unwrap_or_else(|| "Never".to_string()),
-            expires: t
-                .expires_at
-                .map(time::display)
-                .unwrap_or_else(|| "Never".to_string()),
-            expired: t.expires_at.is_some_and(|e| e <= now),
+        .map(|t| {
+            TokenRow::new(
+                t.id.to_string(),
+                t.name,
+                (t.created_at, t.last_used_at, t.expires_at),
+                now,
+            )
         })
         .collect();
     Ok(html(&TokensPage {
@@ -206,15 +216,9 @@ pub async fn tokens(
 }
 
 pub struct AgentTokenRow {
-    pub id: String,
-    pub name: String,
+    pub row: TokenRow,
     /// The crew's name, or "Whole workspace".
     pub scope: String,
-    pub created: String,
-    pub created_iso: String,
-    pub last_used: String,
-    pub expires: String,
-    pub expired: bool,
 }
 
 #[derive(askama::Template)]
@@ -250,8 +254,12 @@ pub async fn agent_tokens(
         .map(|t| {
             let crew_id = t.crew_id.as_ref().map(ToString::to_string);
             AgentTokenRow {
-                id: t.id.to_string(),
-                name: t.name,
+                row: TokenRow::new(
+                    t.id.to_string(),
+                    t.name,
+                    (t.created_at, t.last_used_at, t.expires_at),
+                    now,
+                ),
                 scope: match crew_id {
                     Some(c) => crews
                         .iter()
@@ -260,17 +268,6 @@ pub async fn agent_tokens(
                         .unwrap_or_else(|| "A crew".to_string()),
                     None => "Whole workspace".to_string(),
                 },
-                created: time::display(t.created_at),
-                created_iso: time::iso(t.created_at),
-                last_used: t
-                    .last_used_at
-                    .map(time::display)
-                    .unwrap_or_else(|| "Never".to_string()),
-                expires: t
-                    .expires_at
-                    .map(time::display)
-                    .unwrap_or_else(|| "Never".to_string()),
-                expired: t.expires_at.is_some_and(|e| e <= now),
             }
         })
         .collect();
