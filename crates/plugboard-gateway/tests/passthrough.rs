@@ -539,20 +539,7 @@ async fn an_upstream_that_echoes_the_credential_in_an_error_never_shows_it_to_th
             ),
         )
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _task = tokio::spawn(async move { axum::serve(listener, router).await });
-    let world = World::new();
-    world.add("int_1", &format!("http://{addr}/mcp"), None, "test");
-    world.agent("pba_agent", None);
-    let pb = instance(&world, support::config()).await;
-    let resp = raw_post(
-        &pb.passthrough_url("int_1"),
-        "pba_agent",
-        None,
-        support::initialize_body(1),
-    )
-    .await;
+    let (_pb, resp) = initialize_through(router, support::config()).await;
     assert_eq!(resp.status(), 500);
     assert!(
         resp.headers().get("x-debug").is_none(),
@@ -562,6 +549,29 @@ async fn an_upstream_that_echoes_the_credential_in_an_error_never_shows_it_to_th
     assert!(!body.contains(SECRET), "{body}");
     assert!(!body.contains(&base64_of(SECRET)[..20]), "{body}");
     assert!(body.contains("[redacted]"), "{body}");
+}
+
+/// `router` served as the only integration's MCP server, and an agent's `initialize` through the passthrough: the
+/// gateway (kept while the answer is read) and its answer.
+async fn initialize_through(
+    router: axum::Router,
+    config: plugboard_gateway::GatewayConfig,
+) -> (support::Instance, reqwest::Response) {
+    let (addr, upstream) = support::serve(router).await;
+    // The upstream lives as long as the test's runtime.
+    drop(upstream);
+    let world = World::new();
+    world.add("int_1", &format!("http://{addr}/mcp"), None, "test");
+    world.agent("pba_agent", None);
+    let pb = instance(&world, config).await;
+    let resp = raw_post(
+        &pb.passthrough_url("int_1"),
+        "pba_agent",
+        None,
+        support::initialize_body(1),
+    )
+    .await;
+    (pb, resp)
 }
 
 fn base64_of(s: &str) -> String {
@@ -712,23 +722,10 @@ async fn an_sse_answer_ends_once_every_request_has_its_answer_even_if_the_server
         ));
         ([("content-type", "text/event-stream")], body)
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _task = tokio::spawn(async move { axum::serve(listener, router).await });
-    let world = World::new();
-    world.add("int_1", &format!("http://{addr}/mcp"), None, "test");
-    world.agent("pba_agent", None);
     // Silence is tolerated far longer than the guard below, so only the answer can end the stream.
     let mut config = support::config();
     config.timeout = Duration::from_secs(3600);
-    let pb = instance(&world, config).await;
-    let resp = raw_post(
-        &pb.passthrough_url("int_1"),
-        "pba_agent",
-        None,
-        support::initialize_body(1),
-    )
-    .await;
+    let (_pb, resp) = initialize_through(router, config).await;
     assert_eq!(resp.status(), 200);
     // The whole body arrives (the stream ends), with the answer in it.
     let body = within("the end of the answer's stream", resp.text())

@@ -366,16 +366,22 @@ pub async fn instance(world: &Arc<World>, config: GatewayConfig) -> Instance {
         .route("/mcp/crew/{crew_id}", any(crew))
         .route("/mcp/workspace/{workspace_id}", any(workspace))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let (addr, task) = serve(router).await;
     Instance {
         addr,
         gateway,
         task,
     }
+}
+
+/// Serves `router` on a free loopback port until the task is aborted.
+pub async fn serve(router: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (addr, task)
 }
 
 /// Waits (bounded) until `cond` holds.
