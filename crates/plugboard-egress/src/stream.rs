@@ -26,7 +26,8 @@ use crate::guard::{is_followed_redirect, map_reqwest, Guard, CALLER_FORBIDDEN};
 #[derive(Clone)]
 pub struct StreamRequest {
     pub method: Method,
-    pub url: String,
+    /// Parsed by the caller (once, for a target used again and again); checked here on every request.
+    pub url: Url,
     /// Sent as given, except the framing and target headers the guard owns (`Host`, `Content-Length`,
     /// `Transfer-Encoding`, `Connection` and the other hop-by-hop names), which are dropped.
     pub headers: HeaderMap,
@@ -38,9 +39,7 @@ pub struct StreamRequest {
 impl fmt::Debug for StreamRequest {
     /// No header values, query or body: they may hold secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = Url::parse(&self.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned));
+        let host = self.url.host_str();
         f.debug_struct("StreamRequest")
             .field("method", &self.method)
             .field("host", &host)
@@ -172,7 +171,7 @@ impl Guard {
     /// origin, or one that would change the method, is [`EgressError::Redirected`] and is not followed, so headers
     /// carrying credentials never leave the origin they were meant for.
     pub async fn send_stream(&self, req: StreamRequest) -> Result<StreamResponse, EgressError> {
-        let mut url = self.parse_and_check_static(&req.url)?;
+        let mut url = self.check_url_static(req.url)?;
         let mut headers = req.headers;
         for name in CALLER_FORBIDDEN {
             headers.remove(*name);

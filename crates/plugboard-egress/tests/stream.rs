@@ -20,7 +20,7 @@ fn request(method: Method, url: String) -> StreamRequest {
     headers.insert("authorization", HeaderValue::from_static("Bearer SECRET"));
     StreamRequest {
         method,
-        url,
+        url: url::Url::parse(&url).unwrap(),
         headers,
         body: Some(Bytes::from_static(b"{\"jsonrpc\":\"2.0\"}")),
         idle_timeout: Duration::from_secs(2),

@@ -186,7 +186,7 @@ impl StreamableHttpClient for GuardedClient {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let request = StreamRequest {
             method: Method::POST,
-            url: prepared.endpoint().to_owned(),
+            url: prepared.endpoint().clone(),
             headers,
             body: Some(Bytes::from(body)),
             idle_timeout: gw.config.timeout,
@@ -289,7 +289,7 @@ impl StreamableHttpClient for GuardedClient {
         let (gw, prepared) = self.prepared().await?;
         let request = StreamRequest {
             method: Method::DELETE,
-            url: prepared.endpoint().to_owned(),
+            url: prepared.endpoint().clone(),
             headers: Self::headers(&prepared, custom_headers, Some(&session_id)),
             body: None,
             idle_timeout: gw.config.timeout,

@@ -406,7 +406,7 @@ async fn post(
     };
     let request = StreamRequest {
         method: Method::POST,
-        url: prepared.endpoint().to_owned(),
+        url: prepared.endpoint().clone(),
         headers: upstream_headers(&parts.headers, &prepared, session.as_deref()),
         body: Some(body),
         idle_timeout: gw.config.timeout,
@@ -519,7 +519,7 @@ async fn bodiless(
     };
     let request = StreamRequest {
         method,
-        url: prepared.endpoint().to_owned(),
+        url: prepared.endpoint().clone(),
         headers: upstream_headers(&parts.headers, &prepared, session.as_deref()),
         body: None,
         idle_timeout: gw.config.timeout,

@@ -35,7 +35,7 @@ const OWN_HEADERS: &[&str] = &[
 
 /// An upstream ready to use. Holds secrets: never logged (`Debug` shows no value).
 pub struct Prepared {
-    endpoint: String,
+    endpoint: url::Url,
     headers: HeaderMap,
     pub redactor: Redactor,
     refresh_after: Option<SystemTime>,
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl Prepared {
-    pub fn endpoint(&self) -> &str {
+    pub fn endpoint(&self) -> &url::Url {
         &self.endpoint
     }
 
@@ -99,12 +99,11 @@ fn prepare(
         value.set_sensitive(true);
         headers.append(name, value);
     }
-    let endpoint = target.endpoint().trim().to_owned();
-    if url::Url::parse(&endpoint).is_err() {
-        return Err(MaterializeError::new(
+    let endpoint = url::Url::parse(target.endpoint().trim()).map_err(|_| {
+        MaterializeError::new(
             "the integration's MCP endpoint is not a valid URL; fix the integration",
-        ));
-    }
+        )
+    })?;
     Ok(Prepared {
         endpoint,
         headers,
