@@ -391,7 +391,7 @@ rss_closed=$(rss_pb)
 
 # throughput and latency: direct, passthrough, aggregated, $GW_SESSIONS sessions each;
 # then one session calling sequentially: the latency each call gains, without queueing behind other calls
-gw_load() { "$LOAD" --duration "$DUR" --warmup 1 "$@"; }
+gw_load() { ${LOAD_PIN:-} "$LOAD" --duration "$DUR" --warmup 1 "$@"; }
 # CPU used during a run, by process: less sensitive to other work on the machine than calls per second
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # the children's CPU in ms from the output of `times` (which must run in this shell, not in a command substitution's
@@ -433,16 +433,40 @@ for n in "$GW_SESSIONS" 1; do
     gw_run "agg-$n" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
     if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
 done
+# The same 64-session runs with the hop on a core of its own, as deployed (the gateway on its own host): the load
+# generator and the MCP server share the other core(s) in every run, the direct one included, so each run gives the
+# agent and the server the same CPU and the hop's cost shows as whether it keeps up, not as CPU taken from them.
+APART=0
+NCPU=$(nproc)
+if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null && [ "${GW_APART:-1}" = 1 ]; then
+    APART=1
+    half=$((NCPU / 2))
+    CLIENT_CPUS="0-$((half - 1))"
+    HOP_CPUS="$half-$((NCPU - 1))"
+    ALL_CPUS="0-$((NCPU - 1))"
+    pin() { taskset -a -p -c "$1" "$2" >/dev/null; }
+    pin "$CLIENT_CPUS" "$ECHO_PID"; pin "$HOP_CPUS" "$PB_PID"; pin "$HOP_CPUS" "$NGINX_WORKER"
+    LOAD_PIN="taskset -c $CLIENT_CPUS"
+    n=$GW_SESSIONS
+    gw_run "apart-direct-$n" 0 --sessions "$n" --url "$DIRECT_URL"
+    gw_run "apart-proxy-$n" "$NGINX_WORKER" --sessions "$n" --url "$PROXY_URL"
+    gw_run "apart-pass-$n" "$PB_PID" --sessions "$n" --url "$PASS_URL"
+    gw_run "apart-agg-$n" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
+    LOAD_PIN=
+    pin "$ALL_CPUS" "$ECHO_PID"; pin "$ALL_CPUS" "$PB_PID"; pin "$ALL_CPUS" "$NGINX_WORKER"
+fi
 rss_after_load=$(rss_pb)
 stop_pb
 kill "$ECHO_PID" 2>/dev/null || true
 
 GW_REPORT="$WORK/gateway.md"
 python3 - "$WORK" "$GW_SESSIONS" "$DUR" "$HOLD" "$held" "$open_s" "$rss_before" "$rss_held" "$rss_closed" \
-    "$rss_after_load" "$pb_conns" "$(getconf CLK_TCK)" > "$GW_REPORT" <<'PY'
+    "$rss_after_load" "$pb_conns" "$(getconf CLK_TCK)" "$APART" "${CLIENT_CPUS:-}" "${HOP_CPUS:-}" \
+    > "$GW_REPORT" <<'PY'
 import json, sys
 work, sessions, dur, hold, held, open_s = sys.argv[1:7]
-before, held_kb, closed, after_load, socks, clk = (int(x) for x in sys.argv[7:13])
+before, held_kb, closed, after_load, socks, clk, apart = (int(x) for x in sys.argv[7:14])
+client_cpus, hop_cpus = sys.argv[14:16]
 names = {"direct": "MCP server directly",
          "proxy": "through nginx (reference: a reverse proxy that only relays)",
          "pass": "through `/mcp/i/{id}` (passthrough)",
@@ -455,13 +479,14 @@ print(f"- load: `mcp-load` (rmcp streamable-HTTP client, `crates/plugboard-bench
       " build, SQLite, one custom streamable-http integration, an agent token, `PLUGBOARD_MAX_CONNECTIONS` raised for"
       " the held sessions. Load generator, Plugboard and the MCP server share the machine's cores, so under load"
       " every extra hop also takes CPU from the other two.")
-verdicts = []
-for n in (sessions, "1"):
-    r = {k: json.load(open(f"{work}/gw-{k}-{n}.json")) for k in paths}
+def load_table(prefix, n, title):
+    """Prints one placement's table for n sessions; returns its verdicts (the proxy is a reference, not judged)."""
+    r = {k: json.load(open(f"{work}/gw-{prefix}{k}-{n}.json")) for k in paths}
     d = r["direct"]
-    plural = "s" if n != "1" else ""
-    print()
-    print(f"## {n} concurrent session{plural}")
+    out = []
+    if title:
+        print()
+        print(title)
     print()
     print("| path | calls/s | p50 ms | p99 ms | errors | added p50 ms | added p99 ms | throughput vs direct |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -475,34 +500,61 @@ for n in (sessions, "1"):
         print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} |"
               f" {a50:.3f} | {a99:.3f} | {ratio:.2f} |")
         if k != "proxy":
-            verdicts.append((f"{names[k]}, {n} session{plural}", a50, a99, ratio, n == sessions))
+            out.append((names[k], a50, a99, ratio))
     for k in paths:
         if r[k].get("first_error"):
             print(f"\nFirst error ({names[k]}): `{r[k]['first_error'][:300]}`")
+    return out
+
+def cpu_table(prefix, title):
+    if title:
+        print()
+        print(title)
+    print()
+    print("| path | load generator | MCP server | the hop (nginx or Plugboard) | total | total direct / total |")
+    print("|---|---:|---:|---:|---:|---:|")
+    totals = {}
+    for k in paths:
+        calls = json.load(open(f"{work}/gw-{prefix}{k}-{sessions}.json"))["calls"] or 1
+        hop, echo, load_ms = (int(x) for x in open(f"{work}/gw-{prefix}{k}-{sessions}.cpu").read().split())
+        us = lambda ticks: ticks * 1e6 / clk / calls
+        row = (load_ms * 1e3 / calls, us(echo), us(hop))
+        totals[k] = sum(row)
+        share = f"{totals['direct'] / totals[k]:.2f}" if k != "direct" else ""
+        print(f"| {names[k]} | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | {totals[k]:.0f} | {share} |")
+    return totals
+
+verdicts = []
+for n in (sessions, "1"):
+    plural = "s" if n != "1" else ""
+    for label, a50, a99, ratio in load_table("", n, f"## {n} concurrent session{plural}"):
+        verdicts.append((f"{label}, {n} session{plural}", a50, a99, ratio, n == sessions))
 print()
 print(f"## CPU per call, {sessions} sessions")
 print()
 print("CPU time each process used during the run (warm-up included) divided by the calls it completed, in µs. Unlike"
       " calls per second this hardly depends on what else the machine runs; when the cores are the limit, the"
       " throughput ratio tends to the ratio of the totals.")
-print()
-print("| path | load generator | MCP server | the hop (nginx or Plugboard) | total | total direct / total |")
-print("|---|---:|---:|---:|---:|---:|")
-totals = {}
-for k in paths:
-    calls = json.load(open(f"{work}/gw-{k}-{sessions}.json"))["calls"] or 1
-    hop, echo, load_ms = (int(x) for x in open(f"{work}/gw-{k}-{sessions}.cpu").read().split())
-    us = lambda ticks: ticks * 1e6 / clk / calls
-    row = (load_ms * 1e3 / calls, us(echo), us(hop))
-    totals[k] = sum(row)
-    share = f"{totals['direct'] / totals[k]:.2f}" if k != "direct" else ""
-    print(f"| {names[k]} | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | {totals[k]:.0f} | {share} |")
+totals = cpu_table("", "")
 budget = totals["direct"] * (1 / 0.7 - 1)
 print()
 print(f"With the cores as the limit, 0.7 of direct leaves a hop at most {budget:.0f} µs per call added to the total"
       f" (direct total × (1/0.7 − 1)); here nginx adds {totals['proxy'] - totals['direct']:.0f}, the passthrough"
       f" {totals['pass'] - totals['direct']:.0f}, the aggregated endpoint {totals['agg'] - totals['direct']:.0f}"
       " (the hop's own CPU plus what the extra hop costs the client and the server).")
+if apart:
+    print()
+    print(f"## {sessions} concurrent sessions, the hop on a core of its own")
+    print()
+    print(f"The same runs with the load generator and the MCP server on CPU {client_cpus} and nginx or Plugboard on CPU"
+          f" {hop_cpus} (`taskset`), as when the gateway runs on a host of its own: the agent and the server get the"
+          " same CPU in every run, the direct one included. This shows whether the hop keeps up with that CPU on its"
+          " own core (its calls/s here is at most what one core of it carries), not a ratio to hold against the"
+          " target: with the agent and the server alone on one core, every direct call waits for a switch between"
+          " the two processes, which a hop on another core can hide, so a hop may come out faster than direct."
+          " The targets (next section) are judged on the shared runs only.")
+    load_table("apart-", sessions, "")
+    cpu_table("apart-", "CPU per call in these runs (µs):")
 print()
 print("## Against the targets")
 print()
@@ -542,7 +594,7 @@ PY
     echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB memory, $(uname -sr)"
     cat "$GW_REPORT"
     echo
-    echo "Rerun: \`SECTIONS=gateway bench/run.sh\` (or with \`QUICK=1\`); knobs: \`DUR\`, \`GW_SESSIONS\`, \`HOLD\`, \`GW_OUT\` (default \`BENCHMARKS-gateway.md\`)."
+    echo "Rerun: \`SECTIONS=gateway bench/run.sh\` (or with \`QUICK=1\`); knobs: \`DUR\`, \`GW_SESSIONS\`, \`HOLD\`, \`GW_APART\` (0: no runs with the hop on its own core), \`GW_OUT\` (default \`BENCHMARKS-gateway.md\`)."
 } > "$WORK/gateway-full.md"
 cat "$WORK/gateway-full.md"
 case "$GW_OUT" in /*) ;; *) GW_OUT="$ROOT/$GW_OUT" ;; esac
