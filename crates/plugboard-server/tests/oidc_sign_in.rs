@@ -1,7 +1,7 @@
 //! OpenID Connect sign-in end to end through the real routes, against a real, certified provider (npm
 //! `oidc-provider`, started by the tests): `/auth/oidc/login` → the provider → `/auth/oidc/callback` → the session
-//! cookie → `/api/v1`. A new user is made for an unknown verified email; an unverified email or a tampered ID token
-//! starts no session. On both backends.
+//! cookie → `/api/v1`. A new user is made for an unknown verified email; signing in again in the same browser ends
+//! the session it held; an unverified email or a tampered ID token starts no session. On both backends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -50,6 +50,11 @@ fn cookies(res: &TestResponse) -> Vec<String> {
 
 /// `/auth/oidc/login`, the provider, `/auth/oidc/callback`: the callback's answer.
 async fn sign_in(app: &TestApp) -> TestResponse {
+    sign_in_bringing(app, None).await
+}
+
+/// [`sign_in`] in a browser that holds the session `brought` (its cookie goes with the callback).
+async fn sign_in_bringing(app: &TestApp, brought: Option<&str>) -> TestResponse {
     let start = app.anonymous().get("/auth/oidc/login").await;
     assert_eq!(start.status.as_u16(), 303, "{}", start.text());
     let location = start.headers[header::LOCATION]
@@ -60,13 +65,16 @@ async fn sign_in(app: &TestApp) -> TestResponse {
         .into_iter()
         .find(|c| c.starts_with("plugboard_oidc="))
         .expect("the pending sign-in cookie");
-    let pending = pending.split(';').next().unwrap().to_string();
+    let mut cookie = pending.split(';').next().unwrap().to_string();
+    if let Some(secret) = brought {
+        cookie = format!("{cookie}; plugboard_session={secret}");
+    }
     let query = Browser::new().authorize(&location, REDIRECT_URI).await;
     app.anonymous()
         .raw(
             Method::GET,
             &format!("/auth/oidc/callback?{query}"),
-            &[("cookie", &pending)],
+            &[("cookie", &cookie)],
             None,
         )
         .await
@@ -120,8 +128,8 @@ async fn new_person(db: Db) {
         .post("/api/v1/workspaces", json!({"name": "Ada's"}))
         .await
         .assert_status(201);
-    // Signing in again: the same user, a new session.
-    let again = sign_in(&app).await;
+    // Signing in again in this browser: the same user, a new session, and the session it held ends.
+    let again = sign_in_bringing(&app, Some(&secret)).await;
     assert_eq!(again.status.as_u16(), 303);
     let second = session_from(&again.headers).unwrap();
     assert_ne!(second, secret);
@@ -129,6 +137,17 @@ async fn new_person(db: Db) {
         app.with_session(&second).get("/api/v1/me").await.json()["id"],
         user.id
     );
+    app.with_session(&secret)
+        .get("/api/v1/me")
+        .await
+        .assert_status(401);
+    // A sign-in in another browser keeps this one.
+    let elsewhere = sign_in(&app).await;
+    assert_eq!(elsewhere.status.as_u16(), 303);
+    app.with_session(&second)
+        .get("/api/v1/me")
+        .await
+        .assert_status(200);
     assert_eq!(app.db.store.list_users().await.unwrap().len(), 1);
 }
 

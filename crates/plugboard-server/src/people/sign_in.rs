@@ -228,13 +228,18 @@ pub async fn sign_in_with_link(
 }
 
 /// What an OpenID Connect sign-in ends with: the user with the verified email (created when unknown, named from
-/// the identity), a new session, and 303 to `/`.
-pub struct PeopleSignIn(pub AppState);
+/// the identity), a new session, and 303 to `/`. The session the browser brought to the callback, if any, ends at
+/// the same time (as with a sign-in link), so a browser holds one session at a time.
+pub struct PeopleSignIn {
+    pub app: AppState,
+    /// The secret of the session cookie the callback request carried.
+    pub replaces: Option<String>,
+}
 
 #[async_trait::async_trait]
 impl SignInCompletion for PeopleSignIn {
     async fn complete(&self, identity: VerifiedIdentity) -> Response {
-        let app = &self.0;
+        let app = &self.app;
         let started = async {
             let (user, created) = app
                 .store
@@ -243,7 +248,7 @@ impl SignInCompletion for PeopleSignIn {
             if created {
                 tracing::info!(user_id = %user.id, "OpenID Connect sign-in created a user");
             }
-            start_session(app, &user.id, None, "oidc").await
+            start_session(app, &user.id, self.replaces.as_deref(), "oidc").await
         }
         .await;
         match started {

@@ -62,8 +62,19 @@ pub async fn oidc_callback(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let completion = std::sync::Arc::new(PeopleSignIn(app));
+    let completion = std::sync::Arc::new(PeopleSignIn {
+        app,
+        replaces: brought_session(&headers),
+    });
     web::callback(oidc, completion, query, headers).await
+}
+
+/// The session a browser brings to a sign-in (ended by it, so a browser holds one session at a time).
+fn brought_session(headers: &HeaderMap) -> Option<String> {
+    match session_cookie(headers) {
+        SessionCookie::Present(s) => Some(s),
+        SessionCookie::Absent | SessionCookie::Ambiguous => None,
+    }
 }
 
 /// Opens a sign-in link (made by `plugboard admin login-link`): once, within 15 minutes. Sets the session cookie
@@ -92,10 +103,7 @@ pub async fn sign_in_link(
         );
     }
     let secret = secret.map(|Path(s)| s).unwrap_or_default();
-    let replaces = match session_cookie(&headers) {
-        SessionCookie::Present(s) => Some(s),
-        SessionCookie::Absent | SessionCookie::Ambiguous => None,
-    };
+    let replaces = brought_session(&headers);
     match people::sign_in_with_link(&app, &secret, replaces.as_deref()).await {
         Ok(Ok(session)) => session.redirect_home(),
         Ok(Err(refusal)) => refusal.page(),
