@@ -18,13 +18,18 @@ pub const ID_LEN: usize = 24;
 
 /// A new random id, e.g. `c8k2m0x7q1v9b3n5h4j6w2t0`.
 pub fn new_id() -> String {
-    let mut rng = rand::thread_rng();
     let mut id = String::with_capacity(ID_LEN);
     id.push('c');
-    for _ in 1..ID_LEN {
+    fill_random(&mut id);
+    id
+}
+
+/// Random characters of [`ALPHABET`] until `id` is [`ID_LEN`] long.
+fn fill_random(id: &mut String) {
+    let mut rng = rand::thread_rng();
+    while id.len() < ID_LEN {
         id.push(char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]));
     }
-    id
 }
 
 /// A new id of the same shape as [`new_id`] whose first characters after the `c` are the time it was made (ms since
@@ -42,10 +47,7 @@ pub fn new_time_ordered_id(now_ms: i64) -> String {
     let mut id = String::with_capacity(ID_LEN);
     id.push('c');
     id.extend(time.iter().map(|b| char::from(*b)));
-    let mut rng = rand::thread_rng();
-    while id.len() < ID_LEN {
-        id.push(char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]));
-    }
+    fill_random(&mut id);
     id
 }
 
