@@ -85,6 +85,23 @@ fn access_key(caller: &Caller, what: &str) -> String {
     format!("{}\n{what}", caller.token_id)
 }
 
+/// The access decision cached under `key`, or the one `load` reads (remembered, tagged with the store's write epoch
+/// as it was before the read, so a write made meanwhile makes it stale at once).
+async fn cached<V: Clone>(
+    cache: &GenerationCache<V, String>,
+    key: String,
+    store: &dyn Store,
+    load: impl std::future::Future<Output = Result<V, AccessError>>,
+) -> Result<V, AccessError> {
+    let epoch = Some(store.write_epoch() as i64);
+    if let Some(found) = cache.get(&key, epoch) {
+        return Ok(found);
+    }
+    let found = load.await?;
+    cache.insert(key, epoch, found.clone());
+    Ok(found)
+}
+
 fn unavailable(e: impl std::fmt::Display) -> AccessError {
     AccessError::Unavailable(e.to_string())
 }
@@ -300,16 +317,13 @@ impl Integrations for ServerIntegrations {
     ) -> Result<IntegrationInfo, AccessError> {
         let app = self.app()?;
         let store = app.store.as_ref();
-        let key = access_key(caller, integration_id);
-        let epoch = Some(store.write_epoch() as i64);
-        if let Some(found) = self.integrations.get(&key, epoch) {
-            return Ok(found);
-        }
-        let found = self
-            .integration_uncached(store, caller, integration_id)
-            .await?;
-        self.integrations.insert(key, epoch, found.clone());
-        Ok(found)
+        cached(
+            &self.integrations,
+            access_key(caller, integration_id),
+            store,
+            self.integration_uncached(store, caller, integration_id),
+        )
+        .await
     }
 
     async fn in_scope(
@@ -319,14 +333,13 @@ impl Integrations for ServerIntegrations {
     ) -> Result<Vec<IntegrationInfo>, AccessError> {
         let app = self.app()?;
         let store = app.store.as_ref();
-        let key = access_key(caller, &scope.key());
-        let epoch = Some(store.write_epoch() as i64);
-        if let Some(found) = self.scopes.get(&key, epoch) {
-            return Ok(found);
-        }
-        let found = self.in_scope_uncached(store, caller, scope).await?;
-        self.scopes.insert(key, epoch, found.clone());
-        Ok(found)
+        cached(
+            &self.scopes,
+            access_key(caller, &scope.key()),
+            store,
+            self.in_scope_uncached(store, caller, scope),
+        )
+        .await
     }
 
     async fn materialize(
