@@ -343,8 +343,8 @@ async fn bind(config: &Config) -> Result<tokio::net::TcpListener, StartupError> 
 }
 
 /// Retries opening the database (backing off from a quarter second to five seconds, logging each try) until it
-/// can migrate and load the vault, then puts the full router into `slot`. A failure that retrying cannot fix is sent on `fatal` (and
-/// returned).
+/// can migrate and load the vault, then puts the full router into `slot`. A failure that retrying cannot fix is sent
+/// on `fatal` (and returned).
 async fn wait_for_database(
     config: Config,
     first_error: String,
@@ -379,8 +379,7 @@ async fn wait_for_database(
             Err(OpenError::Fatal(e)) => break Err(e),
         }
     };
-    let built = result;
-    match built {
+    match result {
         Ok(state) => {
             tracing::info!(attempt, "the database is reachable: serving");
             state.catalog.compress_in_background();
