@@ -661,7 +661,7 @@ impl Exchange {
             return self.relay_accepted(status, headers).await;
         }
         if content_type.starts_with(EVENT_STREAM) {
-            self.relay_stream(status, headers, resp)
+            self.relay_stream(status, headers, resp).await
         } else {
             self.relay_message(status, headers, resp, content_type.starts_with(JSON))
                 .await
@@ -823,8 +823,11 @@ impl Exchange {
         resp
     }
 
-    /// An SSE answer, relayed event by event.
-    fn relay_stream(
+    /// An SSE answer, relayed event by event. The answer to a POST that carried requests starts once its first event
+    /// with data is here (before it, a request's stream holds at most events without data, such as the one that
+    /// gives the client an event id to resume from), so the agent gets the head and that event in one write and a
+    /// quick answer in one read, instead of waking for the head alone; a server stream (GET) starts at once.
+    async fn relay_stream(
         self,
         status: StatusCode,
         mut headers: HeaderMap,
@@ -843,13 +846,26 @@ impl Exchange {
         for d in &self.denied {
             queue.push_back(sse::encode(None, None, None, &d.to_string()));
         }
-        let relay = StreamRelay {
+        let waiting = !self.pending.ids.is_empty();
+        let mut relay = StreamRelay {
             framer: Framer::new(self.gw.config.max_message_bytes),
             body: Some(resp.body),
             queue,
             resumable: false,
+            carried_data: false,
             exchange: self,
         };
+        if waiting {
+            let mut ready = VecDeque::new();
+            while !relay.carried_data && relay.body.is_some() {
+                match relay.next().await {
+                    Some(b) => ready.push_back(b),
+                    None => break,
+                }
+            }
+            ready.append(&mut relay.queue);
+            relay.queue = ready;
+        }
         let stream = futures_util::stream::unfold(relay, |mut relay| async move {
             relay
                 .next()
@@ -893,6 +909,8 @@ struct StreamRelay {
     queue: VecDeque<Bytes>,
     /// The upstream numbered its events: it may close the stream and let the client resume it.
     resumable: bool,
+    /// An event with data (a message, not only an id or a retry time) has been taken from the upstream.
+    carried_data: bool,
 }
 
 impl StreamRelay {
@@ -1001,6 +1019,11 @@ impl StreamRelay {
         let Some(data) = e.data.as_deref() else {
             return Some(e.raw);
         };
+        if data.is_empty() {
+            // Nothing to clean or read (e.g. the event that only gives the client an id to resume from).
+            return Some(e.raw);
+        }
+        self.carried_data = true;
         let redactor = &self.exchange.prepared.redactor;
         let redacted = redactor.redact(data);
         let changed = redacted != data;
