@@ -120,12 +120,9 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.probe_timeout + REQUEST_TIMEOUT_MARGIN;
     let trace = TraceLayer::new_for_http().make_span_with(request_span);
     // The MCP gateway: outside the JSON API's body limit and request timeout (it bounds its own requests, and its
-    // answers stream for as long as the upstream's do).
+    // answers stream for as long as the upstream's do), its request id and tracing in one layer of its own.
     let gateway = routes::gateway::routes()
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeId))
-        .layer(middleware::from_fn(crate::edge::bound_request_id))
+        .layer(crate::edge::GatewayEdgeLayer)
         .with_state(state.clone());
     let oidc = oidc_of(&state);
     let metrics = state.metrics.clone();

@@ -334,32 +334,36 @@ async fn a_json_endpoint_refuses_a_body_that_is_not_declared_as_json_with_415() 
 #[tokio::test]
 async fn a_client_request_id_is_echoed_only_when_short_visible_ascii() {
     let s = start(|_| {}).await;
-    let res = s
-        .app
-        .anonymous()
-        .raw(
-            http::Method::GET,
-            "/healthz",
-            &[("x-request-id", "trace-42_abc")],
-            None,
-        )
-        .await;
-    assert_eq!(res.headers["x-request-id"], "trace-42_abc");
-    let huge = "a".repeat(8 * 1024);
-    for bad in [huge.as_str(), "with space", &"b".repeat(129)] {
+    // The JSON API and the MCP gateway (whose edge is a layer of its own) alike.
+    for (method, path) in [
+        (http::Method::GET, "/healthz"),
+        (http::Method::POST, "/mcp/i/cnosuchintegration0000000"),
+    ] {
         let res = s
             .app
             .anonymous()
             .raw(
-                http::Method::GET,
-                "/healthz",
-                &[("x-request-id", bad)],
+                method.clone(),
+                path,
+                &[("x-request-id", "trace-42_abc")],
                 None,
             )
             .await;
+        assert_eq!(res.headers["x-request-id"], "trace-42_abc", "{path}");
+        let huge = "a".repeat(8 * 1024);
+        for bad in [huge.as_str(), "with space", &"b".repeat(129)] {
+            let res = s
+                .app
+                .anonymous()
+                .raw(method.clone(), path, &[("x-request-id", bad)], None)
+                .await;
+            let id = res.headers["x-request-id"].to_str().unwrap();
+            assert_ne!(id, bad);
+            assert!(plugboard_store::is_well_formed_id(id), "{path}: {id}");
+        }
+        let res = s.app.anonymous().raw(method, path, &[], None).await;
         let id = res.headers["x-request-id"].to_str().unwrap();
-        assert_ne!(id, bad);
-        assert!(plugboard_store::is_well_formed_id(id), "{id}");
+        assert!(plugboard_store::is_well_formed_id(id), "{path}: {id}");
     }
 }
 
