@@ -152,8 +152,8 @@ pub trait RefusalObserver: Send + Sync + 'static {
 }
 
 /// The checks, shared by the guard and by the resolver inside its HTTP client.
-struct Checker {
-    cfg: EgressConfig,
+pub(crate) struct Checker {
+    pub(crate) cfg: EgressConfig,
     resolver: Arc<dyn Resolve>,
     observer: Option<Arc<dyn RefusalObserver>>,
 }
@@ -257,7 +257,11 @@ impl Checker {
         }
     }
 
-    async fn resolve_checked(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
+    pub(crate) async fn resolve_checked(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, EgressError> {
         let name = match self.parse_target(host)? {
             Target::Ip(ip) => {
                 self.check_ip(ip)?;
@@ -328,6 +332,8 @@ impl reqwest::dns::Resolve for GuardResolver {
 struct Inner {
     checker: Arc<Checker>,
     client: reqwest::Client,
+    /// [`Guard::send_stream`]'s client (see [`crate::stream`]).
+    stream_client: crate::stream::StreamClient,
 }
 
 /// The one SSRF guard. Cheap to clone.
@@ -389,7 +395,7 @@ pub(crate) fn build_headers(pairs: &[(String, String)]) -> Result<HeaderMap, Egr
     Ok(map)
 }
 
-fn root_cause(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {
         cur = next;
@@ -421,6 +427,9 @@ pub(crate) fn map_reqwest(err: reqwest::Error, url: &Url) -> EgressError {
         EgressError::Http(format!("{top}: {root}"))
     }
 }
+
+/// The `User-Agent` of every outbound HTTP request.
+pub(crate) const USER_AGENT: &str = concat!("plugboard/", env!("CARGO_PKG_VERSION"));
 
 pub(crate) fn is_followed_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
@@ -473,7 +482,7 @@ impl Guard {
             .dns_resolver(Arc::new(GuardResolver(Arc::clone(&checker))))
             .connect_timeout(checker.cfg.effective_connect_timeout())
             .referer(false)
-            .user_agent(concat!("plugboard/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| {
                 EgressError::Http(format!(
@@ -481,9 +490,18 @@ impl Guard {
                     root_cause(&e.without_url())
                 ))
             })?;
+        let stream_client = crate::stream::stream_client(&checker)?;
         Ok(Self {
-            inner: Arc::new(Inner { checker, client }),
+            inner: Arc::new(Inner {
+                checker,
+                client,
+                stream_client,
+            }),
         })
+    }
+
+    pub(crate) fn stream_client(&self) -> &crate::stream::StreamClient {
+        &self.inner.stream_client
     }
 
     pub fn config(&self) -> &EgressConfig {

@@ -13,14 +13,115 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use bytes::Bytes;
-use futures_util::Stream;
-use http::header::{HeaderMap, LOCATION};
+use futures_util::{Stream, StreamExt};
+use http::header::{HeaderMap, HeaderValue, LOCATION};
 use http::{Method, StatusCode};
-use url::Url;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use url::{Position, Url};
 
 use crate::error::EgressError;
-use crate::guard::{is_followed_redirect, map_reqwest, Guard, CALLER_FORBIDDEN};
+use crate::guard::{
+    is_followed_redirect, root_cause, Checker, Guard, CALLER_FORBIDDEN, USER_AGENT,
+};
+
+/// The client behind [`Guard::send_stream`]: hyper-util's pooled HTTP/1 and HTTP/2 client, straight, without
+/// reqwest's layers (redirect policy, retries, URL re-parsing) on a path the MCP gateway takes for every call. It
+/// connects only to addresses [`GuardDns`] checked (an IP literal was checked before the request), speaks TLS with
+/// rustls and the Mozilla roots, and never uses a proxy; redirects are [`Guard::send_stream`]'s business.
+pub(crate) type StreamClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<GuardDns>>, Full<Bytes>>;
+
+/// How long an idle pooled upstream connection is kept (as reqwest's default).
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+pub(crate) fn stream_client(checker: &Arc<Checker>) -> Result<StreamClient, EgressError> {
+    let mut http = HttpConnector::new_with_resolver(GuardDns(Arc::clone(checker)));
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(checker.cfg.effective_connect_timeout()));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| EgressError::Http(format!("could not set up TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(https))
+}
+
+/// The streaming client's resolver: every address of a name checked, or the name refused.
+#[derive(Clone)]
+pub(crate) struct GuardDns(Arc<Checker>);
+
+impl tower_service::Service<Name> for GuardDns {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = EgressError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, EgressError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let checker = Arc::clone(&self.0);
+        Box::pin(async move {
+            // The port is the connector's (it sets each address's port from the URL).
+            checker
+                .resolve_checked(name.as_str(), 0)
+                .await
+                .map(Vec::into_iter)
+        })
+    }
+}
+
+/// A streaming client's error as the guard's: a refusal of the resolver as it was, a timeout, a failed connection
+/// (host and root cause), else the error and its root cause. Never the URL (its query may hold a secret).
+fn map_hyper(err: &(dyn StdError + 'static), url: &Url, connecting: bool) -> EgressError {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(g) = e.downcast_ref::<EgressError>() {
+            return g.clone();
+        }
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return EgressError::Timeout;
+        }
+        cur = e.source();
+    }
+    let root = root_cause(err);
+    if connecting {
+        let host = url.host_str().unwrap_or("the host");
+        return EgressError::Connect(format!("{host}: {root}"));
+    }
+    let top = err.to_string();
+    if top == root {
+        EgressError::Http(top)
+    } else {
+        EgressError::Http(format!("{top}: {root}"))
+    }
+}
 
 /// One outbound request whose answer is read as a stream.
 #[derive(Clone)]
@@ -68,7 +169,7 @@ impl fmt::Debug for StreamResponse {
     }
 }
 
-type Chunks = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Chunks = Pin<Box<dyn Stream<Item = Result<Bytes, EgressError>> + Send>>;
 
 /// The body of a [`StreamResponse`]: chunks as they arrive. Waiting longer than the idle timeout for the next chunk
 /// (while the reader is waiting, not while it is busy) yields [`EgressError::Timeout`] and ends the stream; so does
@@ -83,9 +184,13 @@ pub struct BodyStream {
 }
 
 impl BodyStream {
-    fn new(resp: reqwest::Response, url: Url, idle: Duration) -> Self {
+    fn new(body: hyper::body::Incoming, url: Url, idle: Duration) -> Self {
+        let shown = url.clone();
+        let chunks = body
+            .into_data_stream()
+            .map(move |r| r.map_err(|e| map_hyper(&e, &shown, false)));
         BodyStream {
-            inner: Box::pin(resp.bytes_stream()),
+            inner: Box::pin(chunks),
             url,
             idle,
             sleep: Box::pin(tokio::time::sleep(idle)),
@@ -143,7 +248,7 @@ impl Stream for BodyStream {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.done = true;
-                Poll::Ready(Some(Err(map_reqwest(e, &this.url))))
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
                 this.done = true;
@@ -165,6 +270,32 @@ fn location_host(next: &Url) -> String {
 }
 
 impl Guard {
+    /// One request through the streaming client: the answer's head, its body not yet read.
+    async fn execute_stream(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Option<Bytes>,
+    ) -> Result<http::Response<hyper::body::Incoming>, EgressError> {
+        // The fragment is the client's own business; it never goes on the wire.
+        let uri: http::Uri = url[..Position::AfterQuery].parse().map_err(|_| {
+            EgressError::InvalidUrl("the URL is not a valid HTTP request target".to_owned())
+        })?;
+        let mut request = http::Request::new(Full::new(body.unwrap_or_default()));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers.clone();
+        request
+            .headers_mut()
+            .entry(http::header::USER_AGENT)
+            .or_insert(HeaderValue::from_static(USER_AGENT));
+        self.stream_client()
+            .request(request)
+            .await
+            .map_err(|e| map_hyper(&e, url, e.is_connect()))
+    }
+
     /// Sends `req` and returns as soon as the answer's head is in, its body to be read as a stream
     /// ([`BodyStream`]). The head must arrive within `idle_timeout`. Same-origin 307/308 redirects are followed
     /// (and 301/302/303 for GET and HEAD), each hop re-checked, at most `max_redirects`; a redirect to another
@@ -179,20 +310,16 @@ impl Guard {
         let idle = req.idle_timeout;
         let mut hops = 0usize;
         loop {
-            let send = self.execute(
-                &req.method,
-                &url,
-                &headers,
-                req.body.clone().map(Into::into),
-            );
+            let send = self.execute_stream(&req.method, &url, &headers, req.body.clone());
             let resp = tokio::time::timeout(idle, send)
                 .await
                 .unwrap_or(Err(EgressError::Timeout))?;
             let status = resp.status();
             let location = resp.headers().get(LOCATION).cloned();
             let (true, Some(location)) = (is_followed_redirect(status.as_u16()), location) else {
-                let headers = resp.headers().clone();
-                let body = BodyStream::new(resp, url.clone(), idle);
+                let (parts, body) = resp.into_parts();
+                let headers = parts.headers;
+                let body = BodyStream::new(body, url.clone(), idle);
                 return Ok(StreamResponse {
                     status,
                     headers,

@@ -206,3 +206,57 @@ async fn a_collected_body_longer_than_the_cap_is_refused_not_cut() {
         .unwrap();
     assert_eq!(resp.body.collect_capped(100_000).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_name_connects_to_the_address_the_guard_resolved_and_checked() {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let addr = trickling_server(1, rx).await;
+    let g = guard(
+        LOOPBACK,
+        StubResolver::new().with("mcp.internal.example", &["127.0.0.1"]),
+    );
+    tx.send(()).await.unwrap();
+    let url = format!("http://mcp.internal.example:{}/mcp", addr.port());
+    let resp = g.send_stream(request(Method::POST, url)).await.unwrap();
+    assert_eq!(resp.status, 200);
+    let body = resp.body.collect_capped(1024).await.unwrap().unwrap();
+    assert_eq!(&body[..], b"data: 0\n\n");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_connection_error_that_names_the_host_only() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let g = guard(LOOPBACK, StubResolver::new());
+    let url = format!("http://127.0.0.1:{port}/mcp?key=SECRET");
+    let err = g.send_stream(request(Method::POST, url)).await.unwrap_err();
+    let EgressError::Connect(text) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(text.starts_with("127.0.0.1: "), "{text}");
+    assert!(!err.to_string().contains("SECRET"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_cuts_its_answer_short_ends_the_stream_with_an_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf).await;
+        // A chunk announced as 0x40 bytes, 9 sent, then the connection closed.
+        sock.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n\
+              40\r\ndata: 0\n\n",
+        )
+        .await
+        .unwrap();
+    });
+    let g = guard(LOOPBACK, StubResolver::new());
+    let url = format!("http://127.0.0.1:{}/mcp", addr.port());
+    let resp = g.send_stream(request(Method::POST, url)).await.unwrap();
+    let err = resp.body.collect_capped(1024).await.unwrap_err();
+    assert!(matches!(err, EgressError::Http(_)), "{err:?}");
+}
