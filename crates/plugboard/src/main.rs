@@ -16,11 +16,6 @@ use plugboard_server::vault::{resolve_master_key, rotate};
 use plugboard_server::{Config, ConfigArgs, DatabaseArgs, LogFormat, MasterKeyArgs};
 use plugboard_store::{ExistingDbError, Role, Store, TokenId, UserId, UserRemoval, WorkspaceId};
 
-/// mimalloc instead of the system allocator: the gateway's relays allocate and free small buffers on every call,
-/// from both worker threads, where glibc's malloc spent a sixth of the process's CPU (see BENCHMARKS-gateway.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "plugboard",
