@@ -41,6 +41,8 @@ use crate::Inner;
 const SESSION_HEADER: &str = "mcp-session-id";
 /// Non-2xx bodies relayed at most this long (they are diagnostics).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Events without data an answer to a POST waits for, at most, before it starts (see `relay_stream`).
+const PRIME_EVENTS: usize = 2;
 /// How long the rest of an upstream stream is read after every request it carried was answered.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -824,9 +826,10 @@ impl Exchange {
     }
 
     /// An SSE answer, relayed event by event. The answer to a POST that carried requests starts once its first event
-    /// with data is here (before it, a request's stream holds at most events without data, such as the one that
-    /// gives the client an event id to resume from), so the agent gets the head and that event in one write and a
-    /// quick answer in one read, instead of waking for the head alone; a server stream (GET) starts at once.
+    /// with data is here, or [`PRIME_EVENTS`] events without data (such as the one that gives the client an event
+    /// id to resume from, or a keep-alive), so the agent gets the head and a quick answer in one write instead of
+    /// waking for the head alone, and a long call that only sends keep-alives still starts answering after the
+    /// second one; a server stream (GET) starts at once.
     async fn relay_stream(
         self,
         status: StatusCode,
@@ -856,8 +859,12 @@ impl Exchange {
             exchange: self,
         };
         if waiting {
+            let denials = relay.queue.len();
             let mut ready = VecDeque::new();
-            while !relay.carried_data && relay.body.is_some() {
+            while !relay.carried_data
+                && relay.body.is_some()
+                && ready.len() < denials + PRIME_EVENTS
+            {
                 match relay.next().await {
                     Some(b) => ready.push_back(b),
                     None => break,

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use plugboard_gateway::jsonrpc::code;
@@ -732,4 +733,61 @@ async fn an_sse_answer_ends_once_every_request_has_its_answer_even_if_the_server
         .await
         .unwrap();
     assert!(body.contains(r#""serverInfo":{"name":"held""#), "{body}");
+}
+
+#[tokio::test]
+async fn a_long_call_that_only_sends_keep_alives_starts_its_answer_before_the_result() {
+    // The server sends the event that only gives an id to resume from, then a keep-alive comment, and answers only
+    // when the test says so.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let released = Arc::new(std::sync::Mutex::new(Some(released)));
+    let router = axum::Router::new().fallback(move || {
+        let released = released.lock().unwrap().take();
+        async move {
+            let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"protocolVersion": "2025-06-18",
+                "capabilities": {}, "serverInfo": {"name": "slow", "version": "1"}}});
+            let early = futures_util::stream::iter([
+                Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(b"id: 0\ndata:\n\n")),
+                Ok(bytes::Bytes::from_static(b": keep-alive\n\n")),
+            ]);
+            let late = futures_util::stream::once(async move {
+                if let Some(released) = released {
+                    let _ = released.await;
+                }
+                Ok(bytes::Bytes::from(format!("id: 1\ndata: {answer}\n\n")))
+            });
+            let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(early, late));
+            ([("content-type", "text/event-stream")], body)
+        }
+    });
+    let (_pb, resp) = within(
+        "the head of the answer, before the result",
+        initialize_through(router, support::config()),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    release.send(()).unwrap();
+    let body = within("the rest of the answer", resp.text()).await.unwrap();
+    let ping = body
+        .find(": keep-alive")
+        .expect("the keep-alive is relayed");
+    let result = body
+        .find(r#""serverInfo":{"name":"slow""#)
+        .expect("the result");
+    assert!(ping < result, "{body}");
+}
+
+#[tokio::test]
+async fn a_quick_answer_comes_with_the_resume_id_event_before_it() {
+    let router = axum::Router::new().fallback(|| async {
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": {"protocolVersion": "2025-06-18",
+            "capabilities": {}, "serverInfo": {"name": "quick", "version": "1"}}});
+        let body = axum::body::Body::from(format!("id: 0\ndata:\n\nid: 1\ndata: {answer}\n\n"));
+        ([("content-type", "text/event-stream")], body)
+    });
+    let (_pb, resp) = initialize_through(router, support::config()).await;
+    assert_eq!(resp.status(), 200);
+    let body = within("the answer", resp.text()).await.unwrap();
+    assert!(body.starts_with("id: 0\n"), "{body}");
+    assert!(body.contains(r#""serverInfo":{"name":"quick""#), "{body}");
 }
