@@ -395,7 +395,7 @@ pub(crate) fn build_headers(pairs: &[(String, String)]) -> Result<HeaderMap, Egr
     Ok(map)
 }
 
-pub(crate) fn root_cause(err: &(dyn StdError + 'static)) -> String {
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {
         cur = next;
@@ -405,18 +405,34 @@ pub(crate) fn root_cause(err: &(dyn StdError + 'static)) -> String {
 
 pub(crate) fn map_reqwest(err: reqwest::Error, url: &Url) -> EgressError {
     let err = err.without_url();
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(&err);
+    map_client_error(&err, url, err.is_timeout(), err.is_connect())
+}
+
+/// An HTTP client's error as the guard's: a refusal of the guard among its causes as it was, a timeout (`timed_out`,
+/// or a timed-out I/O error among the causes), a failed connection (`connecting`: the host and the root cause), else
+/// the error and its root cause. Never the URL (its query may hold a secret).
+pub(crate) fn map_client_error(
+    err: &(dyn StdError + 'static),
+    url: &Url,
+    timed_out: bool,
+    connecting: bool,
+) -> EgressError {
+    let mut timed_out = timed_out;
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(g) = e.downcast_ref::<EgressError>() {
             return g.clone();
         }
+        timed_out |= e
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut);
         cur = e.source();
     }
-    if err.is_timeout() {
+    if timed_out {
         return EgressError::Timeout;
     }
-    let root = root_cause(&err);
-    if err.is_connect() {
+    let root = root_cause(err);
+    if connecting {
         let host = url.host_str().unwrap_or("the host");
         return EgressError::Connect(format!("{host}: {root}"));
     }

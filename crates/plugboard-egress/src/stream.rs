@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -30,7 +29,7 @@ use url::{Position, Url};
 
 use crate::error::EgressError;
 use crate::guard::{
-    is_followed_redirect, root_cause, Checker, Guard, CALLER_FORBIDDEN, USER_AGENT,
+    is_followed_redirect, map_client_error, Checker, Guard, CALLER_FORBIDDEN, USER_AGENT,
 };
 
 /// The client behind [`Guard::send_stream`]: hyper-util's pooled HTTP/1 and HTTP/2 client, straight, without
@@ -92,34 +91,6 @@ impl tower_service::Service<Name> for GuardDns {
                 .await
                 .map(Vec::into_iter)
         })
-    }
-}
-
-/// A streaming client's error as the guard's: a refusal of the resolver as it was, a timeout, a failed connection
-/// (host and root cause), else the error and its root cause. Never the URL (its query may hold a secret).
-fn map_hyper(err: &(dyn StdError + 'static), url: &Url, connecting: bool) -> EgressError {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(g) = e.downcast_ref::<EgressError>() {
-            return g.clone();
-        }
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return EgressError::Timeout;
-        }
-        cur = e.source();
-    }
-    let root = root_cause(err);
-    if connecting {
-        let host = url.host_str().unwrap_or("the host");
-        return EgressError::Connect(format!("{host}: {root}"));
-    }
-    let top = err.to_string();
-    if top == root {
-        EgressError::Http(top)
-    } else {
-        EgressError::Http(format!("{top}: {root}"))
     }
 }
 
@@ -188,7 +159,7 @@ impl BodyStream {
         let shown = url.clone();
         let chunks = body
             .into_data_stream()
-            .map(move |r| r.map_err(|e| map_hyper(&e, &shown, false)));
+            .map(move |r| r.map_err(|e| map_client_error(&e, &shown, false, false)));
         BodyStream {
             inner: Box::pin(chunks),
             url,
@@ -293,7 +264,7 @@ impl Guard {
         self.stream_client()
             .request(request)
             .await
-            .map_err(|e| map_hyper(&e, url, e.is_connect()))
+            .map_err(|e| map_client_error(&e, url, false, e.is_connect()))
     }
 
     /// Sends `req` and returns as soon as the answer's head is in, its body to be read as a stream
