@@ -1,6 +1,7 @@
 //! Just enough JSON-RPC for the relay: what a message is, its id and method, a `tools/list` result to filter, a
 //! `tools/call` outcome, and the gateway's own error answers.
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::policy::ToolPolicy;
@@ -109,6 +110,180 @@ pub fn outcome(response: &Value) -> Outcome {
     }
 }
 
+/// What the relay needs of one message of an answer: its id when it is a response or an error (as
+/// [`response_id`]), and how it ended (as [`outcome`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerHead {
+    pub id: Option<Value>,
+    pub outcome: Outcome,
+}
+
+/// The fields of a message [`answer_heads`] reads; every other field is skipped without being built. Read only from
+/// a JSON object (serde's derive would also take an array, which the full parse reads differently), and a field
+/// given twice is an error (the full parse keeps the last one): both leave the case to the full parse.
+#[derive(Default)]
+struct Head {
+    id: Option<Value>,
+    method: bool,
+    result: Option<ResultHead>,
+    error: bool,
+}
+
+#[derive(Default)]
+struct ResultHead {
+    is_error: Option<Value>,
+}
+
+/// A field name, borrowed while it is compared.
+enum Field {
+    Id,
+    Method,
+    Result,
+    Error,
+    IsError,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "id" => Field::Id,
+                    "method" => Field::Method,
+                    "result" => Field::Result,
+                    "error" => Field::Error,
+                    "isError" => Field::IsError,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Name)
+    }
+}
+
+/// Fails on a field seen before.
+fn once<E: serde::de::Error>(seen: &mut bool, name: &'static str) -> Result<(), E> {
+    if std::mem::replace(seen, true) {
+        return Err(E::duplicate_field(name));
+    }
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for Head {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Head, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Head;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC message")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
+                let mut head = Head::default();
+                let (mut id, mut result) = (false, false);
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Id => {
+                            once(&mut id, "id")?;
+                            head.id = map.next_value()?;
+                        }
+                        Field::Method => {
+                            let mut seen = head.method;
+                            once(&mut seen, "method")?;
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            head.method = true;
+                        }
+                        Field::Result => {
+                            once(&mut result, "result")?;
+                            head.result = Some(map.next_value()?);
+                        }
+                        Field::Error => {
+                            let mut seen = head.error;
+                            once(&mut seen, "error")?;
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            head.error = true;
+                        }
+                        Field::IsError | Field::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(head)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResultHead {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ResultHead, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = ResultHead;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a result object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ResultHead, A::Error> {
+                let mut out = ResultHead::default();
+                let mut seen = false;
+                while let Some(field) = map.next_key::<Field>()? {
+                    if let Field::IsError = field {
+                        once(&mut seen, "isError")?;
+                        out.is_error = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+impl From<Head> for AnswerHead {
+    fn from(h: Head) -> AnswerHead {
+        let is_response = !h.method && (h.result.is_some() || h.error);
+        let id =
+            h.id.filter(|id| is_response && (id.is_string() || id.is_number()));
+        let is_error = h
+            .result
+            .and_then(|r| r.is_error)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let outcome = if h.error {
+            Outcome::RpcError
+        } else if is_error {
+            Outcome::ToolError
+        } else {
+            Outcome::Ok
+        };
+        AnswerHead { id, outcome }
+    }
+}
+
+/// The [`AnswerHead`]s of an answer's text (one message or a batch), read without building the messages (a tool
+/// result can be large). `None` when the text is not plain enough to read that way (not JSON, an item that is not
+/// an object, a key given twice, a `result` that is not an object): the caller then parses it in full, which
+/// decides those cases as before.
+pub fn answer_heads(text: &str) -> Option<Vec<AnswerHead>> {
+    if text.trim_start().starts_with('[') {
+        let heads: Vec<Head> = serde_json::from_str(text).ok()?;
+        Some(heads.into_iter().map(AnswerHead::from).collect())
+    } else {
+        let head: Head = serde_json::from_str(text).ok()?;
+        Some(vec![head.into()])
+    }
+}
+
 /// Drops the tools the policy refuses from a `tools/list` result (any answer whose `result.tools` is a list of
 /// objects with a `name`); `true` when something was dropped.
 pub fn filter_tools(response: &mut Value, policy: &ToolPolicy) -> bool {
@@ -145,6 +320,8 @@ pub fn error(id: Option<&Value>, code: i64, message: &str, data: Option<Value>) 
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -161,6 +338,105 @@ mod tests {
         assert!(matches!(Body::parse(b"[1]"), Some(Body::Batch(_))));
         assert!(Body::parse(b"\"x\"").is_none());
         assert!(Body::parse(b"{").is_none());
+    }
+
+    #[test]
+    fn answer_heads_read_what_the_full_parse_reads() {
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"x"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":"a","result":{"isError":true,"content":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"no"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}"#,
+            r#"{"jsonrpc":"2.0","id":4,"result":{"isError":"yes"}}"#,
+            r#"[{"jsonrpc":"2.0","id":5,"result":{}},{"jsonrpc":"2.0","id":6,"error":{}}]"#,
+        ];
+        for text in cases {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let full: Vec<AnswerHead> = match &value {
+                Value::Array(items) => items.iter().collect::<Vec<_>>(),
+                one => vec![one],
+            }
+            .into_iter()
+            .map(|m| AnswerHead {
+                id: response_id(m).cloned(),
+                outcome: outcome(m),
+            })
+            .collect();
+            assert_eq!(answer_heads(text), Some(full), "{text}");
+        }
+        // What it does not decide, the full parse does.
+        for text in [
+            r#"{"id":1,"id":2,"result":{}}"#,
+            r#"{"id":1,"result":null}"#,
+            r#"{"id":1,"result":[true]}"#,
+            r#"[[1,false,{"isError":true}]]"#,
+            r#"[1]"#,
+            r#"{"id":1,"result":{"isError":true,"isError":false}}"#,
+            "not json",
+        ] {
+            assert_eq!(answer_heads(text), None, "{text}");
+        }
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..3).prop_map(Value::from),
+            prop::sample::select(vec!["a", "1", "isError", ""]).prop_map(Value::from),
+        ]
+    }
+
+    /// An object's text from (key, value) pairs, keys possibly repeated (which a `Value` cannot hold).
+    fn object_text(pairs: &[(String, Value)]) -> String {
+        let fields: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+
+    proptest::proptest! {
+        /// Whatever message it is given, `answer_heads` either leaves it to the full parse or reads what the full
+        /// parse reads.
+        #[test]
+        fn answer_heads_never_disagree_with_the_full_parse(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["id", "method", "result", "error", "isError", "jsonrpc"]),
+                    proptest::prop_oneof![
+                        leaf(),
+                        proptest::collection::vec(leaf(), 0..3).prop_map(Value::Array),
+                        proptest::collection::vec(
+                            (proptest::sample::select(vec!["isError", "content", "id"]), leaf()),
+                            0..3,
+                        )
+                        .prop_map(|kv| {
+                            Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                        }),
+                    ],
+                ),
+                0..6,
+            ),
+            batch in proptest::bool::ANY,
+        ) {
+            let pairs: Vec<(String, Value)> = pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let one = object_text(&pairs);
+            let text = if batch { format!("[{one},{one}]") } else { one };
+            if let Some(heads) = answer_heads(&text) {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                let full: Vec<AnswerHead> = match &value {
+                    Value::Array(items) => items.iter().collect::<Vec<_>>(),
+                    one => vec![one],
+                }
+                .into_iter()
+                .map(|m| AnswerHead { id: response_id(m).cloned(), outcome: outcome(m) })
+                .collect();
+                proptest::prop_assert_eq!(heads, full, "{}", text);
+            }
+        }
     }
 
     #[test]

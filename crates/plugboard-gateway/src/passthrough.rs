@@ -160,12 +160,24 @@ impl Pending {
 
     /// Notes an answer; returns the finished call, if it was one.
     fn answered(&mut self, msg: &Value) -> Option<(String, Instant, Outcome)> {
-        let id = jsonrpc::response_id(msg)?;
+        self.note(jsonrpc::response_id(msg)?, || jsonrpc::outcome(msg))
+    }
+
+    /// [`Pending::answered`] for an answer read by [`jsonrpc::answer_heads`].
+    fn answered_head(&mut self, head: &jsonrpc::AnswerHead) -> Option<(String, Instant, Outcome)> {
+        self.note(head.id.as_ref()?, || head.outcome)
+    }
+
+    fn note(
+        &mut self,
+        id: &Value,
+        outcome: impl FnOnce() -> Outcome,
+    ) -> Option<(String, Instant, Outcome)> {
         let key = jsonrpc::id_key(id);
         self.ids.remove(&key);
         self.calls
             .remove(&key)
-            .map(|(tool, started)| (tool, started, jsonrpc::outcome(msg)))
+            .map(|(tool, started)| (tool, started, outcome()))
     }
 }
 
@@ -754,6 +766,22 @@ impl Exchange {
             *resp.headers_mut() = headers;
             return resp;
         }
+        // Nothing to change, only answers to note: read their ids and outcomes, not the whole messages.
+        let heads = (!changed && self.policy.is_open() && self.denied.is_empty())
+            .then(|| jsonrpc::answer_heads(&text))
+            .flatten();
+        if let Some(heads) = heads {
+            let finished = heads
+                .iter()
+                .filter_map(|h| self.pending.answered_head(h))
+                .collect();
+            self.record_answers(finished).await;
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+            let mut resp = Response::new(Body::from(body));
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            return resp;
+        }
         let mut value: Value = match serde_json::from_str(&redacted) {
             Ok(v) => v,
             Err(_) if changed => {
@@ -789,15 +817,7 @@ impl Exchange {
                 modified = true;
             }
         }
-        for (tool, started, outcome) in finished {
-            self.site.record(&tool, outcome, started).await;
-        }
-        // Calls the answer did not cover (a partial batch answer) are over as far as this exchange goes.
-        for (tool, started) in std::mem::take(&mut self.pending.calls).into_values() {
-            self.site
-                .record(&tool, Outcome::UpstreamError, started)
-                .await;
-        }
+        self.record_answers(finished).await;
         if !self.denied.is_empty() {
             let denied = std::mem::take(&mut self.denied);
             value = match value {
@@ -823,6 +843,19 @@ impl Exchange {
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
         resp
+    }
+
+    /// Records the calls a JSON answer finished, and the calls it did not cover (a partial batch answer) as
+    /// failed: they are over as far as this exchange goes.
+    async fn record_answers(&mut self, finished: Vec<(String, Instant, Outcome)>) {
+        for (tool, started, outcome) in finished {
+            self.site.record(&tool, outcome, started).await;
+        }
+        for (tool, started) in std::mem::take(&mut self.pending.calls).into_values() {
+            self.site
+                .record(&tool, Outcome::UpstreamError, started)
+                .await;
+        }
     }
 
     /// An SSE answer, relayed event by event. The answer to a POST that carried requests starts once its first event
@@ -1042,6 +1075,13 @@ impl StreamRelay {
             } else {
                 e.raw
             });
+        }
+        if !changed && policy.is_open() {
+            // Only answers to note: their ids and outcomes, not the whole messages.
+            if let Some(heads) = jsonrpc::answer_heads(data) {
+                finished.extend(heads.iter().filter_map(|h| pending.answered_head(h)));
+                return Some(e.raw);
+            }
         }
         let mut value: Value = match serde_json::from_str(&redacted) {
             Ok(v) => v,
