@@ -124,9 +124,18 @@ pub struct AnswerHead {
 #[derive(Default)]
 struct Head {
     id: Option<Value>,
+    /// Whether `method` is there (`null` included), and its value.
     method: bool,
+    method_value: Option<Value>,
     result: Option<ResultHead>,
     error: bool,
+    params: Option<ParamsHead>,
+}
+
+/// `params.name`, from an object `params` only.
+#[derive(Default)]
+struct ParamsHead {
+    name: Option<Value>,
 }
 
 #[derive(Default)]
@@ -141,6 +150,8 @@ enum Field {
     Result,
     Error,
     IsError,
+    Params,
+    Name,
     Other,
 }
 
@@ -159,6 +170,8 @@ impl<'de> Deserialize<'de> for Field {
                     "result" => Field::Result,
                     "error" => Field::Error,
                     "isError" => Field::IsError,
+                    "params" => Field::Params,
+                    "name" => Field::Name,
                     _ => Field::Other,
                 })
             }
@@ -185,7 +198,7 @@ impl<'de> Deserialize<'de> for Head {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
                 let mut head = Head::default();
-                let (mut id, mut result) = (false, false);
+                let (mut id, mut result, mut params) = (false, false, false);
                 while let Some(field) = map.next_key::<Field>()? {
                     match field {
                         Field::Id => {
@@ -195,7 +208,7 @@ impl<'de> Deserialize<'de> for Head {
                         Field::Method => {
                             let mut seen = head.method;
                             once(&mut seen, "method")?;
-                            map.next_value::<serde::de::IgnoredAny>()?;
+                            head.method_value = Some(map.next_value()?);
                             head.method = true;
                         }
                         Field::Result => {
@@ -208,7 +221,11 @@ impl<'de> Deserialize<'de> for Head {
                             map.next_value::<serde::de::IgnoredAny>()?;
                             head.error = true;
                         }
-                        Field::IsError | Field::Other => {
+                        Field::Params => {
+                            once(&mut params, "params")?;
+                            head.params = Some(map.next_value()?);
+                        }
+                        Field::IsError | Field::Name | Field::Other => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
                     }
@@ -246,6 +263,73 @@ impl<'de> Deserialize<'de> for ResultHead {
             }
         }
         d.deserialize_map(Fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for ParamsHead {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ParamsHead, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = ParamsHead;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a params object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ParamsHead, A::Error> {
+                let mut out = ParamsHead::default();
+                let mut seen = false;
+                while let Some(field) = map.next_key::<Field>()? {
+                    if let Field::Name = field {
+                        once(&mut seen, "name")?;
+                        out.name = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// What the relay needs of one message of a request body: its id when it is a request (as [`request_id`]), its
+/// method (as [`method`]) and `params.name` (as [`tool_name`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestHead {
+    pub id: Option<Value>,
+    pub method: Option<String>,
+    pub tool: Option<String>,
+}
+
+impl From<Head> for RequestHead {
+    fn from(h: Head) -> RequestHead {
+        let method = match h.method_value {
+            Some(Value::String(m)) => Some(m),
+            _ => None,
+        };
+        let id =
+            h.id.filter(|id| method.is_some() && (id.is_string() || id.is_number()));
+        let tool = match h.params.and_then(|p| p.name) {
+            Some(Value::String(name)) => Some(name),
+            _ => None,
+        };
+        RequestHead { id, method, tool }
+    }
+}
+
+/// The [`RequestHead`]s of a request body and whether it is a single message (not a batch), read without building
+/// the messages (arguments can be large). `None` when the body is not plain enough to read that way (see
+/// [`answer_heads`]; also when `params` is not an object): the caller then parses it in full.
+pub fn request_heads(body: &[u8]) -> Option<(Vec<RequestHead>, bool)> {
+    if body.trim_ascii_start().starts_with(b"[") {
+        let heads: Vec<Head> = serde_json::from_slice(body).ok()?;
+        Some((heads.into_iter().map(RequestHead::from).collect(), false))
+    } else {
+        let head: Head = serde_json::from_slice(body).ok()?;
+        Some((vec![head.into()], true))
     }
 }
 
@@ -385,7 +469,7 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             (-3i64..3).prop_map(Value::from),
-            prop::sample::select(vec!["a", "1", "isError", ""]).prop_map(Value::from),
+            prop::sample::select(vec!["a", "1", "isError", "", "tools/call"]).prop_map(Value::from),
         ]
     }
 
@@ -399,18 +483,20 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Whatever message it is given, `answer_heads` either leaves it to the full parse or reads what the full
-        /// parse reads.
+        /// Whatever message it is given, `answer_heads` and `request_heads` either leave it to the full parse or
+        /// read what the full parse reads.
         #[test]
-        fn answer_heads_never_disagree_with_the_full_parse(
+        fn heads_never_disagree_with_the_full_parse(
             pairs in proptest::collection::vec(
                 (
-                    proptest::sample::select(vec!["id", "method", "result", "error", "isError", "jsonrpc"]),
+                    proptest::sample::select(
+                        vec!["id", "method", "result", "error", "isError", "jsonrpc", "params"],
+                    ),
                     proptest::prop_oneof![
                         leaf(),
                         proptest::collection::vec(leaf(), 0..3).prop_map(Value::Array),
                         proptest::collection::vec(
-                            (proptest::sample::select(vec!["isError", "content", "id"]), leaf()),
+                            (proptest::sample::select(vec!["isError", "content", "id", "name"]), leaf()),
                             0..3,
                         )
                         .prop_map(|kv| {
@@ -435,6 +521,21 @@ mod tests {
                 .map(|m| AnswerHead { id: response_id(m).cloned(), outcome: outcome(m) })
                 .collect();
                 proptest::prop_assert_eq!(heads, full, "{}", text);
+            }
+            if let Some((heads, single)) = request_heads(text.as_bytes()) {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                let body = Body::parse(text.as_bytes()).unwrap();
+                proptest::prop_assert_eq!(single, matches!(body, Body::Single(_)));
+                let full: Vec<RequestHead> = body
+                    .messages()
+                    .iter()
+                    .map(|m| RequestHead {
+                        id: request_id(m).cloned(),
+                        method: method(m).map(str::to_owned),
+                        tool: tool_name(m).map(str::to_owned),
+                    })
+                    .collect();
+                proptest::prop_assert_eq!(heads, full, "{} {}", text, value);
             }
         }
     }

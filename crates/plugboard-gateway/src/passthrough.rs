@@ -297,66 +297,13 @@ async fn post(
             )
         }
     };
-    let Some(parsed) = jsonrpc::Body::parse(&raw) else {
-        return reply::json_response(
-            StatusCode::BAD_REQUEST,
-            &jsonrpc::error(
-                None,
-                code::PARSE_ERROR,
-                "the request body is not a JSON-RPC message or batch",
-                None,
-            ),
-        );
-    };
-    let single = matches!(parsed, jsonrpc::Body::Single(_));
     let policy = &info.policy;
-    let mut pending = Pending::default();
-    let mut denied: Vec<Value> = Vec::new();
-    let mut forward: Vec<Value> = Vec::new();
-    for msg in parsed.into_messages() {
-        if let Some(id) = jsonrpc::request_id(&msg).cloned() {
-            if jsonrpc::method(&msg) == Some("tools/call") {
-                let Some(tool) = jsonrpc::tool_name(&msg).map(str::to_owned) else {
-                    denied.push(jsonrpc::error(
-                        Some(&id),
-                        code::INVALID_PARAMS,
-                        "tools/call needs params.name",
-                        None,
-                    ));
-                    continue;
-                };
-                if let Err(denial) = policy.check(&tool) {
-                    denied.push(jsonrpc::error(
-                        Some(&id),
-                        code::TOOL_DENIED,
-                        &policy.denial_message(&tool, &denial),
-                        Some(json!({"reason": "tool_policy", "tool": tool})),
-                    ));
-                    site.record(&tool, Outcome::Denied, Instant::now()).await;
-                    continue;
-                }
-                pending
-                    .calls
-                    .insert(jsonrpc::id_key(&id), (tool, Instant::now()));
-            }
-            pending.ids.insert(jsonrpc::id_key(&id), id);
-        }
-        forward.push(msg);
-    }
-    if forward.is_empty() {
-        return reply::messages_response(StatusCode::OK, denied, single);
-    }
-    // What was checked is what is sent: when a policy decided anything, the upstream gets our serialisation (a body
-    // with duplicate keys cannot mean one thing here and another there).
-    let body = if denied.is_empty() && (policy.is_open() || pending.calls.is_empty()) {
-        raw
-    } else {
-        let value = if single && forward.len() == 1 {
-            forward.pop().unwrap_or(Value::Null)
-        } else {
-            Value::Array(forward)
-        };
-        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    let (single, pending, denied, body) = match open_policy_heads(policy, &raw) {
+        Some((single, pending)) => (single, pending, Vec::new(), raw),
+        None => match check_in_full(&site, policy, raw).await {
+            Ok(checked) => checked,
+            Err(answer) => return answer,
+        },
     };
 
     let slots = match gw
@@ -439,6 +386,103 @@ async fn post(
         Ok(resp) => exchange.relay(resp).await,
         Err(e) => exchange.fail_before_answer(&e).await,
     }
+}
+
+/// The requests of a body that an open policy lets through as it is, read without building the messages: whether it
+/// is a single message, and what waits for an answer. `None` when the body needs the full parse (a policy that can
+/// deny, a `tools/call` without a name to refuse, an empty batch, or a body not plain enough to read that way).
+fn open_policy_heads(policy: &ToolPolicy, raw: &[u8]) -> Option<(bool, Pending)> {
+    if !policy.is_open() {
+        return None;
+    }
+    let (heads, single) = jsonrpc::request_heads(raw)?;
+    let nameless_call = |h: &jsonrpc::RequestHead| {
+        h.id.is_some() && h.method.as_deref() == Some("tools/call") && h.tool.is_none()
+    };
+    if heads.is_empty() || heads.iter().any(nameless_call) {
+        return None;
+    }
+    let mut pending = Pending::default();
+    for head in heads {
+        let Some(id) = head.id else { continue };
+        let key = jsonrpc::id_key(&id);
+        if let (Some("tools/call"), Some(tool)) = (head.method.as_deref(), head.tool) {
+            pending.calls.insert(key.clone(), (tool, Instant::now()));
+        }
+        pending.ids.insert(key, id);
+    }
+    Some((single, pending))
+}
+
+/// The body parsed in full and checked against the policy: whether it is a single message, what waits for an
+/// answer, the denials (answered by the gateway), and the body to send (the gateway's serialisation whenever the
+/// policy decided something). `Err` is the whole answer: the body is not JSON-RPC, or nothing is left to send.
+async fn check_in_full(
+    site: &CallSite,
+    policy: &ToolPolicy,
+    raw: Bytes,
+) -> Result<(bool, Pending, Vec<Value>, Bytes), Response<Body>> {
+    let Some(parsed) = jsonrpc::Body::parse(&raw) else {
+        return Err(reply::json_response(
+            StatusCode::BAD_REQUEST,
+            &jsonrpc::error(
+                None,
+                code::PARSE_ERROR,
+                "the request body is not a JSON-RPC message or batch",
+                None,
+            ),
+        ));
+    };
+    let single = matches!(parsed, jsonrpc::Body::Single(_));
+    let mut pending = Pending::default();
+    let mut denied: Vec<Value> = Vec::new();
+    let mut forward: Vec<Value> = Vec::new();
+    for msg in parsed.into_messages() {
+        if let Some(id) = jsonrpc::request_id(&msg).cloned() {
+            if jsonrpc::method(&msg) == Some("tools/call") {
+                let Some(tool) = jsonrpc::tool_name(&msg).map(str::to_owned) else {
+                    denied.push(jsonrpc::error(
+                        Some(&id),
+                        code::INVALID_PARAMS,
+                        "tools/call needs params.name",
+                        None,
+                    ));
+                    continue;
+                };
+                if let Err(denial) = policy.check(&tool) {
+                    denied.push(jsonrpc::error(
+                        Some(&id),
+                        code::TOOL_DENIED,
+                        &policy.denial_message(&tool, &denial),
+                        Some(json!({"reason": "tool_policy", "tool": tool})),
+                    ));
+                    site.record(&tool, Outcome::Denied, Instant::now()).await;
+                    continue;
+                }
+                pending
+                    .calls
+                    .insert(jsonrpc::id_key(&id), (tool, Instant::now()));
+            }
+            pending.ids.insert(jsonrpc::id_key(&id), id);
+        }
+        forward.push(msg);
+    }
+    if forward.is_empty() {
+        return Err(reply::messages_response(StatusCode::OK, denied, single));
+    }
+    // What was checked is what is sent: when a policy decided anything, the upstream gets our serialisation (a body
+    // with duplicate keys cannot mean one thing here and another there).
+    let body = if denied.is_empty() && (policy.is_open() || pending.calls.is_empty()) {
+        raw
+    } else {
+        let value = if single && forward.len() == 1 {
+            forward.pop().unwrap_or(Value::Null)
+        } else {
+            Value::Array(forward)
+        };
+        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    };
+    Ok((single, pending, denied, body))
 }
 
 /// A refusal for the forwarded requests, plus the denials decided before (they are answered too).

@@ -791,3 +791,47 @@ async fn a_quick_answer_comes_with_the_resume_id_event_before_it() {
     assert!(body.starts_with("id: 0\n"), "{body}");
     assert!(body.contains(r#""serverInfo":{"name":"quick""#), "{body}");
 }
+
+#[tokio::test]
+async fn with_an_open_policy_a_call_without_a_name_is_refused_and_a_named_one_goes_through() {
+    let up = upstream::start(Mode::StatelessJson).await;
+    let world = World::new();
+    world.add("int_1", &up.url(), None, "test");
+    world.agent("pba_agent", None);
+    let pb = instance(&world, support::config()).await;
+    let before = up.state.seen.requests.lock().unwrap().len();
+    let resp = raw_post(
+        &pb.passthrough_url("int_1"),
+        "pba_agent",
+        None,
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}),
+    )
+    .await;
+    let msgs = messages(resp).await;
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["id"], json!(1));
+    assert_eq!(msgs[0]["error"]["code"], json!(code::INVALID_PARAMS));
+    assert_eq!(
+        up.state.seen.requests.lock().unwrap().len(),
+        before,
+        "nothing reached the upstream"
+    );
+    let resp = raw_post(
+        &pb.passthrough_url("int_1"),
+        "pba_agent",
+        None,
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}),
+    )
+    .await;
+    let msgs = messages(resp).await;
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(msgs[0].get("result").is_some(), "{msgs:?}");
+    assert_eq!(up.state.seen.calls_of("echo"), 1);
+    support::eventually("the echo call's audit entry", || {
+        world
+            .audit()
+            .iter()
+            .any(|c| c.tool == "echo" && c.outcome == Outcome::Ok)
+    })
+    .await;
+}
