@@ -278,8 +278,19 @@ pub(crate) async fn handle(
     }
 }
 
-/// The id of an `initialize` request, when the body is one.
+/// The id of an `initialize` request, when the body is one (read without building the message when it can be).
 fn initialize_request_id(body: &[u8]) -> Option<Value> {
+    match crate::jsonrpc::request_heads(body) {
+        Some((heads, true)) => {
+            return heads
+                .into_iter()
+                .next()
+                .filter(|h| h.method.as_deref() == Some("initialize"))
+                .and_then(|h| h.id)
+        }
+        Some((_, false)) => return None,
+        None => {}
+    }
     let value: Value = serde_json::from_slice(body).ok()?;
     if value.get("method").and_then(Value::as_str) != Some("initialize") {
         return None;
