@@ -118,30 +118,49 @@ pub struct AnswerHead {
     pub outcome: Outcome,
 }
 
-/// The fields of a message [`answer_heads`] reads; every other field is skipped without being built. Read only from
-/// a JSON object (serde's derive would also take an array, which the full parse reads differently), and a field
-/// given twice is an error (the full parse keeps the last one): both leave the case to the full parse.
+/// The fields of a message [`answer_heads`] and [`request_heads`] read; every other field is skipped without being
+/// built. Read only from a JSON object (serde's derive would also take an array, which the full parse reads
+/// differently), and a field given twice is an error (the full parse keeps the last one): both leave the case to the
+/// full parse.
 #[derive(Default)]
 struct Head {
     id: Option<Value>,
     /// Whether `method` is there (`null` included), and its value.
     method: bool,
     method_value: Option<Value>,
-    result: Option<ResultHead>,
+    /// `result.isError`, from an object `result` only.
+    result: Option<Picked<IsError>>,
     error: bool,
-    params: Option<ParamsHead>,
+    /// `params.name`, from an object `params` only.
+    params: Option<Picked<Name>>,
 }
 
-/// `params.name`, from an object `params` only.
-#[derive(Default)]
-struct ParamsHead {
-    name: Option<Value>,
+/// The one field of an inner object that [`Head`] reads.
+trait Wanted {
+    const NAME: &'static str;
+    fn is(field: &Field) -> bool;
 }
 
-#[derive(Default)]
-struct ResultHead {
-    is_error: Option<Value>,
+struct IsError;
+
+impl Wanted for IsError {
+    const NAME: &'static str = "isError";
+    fn is(field: &Field) -> bool {
+        matches!(field, Field::IsError)
+    }
 }
+
+struct Name;
+
+impl Wanted for Name {
+    const NAME: &'static str = "name";
+    fn is(field: &Field) -> bool {
+        matches!(field, Field::Name)
+    }
+}
+
+/// An object's field `W` (`None` when absent); the object's other fields skipped, `W` given twice an error.
+struct Picked<W>(Option<Value>, std::marker::PhantomData<W>);
 
 /// A field name, borrowed while it is compared.
 enum Field {
@@ -237,61 +256,32 @@ impl<'de> Deserialize<'de> for Head {
     }
 }
 
-impl<'de> Deserialize<'de> for ResultHead {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ResultHead, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = ResultHead;
+impl<'de, W: Wanted> Deserialize<'de> for Picked<W> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Picked<W>, D::Error> {
+        struct Fields<W>(std::marker::PhantomData<W>);
+        impl<'de, W: Wanted> serde::de::Visitor<'de> for Fields<W> {
+            type Value = Picked<W>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a result object")
+                write!(f, "an object (read for its {})", W::NAME)
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<ResultHead, A::Error> {
-                let mut out = ResultHead::default();
+            ) -> Result<Picked<W>, A::Error> {
+                let mut value = None;
                 let mut seen = false;
                 while let Some(field) = map.next_key::<Field>()? {
-                    if let Field::IsError = field {
-                        once(&mut seen, "isError")?;
-                        out.is_error = Some(map.next_value()?);
+                    if W::is(&field) {
+                        once(&mut seen, W::NAME)?;
+                        value = Some(map.next_value()?);
                     } else {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
                 }
-                Ok(out)
+                Ok(Picked(value, std::marker::PhantomData))
             }
         }
-        d.deserialize_map(Fields)
-    }
-}
-
-impl<'de> Deserialize<'de> for ParamsHead {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ParamsHead, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = ParamsHead;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a params object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<ParamsHead, A::Error> {
-                let mut out = ParamsHead::default();
-                let mut seen = false;
-                while let Some(field) = map.next_key::<Field>()? {
-                    if let Field::Name = field {
-                        once(&mut seen, "name")?;
-                        out.name = Some(map.next_value()?);
-                    } else {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(Fields)
+        d.deserialize_map(Fields(std::marker::PhantomData))
     }
 }
 
@@ -312,7 +302,7 @@ impl From<Head> for RequestHead {
         };
         let id =
             h.id.filter(|id| method.is_some() && (id.is_string() || id.is_number()));
-        let tool = match h.params.and_then(|p| p.name) {
+        let tool = match h.params.and_then(|p| p.0) {
             Some(Value::String(name)) => Some(name),
             _ => None,
         };
@@ -340,7 +330,7 @@ impl From<Head> for AnswerHead {
             h.id.filter(|id| is_response && (id.is_string() || id.is_number()));
         let is_error = h
             .result
-            .and_then(|r| r.is_error)
+            .and_then(|r| r.0)
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
         let outcome = if h.error {
