@@ -125,9 +125,8 @@ pub struct AnswerHead {
 #[derive(Default)]
 struct Head {
     id: Option<Value>,
-    /// Whether `method` is there (`null` included), and its value.
-    method: bool,
-    method_value: Option<Value>,
+    /// `method` when it is there (`null` included: `Some(Value::Null)`).
+    method: Option<Value>,
     /// `result.isError`, from an object `result` only.
     result: Option<Picked<IsError>>,
     error: bool,
@@ -225,10 +224,9 @@ impl<'de> Deserialize<'de> for Head {
                             head.id = map.next_value()?;
                         }
                         Field::Method => {
-                            let mut seen = head.method;
+                            let mut seen = head.method.is_some();
                             once(&mut seen, "method")?;
-                            head.method_value = Some(map.next_value()?);
-                            head.method = true;
+                            head.method = Some(map.next_value()?);
                         }
                         Field::Result => {
                             once(&mut result, "result")?;
@@ -296,7 +294,7 @@ pub struct RequestHead {
 
 impl From<Head> for RequestHead {
     fn from(h: Head) -> RequestHead {
-        let method = match h.method_value {
+        let method = match h.method {
             Some(Value::String(m)) => Some(m),
             _ => None,
         };
@@ -325,7 +323,7 @@ pub fn request_heads(body: &[u8]) -> Option<(Vec<RequestHead>, bool)> {
 
 impl From<Head> for AnswerHead {
     fn from(h: Head) -> AnswerHead {
-        let is_response = !h.method && (h.result.is_some() || h.error);
+        let is_response = h.method.is_none() && (h.result.is_some() || h.error);
         let id =
             h.id.filter(|id| is_response && (id.is_string() || id.is_number()));
         let is_error = h
