@@ -86,37 +86,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-#[cfg(test)]
-mod tests {
-    use axum::http::HeaderValue;
-
-    use super::*;
-
-    #[test]
-    fn json_content_types_with_parameters_and_suffixes_are_json() {
-        let mut h = HeaderMap::new();
-        assert!(!is_json(&h));
-        for ok in [
-            "application/json",
-            "application/json; charset=utf-8",
-            "Application/JSON",
-            "application/merge-patch+json",
-        ] {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ok));
-            assert!(is_json(&h), "{ok}");
-        }
-        for bad in [
-            "text/plain",
-            "application/x-www-form-urlencoded",
-            "json",
-            "application/jsonx",
-        ] {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(bad));
-            assert!(!is_json(&h), "{bad}");
-        }
-    }
-}
-
 /// The MCP gateway's edge in one layer, where the JSON API has four (request id bound, set, propagated; trace): a
 /// request id (the client's `x-request-id` when [`bound_request_id`] would keep it, else a new one), answered in
 /// `x-request-id`, and the request's tracing span (method, matched route, request id), built only when INFO is
@@ -156,6 +125,24 @@ fn kept_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
 
 const X_REQUEST_ID: &str = "x-request-id";
 
+/// A new request id (a new store id, as `plugboard_store::is_well_formed_id` accepts).
+pub fn new_request_id() -> Option<HeaderValue> {
+    HeaderValue::from_str(&plugboard_store::new_id()).ok()
+}
+
+/// The tracing span of a request: its method, only the matched route (raw URIs can carry OAuth codes and states),
+/// and its request id. Built only when INFO is enabled ([`tracing::Span::none`] otherwise, at no cost).
+pub fn span_of(req: &Request, request_id: &str) -> tracing::Span {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return tracing::Span::none();
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
+}
+
 impl<S> tower::Service<Request> for GatewayEdge<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
@@ -170,20 +157,10 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let id = kept_request_id(req.headers()).unwrap_or_else(|| {
-            HeaderValue::from_str(&plugboard_store::new_id())
-                .unwrap_or_else(|_| HeaderValue::from_static("-"))
-        });
-        let span = if tracing::enabled!(tracing::Level::INFO) {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("<unmatched>", MatchedPath::as_str);
-            let shown = id.to_str().unwrap_or_default();
-            tracing::info_span!("request", method = %req.method(), route = %route, request_id = %shown)
-        } else {
-            tracing::Span::none()
-        };
+        let id = kept_request_id(req.headers())
+            .or_else(new_request_id)
+            .unwrap_or_else(|| HeaderValue::from_static("-"));
+        let span = span_of(&req, id.to_str().unwrap_or_default());
         let started = Instant::now();
         let fut = {
             let _entered = span.enter();
@@ -213,5 +190,36 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn json_content_types_with_parameters_and_suffixes_are_json() {
+        let mut h = HeaderMap::new();
+        assert!(!is_json(&h));
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ok));
+            assert!(is_json(&h), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "json",
+            "application/jsonx",
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(bad));
+            assert!(!is_json(&h), "{bad}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use tower::ServiceExt;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -40,9 +40,7 @@ struct MakeId;
 
 impl MakeRequestId for MakeId {
     fn make_request_id<B>(&mut self, _req: &http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&plugboard_store::new_id())
-            .ok()
-            .map(RequestId::new)
+        crate::edge::new_request_id().map(RequestId::new)
     }
 }
 
@@ -156,20 +154,14 @@ pub fn router(state: AppState) -> Router {
         .merge(gateway)
 }
 
-/// The tracing span of a request: only the matched route (raw URIs can carry OAuth codes and states).
+/// The tracing span of a request, with the request id [`SetRequestIdLayer`] put in (see [`crate::edge::span_of`]).
 fn request_span(req: &Request) -> tracing::Span {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "<unmatched>".into());
     let request_id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
+        .unwrap_or("");
+    crate::edge::span_of(req, request_id)
 }
 
 /// The OpenID Connect relying party of the configuration, if any. The configuration was validated at start, so
