@@ -727,7 +727,9 @@ impl Exchange {
     }
 
     /// A 4xx or 5xx: its status and its (bounded, redacted) body, so the agent's client reacts as it would to the
-    /// server itself (e.g. a 404 for an expired session starts a new one).
+    /// server itself (e.g. a 404 for an expired session starts a new one). The whole POST failed: denials of the
+    /// same batch are not answered on their own (an HTTP 200 carrying them would hide the status), the client fails
+    /// every request of the POST.
     async fn relay_error(
         mut self,
         status: StatusCode,

@@ -11,7 +11,7 @@ use plugboard_gateway::jsonrpc::code;
 use plugboard_gateway::Outcome;
 use serde_json::json;
 use support::agent::{self, error_code, text_of};
-use support::everything::Everything;
+use support::everything;
 use support::{instance, policy, World, SECRET, WORKSPACE};
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -38,7 +38,7 @@ fn prefixed(
 
 #[tokio::test]
 async fn the_reference_server_is_listed_called_and_streams_progress_through_both_endpoints() {
-    let everything = Everything::start().await;
+    let everything = everything::start().await;
     let world = World::new();
     world.add_with(
         "int_ev",
@@ -113,7 +113,7 @@ async fn the_reference_server_is_listed_called_and_streams_progress_through_both
 #[tokio::test]
 async fn the_reference_server_killed_mid_call_gives_each_endpoint_a_json_rpc_error() {
     for aggregated in [false, true] {
-        let mut everything = Everything::start().await;
+        let mut everything = everything::start().await;
         let world = World::new();
         world.add("int_ev", &everything.url(), None, "ev");
         world.agent("pba_agent", None);

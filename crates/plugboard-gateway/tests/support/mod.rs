@@ -1,10 +1,12 @@
 //! Test support: in-memory implementations of the gateway's ports (test doubles of the server, nothing more), an
 //! HTTP front end that authenticates bearer tokens like the server will, MCP upstreams built with `rmcp`, an MCP
-//! agent (an `rmcp` client) and the reference `server-everything`.
+//! agent (an `rmcp` client), the reference `server-everything` and a server built with the official Python SDK.
 #![allow(dead_code)]
 
 pub mod agent;
 pub mod everything;
+pub mod install;
+pub mod python_sdk;
 pub mod upstream;
 
 use std::collections::HashMap;

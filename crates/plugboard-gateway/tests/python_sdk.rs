@@ -1,0 +1,174 @@
+//! Both endpoint kinds against an MCP server built with the official Python SDK (`support/python_sdk/server.py`,
+//! the SDK pinned and installed with pip on first use), which accepts only the integration's bearer token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use plugboard_gateway::jsonrpc::code;
+use plugboard_gateway::Outcome;
+use serde_json::json;
+use support::agent::{self, error_code, text_of};
+use support::{instance, policy, python_sdk, World, SECRET, WORKSPACE};
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("hung: {what}"))
+}
+
+/// The passthrough URL (tools under their own names) and the workspace's aggregated URL (tools under `py__`).
+fn endpoints(pb: &support::Instance) -> [(String, &'static str); 2] {
+    [
+        (pb.passthrough_url("int_py"), ""),
+        (pb.workspace_url(WORKSPACE), "py__"),
+    ]
+}
+
+fn count(prefix: &str, steps: u64) -> rmcp::model::CallToolRequestParams {
+    let mut p = rmcp::model::CallToolRequestParams::new(format!("{prefix}count"));
+    p.arguments = json!({ "steps": steps }).as_object().cloned();
+    p
+}
+
+#[tokio::test]
+async fn a_python_sdk_server_is_listed_called_and_streams_progress_through_both_endpoints_with_its_policy(
+) {
+    let server = python_sdk::start(SECRET).await;
+    let world = World::new();
+    world.add_with(
+        "int_py",
+        &server.url(),
+        None,
+        "py",
+        policy(&[], &["delete_*"]),
+        |_| {},
+    );
+    world.agent("pba_agent", None);
+    let pb = instance(&world, support::config()).await;
+
+    for (url, prefix) in endpoints(&pb) {
+        let name = |t: &str| format!("{prefix}{t}");
+        let mut a = agent::connect(&url, "pba_agent").await;
+        let names = a.tool_names().await;
+        for t in ["echo", "count", "show_credentials", "calls"] {
+            assert!(names.contains(&name(t)), "{url}: {names:?}");
+        }
+        assert!(
+            !names.contains(&name("delete_everything")),
+            "{url}: a denied tool is not listed: {names:?}"
+        );
+
+        let r = a
+            .call(&name("echo"), json!({"message": "hello from the agent"}))
+            .await
+            .unwrap();
+        assert_eq!(text_of(&r), "hello from the agent", "{url}");
+
+        // Three progress notifications, then the result.
+        let peer = a.service.peer().clone();
+        let call = tokio::spawn(async move { peer.call_tool(count(prefix, 3)).await });
+        for step in 1..=3 {
+            let p = within("progress", a.progress.recv()).await.unwrap();
+            assert_eq!(p.progress, step as f64, "{url}");
+        }
+        let r = within("the count", call).await.unwrap().unwrap();
+        assert_eq!(text_of(&r), "counted to 3", "{url}");
+
+        // The server got the integration's token (its auth let the calls in) and no cookie of the agent's; what it
+        // echoes back reaches the agent without the token.
+        let r = a.call(&name("show_credentials"), json!({})).await.unwrap();
+        let shown = text_of(&r);
+        assert_eq!(
+            shown, "authorization=Bearer [redacted] cookie=None",
+            "{url}"
+        );
+
+        // A denied call is answered by the gateway and never reaches the server.
+        let err = a
+            .call(&name("delete_everything"), json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(error_code(&err), Some(code::TOOL_DENIED as i32), "{err}");
+        let r = a.call(&name("calls"), json!({})).await.unwrap();
+        assert!(!text_of(&r).contains("delete"), "{url}: {}", text_of(&r));
+
+        assert!(!a.http.received_text().contains(SECRET), "{url}");
+        let _ = within("close", a.service.cancel()).await;
+    }
+    support::eventually("audited", || {
+        let audit = world.audit();
+        let n = |tool: &str, outcome: Outcome| {
+            audit
+                .iter()
+                .filter(|c| c.tool == tool && c.outcome == outcome)
+                .count()
+        };
+        n("echo", Outcome::Ok) == 2
+            && n("count", Outcome::Ok) == 2
+            && n("delete_everything", Outcome::Denied) == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_python_sdk_server_killed_mid_call_gives_each_endpoint_a_json_rpc_error() {
+    for aggregated in [false, true] {
+        let mut server = python_sdk::start(SECRET).await;
+        let world = World::new();
+        world.add("int_py", &server.url(), None, "py");
+        world.agent("pba_agent", None);
+        let pb = instance(&world, support::config()).await;
+        let (url, prefix) = endpoints(&pb)[usize::from(aggregated)].clone();
+        let mut a = agent::connect(&url, "pba_agent").await;
+        let peer = a.service.peer().clone();
+        let call = tokio::spawn(async move { peer.call_tool(count(prefix, 100)).await });
+        within("the first progress", a.progress.recv())
+            .await
+            .unwrap();
+        server.kill();
+        let err = within("the error after the kill", call)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            error_code(&err),
+            Some(code::UPSTREAM as i32),
+            "aggregated={aggregated}: {err}"
+        );
+        support::eventually("audited", || {
+            world
+                .audit()
+                .iter()
+                .any(|c| c.tool == "count" && c.outcome == Outcome::UpstreamError)
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_python_sdk_server_that_refuses_the_integrations_token_gives_the_agent_a_clear_error_without_it(
+) {
+    let server = python_sdk::start("some-other-token").await;
+    let world = World::new();
+    world.add("int_py", &server.url(), None, "py");
+    world.agent("pba_agent", None);
+    let pb = instance(&world, support::config()).await;
+    let err = match agent::connect_era(
+        &pb.passthrough_url("int_py"),
+        "pba_agent",
+        agent::Era::Legacy(rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE),
+    )
+    .await
+    {
+        Ok(_) => panic!("the agent connected through a server that refuses the token"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("refused this integration's credentials"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
+}

@@ -1,0 +1,57 @@
+//! An MCP server built with the official Python SDK (`python_sdk/server.py`, the SDK pinned by
+//! `python_sdk/requirements.txt`): installed with pip into a virtual environment under the test target folder on
+//! first use, then started per test over streamable HTTP on a port of 127.0.0.1 it picks, accepting only the bearer token it is given.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::install::{self, Server};
+
+fn source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/python_sdk")
+}
+
+fn python(venv: &Path) -> PathBuf {
+    venv.join("bin/python")
+}
+
+/// The virtual environment with the SDK, made first when needed.
+fn installed() -> PathBuf {
+    let requirements = source_dir().join("requirements.txt");
+    install::once(
+        "python-mcp-sdk",
+        &requirements,
+        |dir| dir.join("ready").exists(),
+        |work| {
+            install::run(
+                Command::new("python3").args(["-m", "venv"]).arg(work),
+                "python3 -m venv (Python 3.10 or newer with venv must be installed: apt-get install \
+                 python3-venv)",
+            );
+            install::run(
+                Command::new(python(work))
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "--no-deps",
+                        "--only-binary=:all:",
+                        "-r",
+                    ])
+                    .arg(&requirements),
+                "pip install of the MCP Python SDK",
+            );
+            std::fs::write(work.join("ready"), b"").expect("mark the environment ready");
+        },
+    )
+}
+
+/// Starts the server; it accepts only `Authorization: Bearer {token}`.
+pub async fn start(token: &str) -> Server {
+    let venv = tokio::task::spawn_blocking(installed).await.unwrap();
+    let mut cmd = Command::new(python(&venv));
+    cmd.arg(source_dir().join("server.py")).arg(token);
+    Server::start_reporting_port("the Python SDK's MCP server", cmd).await
+}
