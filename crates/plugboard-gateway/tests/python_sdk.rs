@@ -172,3 +172,29 @@ async fn a_python_sdk_server_that_refuses_the_integrations_token_gives_the_agent
     );
     assert!(!err.contains(SECRET), "{err}");
 }
+
+#[tokio::test]
+async fn agents_of_every_protocol_version_reach_a_python_sdk_server_through_both_endpoints() {
+    let server = python_sdk::start(SECRET).await;
+    let world = World::new();
+    world.add("int_py", &server.url(), None, "py");
+    world.agent("pba_agent", None);
+    let pb = instance(&world, support::config()).await;
+    for era in [
+        agent::Era::Legacy(rmcp::model::ProtocolVersion::V_2025_03_26),
+        agent::Era::Legacy(rmcp::model::ProtocolVersion::V_2025_06_18),
+        agent::Era::Legacy(rmcp::model::ProtocolVersion::V_2025_11_25),
+        agent::Era::Modern,
+    ] {
+        for (url, prefix) in endpoints(&pb) {
+            let a = agent::connect_era(&url, "pba_agent", era.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{era:?} at {url}: {e}"));
+            let r = a
+                .call(&format!("{prefix}echo"), json!({"message": "any era"}))
+                .await
+                .unwrap_or_else(|e| panic!("{era:?} at {url}: {e}"));
+            assert_eq!(text_of(&r), "any era", "{era:?} at {url}");
+        }
+    }
+}
