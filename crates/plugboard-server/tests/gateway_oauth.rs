@@ -1,25 +1,29 @@
-//! The gateway in front of an MCP server protected by OAuth: the integration's access token (issued by a fake
-//! authorization server on loopback, refreshed when due) goes upstream on every call and never reaches the agent.
-//! On both backends.
+//! The gateway in front of an MCP server protected by OAuth: the integration's access token (refreshed when due)
+//! goes upstream on every call and never reaches the agent. The authorization server is the fake on loopback (which
+//! lets a test see every token), and a real, certified one (npm `oidc-provider`) in front of an MCP server built with
+//! the official Python SDK that checks each token at the provider's introspection endpoint. On both backends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod gateway_support;
 mod oauth_support;
+mod support;
 
 use std::time::Duration;
 
 use gateway_support::agent::{self, text_of};
 use gateway_support::upstream::{self, Mode};
-use gateway_support::{agent_token, serve, within};
+use gateway_support::{agent_token, python_sdk, serve, within};
 use oauth_support::{
-    app, assert_page, byo_manifest, callback_uri, install, ByoOptions, Fake, FakeConfig,
+    app, assert_page, byo_manifest, callback_uri, install, ByoOptions, Fake, FakeConfig, CALLBACK,
 };
 use plugboard_server::testing::{test_on_both_backends, Db};
 use serde_json::json;
+use support::idp::{Browser, IdpOptions, TestIdp};
 
 test_on_both_backends! {
     an_oauth_integration_is_called_through_the_gateway_with_its_refreshed_token_which_the_agent_never_sees => refreshed;
+    a_python_sdk_server_behind_a_certified_authorization_server_is_called_through_both_endpoints_across_a_refresh => certified;
 }
 
 const CLIENT_ID: &str = "gateway-client";
@@ -105,4 +109,124 @@ async fn refreshed(db: Db) {
             "the agent received a credential"
         );
     }
+}
+
+/// A connector whose team brings its own client at the certified provider, for the Python SDK's MCP server.
+fn certified_manifest(issuer: &str, endpoint: &str) -> String {
+    format!(
+        r#"
+id: certified
+name: Certified provider
+auth_mode: byo_oauth
+fields:
+  - {{key: client_id, label: Client ID, type: text, required: true}}
+  - {{key: client_secret, label: Client secret, type: password, required: true}}
+oauth:
+  authorization_url: {issuer}/auth
+  token_url: {issuer}/token
+  scopes: ["openid"]
+  pkce: true
+  token_auth: client_secret_post
+mcp:
+  transport: streamable-http
+  endpoint: {endpoint}
+  headers:
+    Authorization: "Bearer ${{oauth.access_token}}"
+"#
+    )
+}
+
+async fn certified(db: Db) {
+    // Access tokens that live 3 s; the MCP server asks the provider about each one.
+    let idp = TestIdp::start(IdpOptions {
+        connector: Some(3),
+        ..IdpOptions::new(CALLBACK)
+    })
+    .await;
+    idp.add_account("owner@example.com", true, None).await;
+    let (rs_id, rs_secret) = idp.resource_server.clone();
+    let server = python_sdk::start_introspecting(
+        &format!("{}/token/introspection", idp.issuer),
+        &rs_id,
+        &rs_secret,
+    )
+    .await;
+    // It refuses what the provider did not issue.
+    let refused = reqwest::Client::new()
+        .post(server.url())
+        .bearer_auth("not-a-token-of-the-provider")
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let pb = serve(app(db, &[certified_manifest(&idp.issuer, &server.url())]).await).await;
+    let (ws, owner) = pb.app.workspace().await;
+    let (client_id, client_secret) = idp.connector_client.clone();
+    let (id, body) = install(
+        &pb.app,
+        &ws,
+        &owner,
+        "certified",
+        json!({"client_id": client_id, "client_secret": client_secret}),
+    )
+    .await;
+    // Signing in and consenting at the provider, which sends the browser back to Plugboard's callback.
+    let query = Browser::new()
+        .authorize(body["oauth_url"].as_str().unwrap(), CALLBACK)
+        .await;
+    let res = pb
+        .app
+        .get(&format!("/api/v1/connectors/oauth/callback?{query}"), None)
+        .await;
+    assert_page(&res, 200, &[&client_secret]);
+    let (_, token) = agent_token(&pb.app, &owner, &ws, None, None).await;
+
+    let endpoints = [
+        (pb.passthrough(&id), ""),
+        (pb.workspace(ws.id.as_str()), "certified__"),
+    ];
+    let mut agents = Vec::new();
+    for (url, prefix) in &endpoints {
+        let a = within("connect", agent::connect(url, &token)).await;
+        let r = a
+            .call(&format!("{prefix}echo"), json!({"message": "hello"}))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}; the provider said: {}", idp.stderr()));
+        assert_eq!(text_of(&r), "hello", "{url}");
+        // The MCP server saw the access token, and echoes it: the agent gets it redacted.
+        let shown = text_of(
+            &a.call(&format!("{prefix}show_credentials"), json!({}))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            shown, "authorization=Bearer [redacted] cookie=None",
+            "{url}"
+        );
+        agents.push(a);
+    }
+
+    // Past the first token's lifetime the provider calls it inactive: calls still work, with a refreshed token.
+    let issued = idp.stats().await["token_responses"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    for ((url, prefix), a) in endpoints.iter().zip(&agents) {
+        let r = a
+            .call(
+                &format!("{prefix}echo"),
+                json!({"message": "after the refresh"}),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(text_of(&r), "after the refresh", "{url}");
+        let received = a.http.received_text();
+        assert!(!received.contains(&client_secret), "{url}");
+        assert!(!received.contains(&rs_secret), "{url}");
+    }
+    let refreshed = idp.stats().await["token_responses"].as_u64().unwrap();
+    assert!(
+        refreshed > issued,
+        "no token was refreshed: {issued} → {refreshed}"
+    );
 }

@@ -1,14 +1,16 @@
 //! An MCP server built with the official Python SDK (`python_sdk/server.py`, the SDK pinned by
 //! `python_sdk/requirements.txt`): installed with pip into a virtual environment under the test target folder on
-//! first use, then started per test over streamable HTTP on a port of 127.0.0.1 it picks, accepting only the bearer token it is given.
+//! first use, then started per test over streamable HTTP on a port of 127.0.0.1 it picks, accepting only the bearer token it is given or
+//! the access tokens an OAuth authorization server says are active.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::install::{self, Server};
 
+/// Found from either crate whose tests use it (the server's include this file by path).
 fn source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/python_sdk")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugboard-gateway/tests/support/python_sdk")
 }
 
 fn python(venv: &Path) -> PathBuf {
@@ -50,8 +52,18 @@ fn installed() -> PathBuf {
 
 /// Starts the server; it accepts only `Authorization: Bearer {token}`.
 pub async fn start(token: &str) -> Server {
+    start_with(&["token", token]).await
+}
+
+/// Starts the server as an OAuth resource server: it accepts the access tokens that the authorization server's
+/// introspection endpoint (`url`, asked as the client `client_id`) says are active.
+pub async fn start_introspecting(url: &str, client_id: &str, client_secret: &str) -> Server {
+    start_with(&["introspect", url, client_id, client_secret]).await
+}
+
+async fn start_with(args: &[&str]) -> Server {
     let venv = tokio::task::spawn_blocking(installed).await.unwrap();
     let mut cmd = Command::new(python(&venv));
-    cmd.arg(source_dir().join("server.py")).arg(token);
+    cmd.arg(source_dir().join("server.py")).args(args);
     Server::start_reporting_port("the Python SDK's MCP server", cmd).await
 }

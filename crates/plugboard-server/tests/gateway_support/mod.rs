@@ -8,6 +8,11 @@
 pub mod agent;
 #[path = "../../../plugboard-gateway/tests/support/upstream.rs"]
 pub mod upstream;
+// And the MCP server built with the official Python SDK.
+#[path = "../../../plugboard-gateway/tests/support/install.rs"]
+pub mod install;
+#[path = "../../../plugboard-gateway/tests/support/python_sdk.rs"]
+pub mod python_sdk;
 
 use std::net::SocketAddr;
 use std::time::Duration;

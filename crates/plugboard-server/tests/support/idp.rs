@@ -126,6 +126,9 @@ pub struct IdpOptions {
     pub claims_in_id_token: bool,
     /// A fixed port (0: a free one).
     pub port: u16,
+    /// Also the authorization server of an OAuth-protected MCP server: a connector's client, the MCP server's
+    /// client and token introspection (see idp.mjs, `--connector`), with access tokens living this many seconds.
+    pub connector: Option<u64>,
 }
 
 impl IdpOptions {
@@ -134,6 +137,7 @@ impl IdpOptions {
             redirect_uris: vec![redirect_uri.to_string()],
             claims_in_id_token: false,
             port: 0,
+            connector: None,
         }
     }
 }
@@ -143,6 +147,10 @@ pub struct TestIdp {
     pub confidential_client_id: String,
     pub confidential_client_secret: String,
     pub public_client_id: String,
+    /// With [`IdpOptions::connector`]: the connector's client (id, secret), for authorization code and refresh.
+    pub connector_client: (String, String),
+    /// With [`IdpOptions::connector`]: the MCP server's client (id, secret), for token introspection.
+    pub resource_server: (String, String),
     child: Child,
     _stdin: ChildStdin,
     stderr: Arc<Mutex<String>>,
@@ -178,6 +186,9 @@ impl TestIdp {
         }
         if options.claims_in_id_token {
             cmd.arg("--claims-in-id-token");
+        }
+        if let Some(ttl) = options.connector {
+            cmd.args(["--connector", "--access-token-ttl", &ttl.to_string()]);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -241,6 +252,14 @@ impl TestIdp {
             confidential_client_id: s("/confidential_client/client_id"),
             confidential_client_secret: s("/confidential_client/client_secret"),
             public_client_id: s("/public_client/client_id"),
+            connector_client: (
+                s("/connector_client/client_id"),
+                s("/connector_client/client_secret"),
+            ),
+            resource_server: (
+                s("/resource_server/client_id"),
+                s("/resource_server/client_secret"),
+            ),
             child,
             _stdin: stdin,
             stderr,

@@ -1,7 +1,11 @@
 """An MCP server built with the official Python SDK (`mcp`, pinned in requirements.txt), over streamable HTTP,
-protected by a bearer token through the SDK's own resource-server auth. The gateway's tests start it with:
+protected through the SDK's own resource-server auth. The gateway's tests start it with one of:
 
-    python server.py TOKEN
+    python server.py token TOKEN
+        accepts only `Authorization: Bearer TOKEN`;
+    python server.py introspect URL CLIENT_ID CLIENT_SECRET
+        accepts the access tokens an OAuth authorization server says are active at its RFC 7662 introspection
+        endpoint URL (asked with HTTP Basic authentication as CLIENT_ID).
 
 It listens on a free port of 127.0.0.1 and prints that port as its first line of output.
 
@@ -13,8 +17,12 @@ Tools:
 - delete_everything(): a tool a policy denies.
 """
 
+import base64
+import json
 import socket
 import sys
+import urllib.parse
+import urllib.request
 
 import anyio
 import uvicorn
@@ -22,7 +30,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 
-TOKEN = sys.argv[1]
+MODE = sys.argv[1]
 LISTENER = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 LISTENER.bind(("127.0.0.1", 0))
 PORT = LISTENER.getsockname()[1]
@@ -33,15 +41,50 @@ CALLED: list[str] = []
 class StaticToken:
     """Accepts the one token the integration holds; anything else gets the SDK's 401."""
 
+    def __init__(self, token: str):
+        self.token = token
+
     async def verify_token(self, token: str) -> AccessToken | None:
-        if token != TOKEN:
+        if token != self.token:
             return None
         return AccessToken(token=token, client_id="plugboard", scopes=[])
 
 
+class Introspected:
+    """Accepts the tokens the authorization server says are active (RFC 7662); anything else gets the SDK's 401."""
+
+    def __init__(self, url: str, client_id: str, client_secret: str):
+        self.url = url
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        self.authorization = f"Basic {basic}"
+
+    def ask(self, token: str) -> dict:
+        request = urllib.request.Request(
+            self.url,
+            data=urllib.parse.urlencode({"token": token}).encode(),
+            headers={"Authorization": self.authorization, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        answer = await anyio.to_thread.run_sync(self.ask, token)
+        if not answer.get("active"):
+            return None
+        scopes = str(answer.get("scope", "")).split()
+        return AccessToken(token=token, client_id=str(answer.get("client_id")), scopes=scopes, expires_at=answer.get("exp"))
+
+
+if MODE == "token":
+    VERIFIER = StaticToken(sys.argv[2])
+elif MODE == "introspect":
+    VERIFIER = Introspected(sys.argv[2], sys.argv[3], sys.argv[4])
+else:
+    sys.exit(f"unknown mode {MODE}: use `token TOKEN` or `introspect URL CLIENT_ID CLIENT_SECRET`")
+
 mcp = MCPServer(
     "python-sdk-test-server",
-    token_verifier=StaticToken(),
+    token_verifier=VERIFIER,
     auth=AuthSettings(
         issuer_url=BASE,
         resource_server_url=f"{BASE}/mcp",

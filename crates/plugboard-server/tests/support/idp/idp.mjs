@@ -14,12 +14,19 @@
 //   expired, foreign_key (signed by a key not in the JWKS, with a kid the JWKS lacks), forged_kid (signed by another
 //   key under the real kid), alg_none, hs256 (HMAC with the client secret: an algorithm the provider does not
 //   advertise); `{"mode": null}` stops tampering;
-// - `GET /__test/stats`: `{jwks_fetches, userinfo_requests, token_responses, last_id_token_kid}`.
+// - `GET /__test/stats`: `{jwks_fetches, userinfo_requests, token_responses, last_id_token_kid}`;
+// - with `--connector`, the authorization server of an OAuth-protected MCP server: a client for a Plugboard
+//   connector, `plugboard-connector` (client_secret_post, authorization_code and refresh_token: every code grant
+//   gets a refresh token), a client for the MCP server itself, `mcp-resource-server` (client_secret_basic, no
+//   grants), which checks access tokens at the introspection endpoint (RFC 7662, `/token/introspection`), and access
+//   tokens that live `--access-token-ttl` seconds (default 3600).
 //
 // Usage: node idp.mjs --redirect-uri URI [--redirect-uri URI …] [--port N] [--claims-in-id-token]
+//                     [--connector [--access-token-ttl SECONDS]]
 // (port 0, the default, picks a free one)
 // Prints one JSON line on stdout once listening:
 //   {"issuer", "confidential_client": {"client_id", "client_secret"}, "public_client": {"client_id"}}
+// and with `--connector` also "connector_client" and "resource_server", each {"client_id", "client_secret"}.
 // Exits when its standard input closes (so it never outlives the test that started it).
 //
 // `--claims-in-id-token` sets `conformIdTokenClaims: false`, so email and name are in the ID token; by default
@@ -34,6 +41,8 @@ import Provider from 'oidc-provider';
 const args = process.argv.slice(2);
 const redirectUris = [];
 let claimsInIdToken = false;
+let connector = false;
+let accessTokenTtl = 3600;
 let port = 0;
 for (let i = 0; i < args.length; i += 1) {
   if (args[i] === '--redirect-uri' && args[i + 1]) {
@@ -44,8 +53,13 @@ for (let i = 0; i < args.length; i += 1) {
     i += 1;
   } else if (args[i] === '--claims-in-id-token') {
     claimsInIdToken = true;
+  } else if (args[i] === '--connector') {
+    connector = true;
+  } else if (args[i] === '--access-token-ttl' && args[i + 1]) {
+    accessTokenTtl = Number(args[i + 1]);
+    i += 1;
   } else {
-    process.stderr.write(`test IdP: unknown argument ${args[i]}\nusage: node idp.mjs --redirect-uri URI [--port N] [--claims-in-id-token]\n`);
+    process.stderr.write(`test IdP: unknown argument ${args[i]}\nusage: node idp.mjs --redirect-uri URI [--port N] [--claims-in-id-token] [--connector [--access-token-ttl SECONDS]]\n`);
     process.exit(2);
   }
 }
@@ -56,7 +70,11 @@ if (redirectUris.length === 0) {
 
 const CONFIDENTIAL_ID = 'plugboard-confidential';
 const PUBLIC_ID = 'plugboard-public';
+const CONNECTOR_ID = 'plugboard-connector';
+const RESOURCE_SERVER_ID = 'mcp-resource-server';
 const clientSecret = randomBytes(32).toString('base64url');
+const connectorSecret = randomBytes(32).toString('base64url');
+const resourceServerSecret = randomBytes(32).toString('base64url');
 const cookieKey = randomBytes(32).toString('base64url');
 
 let keyCounter = 0;
@@ -125,17 +143,41 @@ function buildProvider() {
     response_types: ['code'],
     grant_types: ['authorization_code'],
   };
+  const clients = [
+    { ...clientDefaults, client_id: CONFIDENTIAL_ID, client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' },
+    { ...clientDefaults, client_id: PUBLIC_ID, token_endpoint_auth_method: 'none' },
+  ];
+  const connectorConfig = {};
+  if (connector) {
+    clients.push(
+      {
+        ...clientDefaults,
+        client_id: CONNECTOR_ID,
+        client_secret: connectorSecret,
+        token_endpoint_auth_method: 'client_secret_post',
+        grant_types: ['authorization_code', 'refresh_token'],
+      },
+      {
+        client_id: RESOURCE_SERVER_ID,
+        client_secret: resourceServerSecret,
+        token_endpoint_auth_method: 'client_secret_basic',
+        redirect_uris: [],
+        response_types: [],
+        grant_types: [],
+      },
+    );
+    connectorConfig.ttl = { AccessToken: accessTokenTtl };
+    connectorConfig.issueRefreshToken = async (ctx, client) => client.grantTypeAllowed('refresh_token');
+  }
   const p = new Provider(issuer, {
-    clients: [
-      { ...clientDefaults, client_id: CONFIDENTIAL_ID, client_secret: clientSecret, token_endpoint_auth_method: 'client_secret_basic' },
-      { ...clientDefaults, client_id: PUBLIC_ID, token_endpoint_auth_method: 'none' },
-    ],
+    ...connectorConfig,
+    clients,
     jwks: { keys: signingKeys },
     cookies: { keys: [cookieKey] },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     conformIdTokenClaims: !claimsInIdToken,
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: false } },
+    features: { devInteractions: { enabled: false }, introspection: { enabled: connector } },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     async findAccount(ctx, sub) {
       const account = accounts.get(sub);
@@ -265,11 +307,16 @@ server.on('request', (req, res) => {
   });
 });
 
-process.stdout.write(`${JSON.stringify({
+const started = {
   issuer,
   confidential_client: { client_id: CONFIDENTIAL_ID, client_secret: clientSecret },
   public_client: { client_id: PUBLIC_ID },
-})}\n`);
+};
+if (connector) {
+  started.connector_client = { client_id: CONNECTOR_ID, client_secret: connectorSecret };
+  started.resource_server = { client_id: RESOURCE_SERVER_ID, client_secret: resourceServerSecret };
+}
+process.stdout.write(`${JSON.stringify(started)}\n`);
 
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));
