@@ -416,7 +416,11 @@ fn open_policy_heads(policy: &ToolPolicy, raw: &[u8]) -> Option<(bool, Pending)>
 
 /// The body parsed in full and checked against the policy: whether it is a single message, what waits for an
 /// answer, the denials (answered by the gateway), and the body to send (the gateway's serialisation whenever the
-/// policy decided something). `Err` is the whole answer: the body is not JSON-RPC, or nothing is left to send.
+/// policy could deny anything or decided something). `Err` is the whole answer: the body is not JSON-RPC, or nothing
+/// is left to send.
+///
+/// Every `tools/call` is checked, also one that cannot be answered (sent as a notification, or with an id that is
+/// not a string or a number): a denied or nameless one of those is dropped (and a denied one recorded), never sent.
 async fn check_in_full(
     site: &CallSite,
     policy: &ToolPolicy,
@@ -438,6 +442,19 @@ async fn check_in_full(
     let mut denied: Vec<Value> = Vec::new();
     let mut forward: Vec<Value> = Vec::new();
     for msg in parsed.into_messages() {
+        if jsonrpc::request_id(&msg).is_none()
+            && jsonrpc::method(&msg) == Some("tools/call")
+            && !policy.is_open()
+        {
+            match jsonrpc::tool_name(&msg) {
+                Some(tool) if policy.check(tool).is_ok() => {}
+                Some(tool) => {
+                    site.record(tool, Outcome::Denied, Instant::now()).await;
+                    continue;
+                }
+                None => continue,
+            }
+        }
         if let Some(id) = jsonrpc::request_id(&msg).cloned() {
             if jsonrpc::method(&msg) == Some("tools/call") {
                 let Some(tool) = jsonrpc::tool_name(&msg).map(str::to_owned) else {
@@ -468,11 +485,17 @@ async fn check_in_full(
         forward.push(msg);
     }
     if forward.is_empty() {
+        if denied.is_empty() {
+            // Only calls that get no answer, all dropped: accepted, as the upstream would accept notifications.
+            let mut accepted = Response::new(Body::empty());
+            *accepted.status_mut() = StatusCode::ACCEPTED;
+            return Err(accepted);
+        }
         return Err(reply::messages_response(StatusCode::OK, denied, single));
     }
-    // What was checked is what is sent: when a policy decided anything, the upstream gets our serialisation (a body
-    // with duplicate keys cannot mean one thing here and another there).
-    let body = if denied.is_empty() && (policy.is_open() || pending.calls.is_empty()) {
+    // What was checked is what is sent: when a policy can deny anything, the upstream gets our serialisation (a body
+    // with duplicate keys cannot mean one thing here and another there, whichever key either side reads).
+    let body = if denied.is_empty() && policy.is_open() {
         raw
     } else {
         let value = if single && forward.len() == 1 {

@@ -214,6 +214,80 @@ async fn a_batch_cannot_smuggle_a_denied_call_past_the_policy() {
 }
 
 #[tokio::test]
+async fn a_denied_call_without_a_usable_id_or_behind_a_duplicate_method_key_never_reaches_the_upstream(
+) {
+    let up = upstream::start(Mode::StatelessJson).await;
+    let world = World::new();
+    world.add_with(
+        "int_1",
+        &up.url(),
+        None,
+        "test",
+        policy(&[], &["delete_*"]),
+        |_| {},
+    );
+    world.agent("pba_agent", None);
+    let pb = instance(&world, support::config()).await;
+    let post = |body: String| {
+        reqwest::Client::new()
+            .post(pb.passthrough_url("int_1"))
+            .bearer_auth("pba_agent")
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let call = r#""method":"tools/call","params":{"name":"delete_everything","arguments":{}}"#;
+    // As a notification, and with ids that are not strings or numbers: nothing to answer, nothing sent.
+    for id in ["", r#""id":null,"#, r#""id":true,"#, r#""id":{"a":1},"#] {
+        let resp = post(format!(r#"{{"jsonrpc":"2.0",{id}{call}}}"#))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{id}");
+    }
+    // In a batch with an allowed call, which goes on alone (whatever the upstream makes of a batch).
+    let resp = post(format!(
+        r#"[{{"jsonrpc":"2.0",{call}}},{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hi"}}}}}}]"#
+    ))
+    .await
+    .unwrap();
+    let _ = resp.bytes().await;
+    // Two method keys: the gateway reads the last (a ping), and sends only what it read.
+    let resp = post(format!(
+        r#"{{"jsonrpc":"2.0","id":8,{call},"method":"ping"}}"#
+    ))
+    .await
+    .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let _ = resp.bytes().await;
+
+    let bodies = up.state.seen.bodies.lock().unwrap().clone();
+    // Each body as the upstream reads it: one method per message, never the denied call.
+    for b in &bodies {
+        assert_eq!(
+            b.matches(r#""method""#).count(),
+            b.matches(r#""jsonrpc""#).count(),
+            "{b}"
+        );
+        assert!(
+            !(b.contains("tools/call") && b.contains("delete_everything")),
+            "a denied call reached the upstream: {b}"
+        );
+    }
+    assert!(bodies.iter().any(|b| b.contains(r#""id":7"#)), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains(r#""ping""#)), "{bodies:?}");
+    support::eventually("the denials audited", || {
+        world
+            .audit()
+            .iter()
+            .filter(|c| c.tool == "delete_everything" && c.outcome == Outcome::Denied)
+            .count()
+            == 5
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn progress_notifications_reach_the_agent_one_by_one_while_the_call_runs() {
     let up = upstream::start(Mode::Sessions).await;
     let world = World::new();

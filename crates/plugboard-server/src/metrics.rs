@@ -85,11 +85,6 @@ struct GatewayLabels {
     outcome: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct IntegrationLabels {
-    integration: Arc<str>,
-}
-
 /// How a verify ended, as counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VerifyOutcome {
@@ -191,7 +186,7 @@ pub struct Metrics {
     refreshes: Family<OutcomeLabels, Counter>,
     egress_refusals: Family<ReasonLabels, Counter>,
     gateway_calls: Family<GatewayLabels, Counter>,
-    gateway_duration: Family<IntegrationLabels, Histogram, fn() -> Histogram>,
+    gateway_duration: Family<GatewayLabels, Histogram, fn() -> Histogram>,
     pool_size: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
@@ -271,11 +266,11 @@ impl Metrics {
             "MCP tools/call requests through the gateway, by integration and outcome",
             gateway_calls.clone(),
         );
-        let gateway_duration: Family<IntegrationLabels, Histogram, fn() -> Histogram> =
+        let gateway_duration: Family<GatewayLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         registry.register(
             "gateway_call_duration_seconds",
-            "Time of a tools/call through the gateway, by integration",
+            "Time of a tools/call through the gateway, by integration and outcome",
             gateway_duration.clone(),
         );
         let pool_size = Gauge::default();
@@ -388,15 +383,13 @@ impl plugboard_gateway::ports::Metrics for Metrics {
         outcome: plugboard_gateway::ports::Outcome,
         duration: Duration,
     ) {
-        let integration = self.integrations.get(integration_id);
-        self.gateway_calls
-            .get_or_create(&GatewayLabels {
-                integration: integration.clone(),
-                outcome: outcome.as_str(),
-            })
-            .inc();
+        let labels = GatewayLabels {
+            integration: self.integrations.get(integration_id),
+            outcome: outcome.as_str(),
+        };
+        self.gateway_calls.get_or_create(&labels).inc();
         self.gateway_duration
-            .get_or_create(&IntegrationLabels { integration })
+            .get_or_create(&labels)
             .observe(duration.as_secs_f64());
     }
 }

@@ -31,6 +31,8 @@ use tokio::sync::Semaphore;
 pub struct Seen {
     /// Every HTTP request's headers (lower-case names).
     pub requests: Mutex<Vec<HashMap<String, String>>>,
+    /// Every HTTP request's body, as text.
+    pub bodies: Mutex<Vec<String>>,
     /// Every tool called, in order.
     pub calls: Mutex<Vec<String>>,
     /// Tool calls that have started (`slow`, `hang`), so a test can wait for them.
@@ -282,6 +284,17 @@ pub async fn start_with(mode: Mode, required_auth: Option<String>) -> Upstream {
                             })
                             .collect();
                         state.seen.requests.lock().unwrap().push(headers);
+                        let (parts, body) = req.into_parts();
+                        let bytes = axum::body::to_bytes(body, 16 << 20)
+                            .await
+                            .unwrap_or_default();
+                        state
+                            .seen
+                            .bodies
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&bytes).into_owned());
+                        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
                         if let Some(required) = &required_auth {
                             let sent = req
                                 .headers()
