@@ -11,13 +11,7 @@ use plugboard_gateway::{IntegrationStatus, Outcome, Scope, Transport, Via};
 use serde_json::json;
 use support::agent::{self, error_code, text_of, Era};
 use support::upstream::{self, Cuttable, Mode};
-use support::{instance, messages, policy, raw_post, World, CREW, SECRET, WORKSPACE};
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
+use support::{instance, messages, policy, raw_post, within, World, CREW, SECRET, WORKSPACE};
 
 #[tokio::test]
 async fn the_tools_of_every_reachable_integration_are_merged_under_their_prefixes() {

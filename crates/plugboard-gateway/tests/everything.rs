@@ -5,20 +5,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use plugboard_gateway::jsonrpc::code;
 use plugboard_gateway::Outcome;
 use serde_json::json;
 use support::agent::{self, error_code, text_of};
 use support::everything;
-use support::{instance, policy, World, SECRET, WORKSPACE};
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
+use support::{instance, policy, within, World, SECRET, WORKSPACE};
 
 fn long_running(duration: u64, steps: u64) -> rmcp::model::CallToolRequestParams {
     let mut p = rmcp::model::CallToolRequestParams::new("trigger-long-running-operation");
@@ -112,44 +104,11 @@ async fn the_reference_server_is_listed_called_and_streams_progress_through_both
 
 #[tokio::test]
 async fn the_reference_server_killed_mid_call_gives_each_endpoint_a_json_rpc_error() {
-    for aggregated in [false, true] {
-        let mut everything = everything::start().await;
-        let world = World::new();
-        world.add("int_ev", &everything.url(), None, "ev");
-        world.agent("pba_agent", None);
-        let pb = instance(&world, support::config()).await;
-        let url = if aggregated {
-            pb.workspace_url(WORKSPACE)
-        } else {
-            pb.passthrough_url("int_ev")
-        };
-        let mut a = agent::connect(&url, "pba_agent").await;
-        let mut params = long_running(30, 30);
-        if aggregated {
-            params = prefixed(params, "ev");
-        }
-        let peer = a.service.peer().clone();
-        let call = tokio::spawn(async move { peer.call_tool(params).await });
-        // Running: the first progress notification came through.
-        within("the first progress", a.progress.recv())
-            .await
-            .unwrap();
-        everything.kill();
-        let err = within("the error after the kill", call)
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(
-            error_code(&err),
-            Some(code::UPSTREAM as i32),
-            "aggregated={aggregated}: {err}"
-        );
-        support::eventually("audited", || {
-            world
-                .audit()
-                .iter()
-                .any(|c| c.outcome == Outcome::UpstreamError)
-        })
-        .await;
-    }
+    support::killed_mid_call_on_both_endpoints(
+        everything::start,
+        "ev",
+        "trigger-long-running-operation",
+        json!({"duration": 30, "steps": 30}),
+    )
+    .await;
 }

@@ -13,15 +13,9 @@ use plugboard_gateway::{Outcome, Transport, Via};
 use serde_json::json;
 use support::agent::{self, error_code, text_of};
 use support::upstream::{self, Cuttable, Mode};
-use support::{instance, messages, policy, raw_post, World, SECRET};
+use support::{instance, messages, policy, raw_post, within, World, SECRET};
 
 /// Bounds a step that must not hang (a failure guard, not a performance assertion).
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
-
 #[tokio::test]
 async fn an_agent_lists_and_calls_tools_with_the_integrations_credentials_and_never_its_own() {
     let up = upstream::start(Mode::Sessions).await;
@@ -154,17 +148,8 @@ async fn a_denied_tool_is_absent_from_the_list_and_its_call_never_reaches_the_up
 #[tokio::test]
 async fn a_batch_cannot_smuggle_a_denied_call_past_the_policy() {
     let up = upstream::start(Mode::StatelessJson).await;
-    let world = World::new();
-    world.add_with(
-        "int_1",
-        &up.url(),
-        None,
-        "test",
-        policy(&[], &["delete_*"]),
-        |_| {},
-    );
-    world.agent("pba_agent", None);
-    let pb = instance(&world, support::config()).await;
+    let (_world, pb) =
+        support::one_integration("int_1", &up.url(), "test", policy(&[], &["delete_*"])).await;
     let call = |id: i64, name: &str| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":name,"arguments":{}}});
 
     // Only denied calls: answered by the gateway, nothing sent.
@@ -217,17 +202,8 @@ async fn a_batch_cannot_smuggle_a_denied_call_past_the_policy() {
 async fn a_denied_call_without_a_usable_id_or_behind_a_duplicate_method_key_never_reaches_the_upstream(
 ) {
     let up = upstream::start(Mode::StatelessJson).await;
-    let world = World::new();
-    world.add_with(
-        "int_1",
-        &up.url(),
-        None,
-        "test",
-        policy(&[], &["delete_*"]),
-        |_| {},
-    );
-    world.agent("pba_agent", None);
-    let pb = instance(&world, support::config()).await;
+    let (world, pb) =
+        support::one_integration("int_1", &up.url(), "test", policy(&[], &["delete_*"])).await;
     let post = |body: String| {
         reqwest::Client::new()
             .post(pb.passthrough_url("int_1"))
@@ -657,17 +633,8 @@ fn base64_of(s: &str) -> String {
 #[tokio::test]
 async fn a_json_answering_upstream_is_filtered_and_audited_the_same_way() {
     let up = upstream::start(Mode::StatelessJson).await;
-    let world = World::new();
-    world.add_with(
-        "int_1",
-        &up.url(),
-        None,
-        "test",
-        policy(&[], &["delete_*"]),
-        |_| {},
-    );
-    world.agent("pba_agent", None);
-    let pb = instance(&world, support::config()).await;
+    let (world, pb) =
+        support::one_integration("int_1", &up.url(), "test", policy(&[], &["delete_*"])).await;
     let url = pb.passthrough_url("int_1");
     let resp = raw_post(&url, "pba_agent", None, support::initialize_body(1)).await;
     assert_eq!(resp.status(), 200);

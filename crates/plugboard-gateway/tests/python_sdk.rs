@@ -5,19 +5,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use plugboard_gateway::jsonrpc::code;
 use plugboard_gateway::Outcome;
 use serde_json::json;
 use support::agent::{self, error_code, text_of};
-use support::{instance, policy, python_sdk, World, SECRET, WORKSPACE};
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
+use support::{policy, python_sdk, within, SECRET, WORKSPACE};
 
 /// The passthrough URL (tools under their own names) and the workspace's aggregated URL (tools under `py__`).
 fn endpoints(pb: &support::Instance) -> [(String, &'static str); 2] {
@@ -37,17 +29,8 @@ fn count(prefix: &str, steps: u64) -> rmcp::model::CallToolRequestParams {
 async fn a_python_sdk_server_is_listed_called_and_streams_progress_through_both_endpoints_with_its_policy(
 ) {
     let server = python_sdk::start(SECRET).await;
-    let world = World::new();
-    world.add_with(
-        "int_py",
-        &server.url(),
-        None,
-        "py",
-        policy(&[], &["delete_*"]),
-        |_| {},
-    );
-    world.agent("pba_agent", None);
-    let pb = instance(&world, support::config()).await;
+    let (world, pb) =
+        support::one_integration("int_py", &server.url(), "py", policy(&[], &["delete_*"])).await;
 
     for (url, prefix) in endpoints(&pb) {
         let name = |t: &str| format!("{prefix}{t}");
@@ -115,47 +98,21 @@ async fn a_python_sdk_server_is_listed_called_and_streams_progress_through_both_
 
 #[tokio::test]
 async fn a_python_sdk_server_killed_mid_call_gives_each_endpoint_a_json_rpc_error() {
-    for aggregated in [false, true] {
-        let mut server = python_sdk::start(SECRET).await;
-        let world = World::new();
-        world.add("int_py", &server.url(), None, "py");
-        world.agent("pba_agent", None);
-        let pb = instance(&world, support::config()).await;
-        let (url, prefix) = endpoints(&pb)[usize::from(aggregated)].clone();
-        let mut a = agent::connect(&url, "pba_agent").await;
-        let peer = a.service.peer().clone();
-        let call = tokio::spawn(async move { peer.call_tool(count(prefix, 100)).await });
-        within("the first progress", a.progress.recv())
-            .await
-            .unwrap();
-        server.kill();
-        let err = within("the error after the kill", call)
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(
-            error_code(&err),
-            Some(code::UPSTREAM as i32),
-            "aggregated={aggregated}: {err}"
-        );
-        support::eventually("audited", || {
-            world
-                .audit()
-                .iter()
-                .any(|c| c.tool == "count" && c.outcome == Outcome::UpstreamError)
-        })
-        .await;
-    }
+    support::killed_mid_call_on_both_endpoints(
+        || python_sdk::start(SECRET),
+        "py",
+        "count",
+        json!({"steps": 100}),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_python_sdk_server_that_refuses_the_integrations_token_gives_the_agent_a_clear_error_without_it(
 ) {
     let server = python_sdk::start("some-other-token").await;
-    let world = World::new();
-    world.add("int_py", &server.url(), None, "py");
-    world.agent("pba_agent", None);
-    let pb = instance(&world, support::config()).await;
+    let (_world, pb) =
+        support::one_integration("int_py", &server.url(), "py", Default::default()).await;
     let err = match agent::connect_era(
         &pb.passthrough_url("int_py"),
         "pba_agent",
@@ -176,10 +133,8 @@ async fn a_python_sdk_server_that_refuses_the_integrations_token_gives_the_agent
 #[tokio::test]
 async fn agents_of_every_protocol_version_reach_a_python_sdk_server_through_both_endpoints() {
     let server = python_sdk::start(SECRET).await;
-    let world = World::new();
-    world.add("int_py", &server.url(), None, "py");
-    world.agent("pba_agent", None);
-    let pb = instance(&world, support::config()).await;
+    let (_world, pb) =
+        support::one_integration("int_py", &server.url(), "py", Default::default()).await;
     for era in [
         agent::Era::Legacy(rmcp::model::ProtocolVersion::V_2025_03_26),
         agent::Era::Legacy(rmcp::model::ProtocolVersion::V_2025_06_18),

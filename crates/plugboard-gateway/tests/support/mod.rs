@@ -351,6 +351,78 @@ async fn workspace(State(s): State<AppState>, Path(id): Path<String>, req: Reque
         .await
 }
 
+/// `f`, failing the test as hung after 30 s (a bound on a hang, not a timing assertion).
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("hung: {what}"))
+}
+
+/// The common setup: a workspace integration `id` at `endpoint` with `prefix` and `policy`, the workspace's agent
+/// token `pba_agent`, and a gateway serving them with the test configuration.
+pub async fn one_integration(
+    id: &str,
+    endpoint: &str,
+    prefix: &str,
+    policy: ToolPolicy,
+) -> (Arc<World>, Instance) {
+    let world = World::new();
+    world.add_with(id, endpoint, None, prefix, policy, |_| {});
+    world.agent("pba_agent", None);
+    let pb = instance(&world, config()).await;
+    (world, pb)
+}
+
+/// For each endpoint kind (passthrough, then the workspace's aggregated one): a fresh server from `start`, a call of
+/// `tool` with `args` that streams progress, and the server killed (SIGKILL) after the first progress: the agent gets
+/// the gateway's JSON-RPC upstream error and the call is audited as an upstream error.
+pub async fn killed_mid_call_on_both_endpoints<F, Fut>(
+    start: F,
+    prefix: &str,
+    tool: &str,
+    args: serde_json::Value,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = install::Server>,
+{
+    for aggregated in [false, true] {
+        let mut server = start().await;
+        let (world, pb) =
+            one_integration("int_x", &server.url(), prefix, ToolPolicy::default()).await;
+        let (url, name) = if aggregated {
+            (pb.workspace_url(WORKSPACE), format!("{prefix}__{tool}"))
+        } else {
+            (pb.passthrough_url("int_x"), tool.to_owned())
+        };
+        let mut a = agent::connect(&url, "pba_agent").await;
+        let mut params = rmcp::model::CallToolRequestParams::new(name);
+        params.arguments = args.as_object().cloned();
+        let peer = a.service.peer().clone();
+        let call = tokio::spawn(async move { peer.call_tool(params).await });
+        // Running: the first progress notification came through.
+        within("the first progress", a.progress.recv())
+            .await
+            .unwrap();
+        server.kill();
+        let err = within("the error after the kill", call)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            agent::error_code(&err),
+            Some(plugboard_gateway::jsonrpc::code::UPSTREAM as i32),
+            "aggregated={aggregated}: {err}"
+        );
+        eventually("audited", || {
+            world
+                .audit()
+                .iter()
+                .any(|c| c.tool == tool && c.outcome == Outcome::UpstreamError)
+        })
+        .await;
+    }
+}
+
 pub async fn instance(world: &Arc<World>, config: GatewayConfig) -> Instance {
     let ports = Ports {
         integrations: world.clone(),
