@@ -12,18 +12,22 @@ mod support;
 use std::time::Duration;
 
 use gateway_support::agent::{self, text_of};
+use gateway_support::install::Server;
 use gateway_support::upstream::{self, Mode};
-use gateway_support::{agent_token, python_sdk, serve, within};
+use gateway_support::{agent_token, python_sdk, serve, within, Served};
 use oauth_support::{
-    app, assert_page, byo_manifest, callback_uri, install, ByoOptions, Fake, FakeConfig, CALLBACK,
+    app, assert_page, byo_manifest, callback_uri, install, mcp_manifest, start_mcp, ByoOptions,
+    Fake, FakeConfig, CALLBACK,
 };
 use plugboard_server::testing::{test_on_both_backends, Db};
+use plugboard_store::Workspace;
 use serde_json::json;
 use support::idp::{Browser, IdpOptions, TestIdp};
 
 test_on_both_backends! {
     an_oauth_integration_is_called_through_the_gateway_with_its_refreshed_token_which_the_agent_never_sees => refreshed;
     a_python_sdk_server_behind_a_certified_authorization_server_is_called_through_both_endpoints_across_a_refresh => certified;
+    a_python_sdk_server_found_by_its_url_alone_is_signed_into_at_its_certified_provider_and_called_across_a_refresh => discovered;
 }
 
 const CLIENT_ID: &str = "gateway-client";
@@ -124,7 +128,7 @@ fields:
 oauth:
   authorization_url: {issuer}/auth
   token_url: {issuer}/token
-  scopes: ["openid"]
+  scopes: ["openid", "mcp"]
   pkce: true
   token_auth: client_secret_post
 mcp:
@@ -136,8 +140,9 @@ mcp:
     )
 }
 
-async fn certified(db: Db) {
-    // Access tokens that live 3 s; the MCP server asks the provider about each one.
+/// The certified provider (access tokens living 3 s) with an account to sign in as, and the Python SDK's MCP server
+/// as its resource server.
+async fn provider_and_server() -> (TestIdp, Server) {
     let idp = TestIdp::start(IdpOptions {
         connector: Some(3),
         ..IdpOptions::new(CALLBACK)
@@ -145,12 +150,7 @@ async fn certified(db: Db) {
     .await;
     idp.add_account("owner@example.com", true, None).await;
     let (rs_id, rs_secret) = idp.resource_server.clone();
-    let server = python_sdk::start_introspecting(
-        &format!("{}/token/introspection", idp.issuer),
-        &rs_id,
-        &rs_secret,
-    )
-    .await;
+    let server = python_sdk::start_introspecting(&idp.issuer, &rs_id, &rs_secret).await;
     // It refuses what the provider did not issue.
     let refused = reqwest::Client::new()
         .post(server.url())
@@ -161,31 +161,38 @@ async fn certified(db: Db) {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
-    let pb = serve(app(db, &[certified_manifest(&idp.issuer, &server.url())]).await).await;
-    let (ws, owner) = pb.app.workspace().await;
-    let (client_id, client_secret) = idp.connector_client.clone();
-    let (id, body) = install(
-        &pb.app,
-        &ws,
-        &owner,
-        "certified",
-        json!({"client_id": client_id, "client_secret": client_secret}),
-    )
-    .await;
-    // Signing in and consenting at the provider, which sends the browser back to Plugboard's callback.
-    let query = Browser::new()
-        .authorize(body["oauth_url"].as_str().unwrap(), CALLBACK)
-        .await;
+    (idp, server)
+}
+
+/// Signing in and consenting at the provider, which sends the browser back to Plugboard's callback: the integration
+/// is connected.
+async fn sign_in(pb: &Served, idp: &TestIdp, oauth_url: &str) {
+    let query = Browser::new().authorize(oauth_url, CALLBACK).await;
     let res = pb
         .app
         .get(&format!("/api/v1/connectors/oauth/callback?{query}"), None)
         .await;
-    assert_page(&res, 200, &[&client_secret]);
-    let (_, token) = agent_token(&pb.app, &owner, &ws, None, None).await;
+    let (_, rs_secret) = &idp.resource_server;
+    let page = assert_page(&res, 200, &[rs_secret]);
+    assert!(page.contains("data-status=\"active\""), "{page}");
+}
 
+/// Calls through the passthrough and the workspace's aggregated endpoint (tools under `{prefix}__`), before and
+/// after the first access token expires: the MCP server sees a token the provider calls active every time, the
+/// agent never sees it, nor any of `secrets`.
+async fn called_across_a_refresh(
+    pb: &Served,
+    idp: &TestIdp,
+    ws: &Workspace,
+    owner: &str,
+    integration: &str,
+    prefix: &str,
+    secrets: &[&str],
+) {
+    let (_, token) = agent_token(&pb.app, owner, ws, None, None).await;
     let endpoints = [
-        (pb.passthrough(&id), ""),
-        (pb.workspace(ws.id.as_str()), "certified__"),
+        (pb.passthrough(integration), String::new()),
+        (pb.workspace(ws.id.as_str()), format!("{prefix}__")),
     ];
     let mut agents = Vec::new();
     for (url, prefix) in &endpoints {
@@ -209,7 +216,7 @@ async fn certified(db: Db) {
     }
 
     // Past the first token's lifetime the provider calls it inactive: calls still work, with a refreshed token.
-    let issued = idp.stats().await["token_responses"].as_u64().unwrap();
+    let issued = idp.stats().await["access_tokens"].as_u64().unwrap();
     tokio::time::sleep(Duration::from_millis(3500)).await;
     for ((url, prefix), a) in endpoints.iter().zip(&agents) {
         let r = a
@@ -221,12 +228,57 @@ async fn certified(db: Db) {
             .unwrap_or_else(|e| panic!("{url}: {e}"));
         assert_eq!(text_of(&r), "after the refresh", "{url}");
         let received = a.http.received_text();
-        assert!(!received.contains(&client_secret), "{url}");
-        assert!(!received.contains(&rs_secret), "{url}");
+        for secret in secrets {
+            assert!(!received.contains(secret), "{url}");
+        }
     }
-    let refreshed = idp.stats().await["token_responses"].as_u64().unwrap();
+    let refreshed = idp.stats().await["access_tokens"].as_u64().unwrap();
     assert!(
         refreshed > issued,
         "no token was refreshed: {issued} → {refreshed}"
     );
+}
+
+async fn certified(db: Db) {
+    let (idp, server) = provider_and_server().await;
+    let pb = serve(app(db, &[certified_manifest(&idp.issuer, &server.url())]).await).await;
+    let (ws, owner) = pb.app.workspace().await;
+    let (client_id, client_secret) = idp.connector_client.clone();
+    let (id, body) = install(
+        &pb.app,
+        &ws,
+        &owner,
+        "certified",
+        json!({"client_id": client_id, "client_secret": client_secret}),
+    )
+    .await;
+    sign_in(&pb, &idp, body["oauth_url"].as_str().unwrap()).await;
+    let (_, rs_secret) = idp.resource_server.clone();
+    called_across_a_refresh(
+        &pb,
+        &idp,
+        &ws,
+        &owner,
+        &id,
+        "certified",
+        &[&client_secret, &rs_secret],
+    )
+    .await;
+}
+
+/// The MCP way: nothing but the server's URL. Plugboard reads the server's protected resource metadata, finds the
+/// provider, registers a client there, and signs in with `resource`.
+async fn discovered(db: Db) {
+    let (idp, server) = provider_and_server().await;
+    let pb = serve(app(db, &[mcp_manifest("certified-mcp", &server.url())]).await).await;
+    let (ws, owner) = pb.app.workspace().await;
+    let (id, body) = install(&pb.app, &ws, &owner, "certified-mcp", json!({})).await;
+    assert_eq!(body["next_step"], "mcp_oauth", "{body}");
+    let res = start_mcp(&pb.app, &owner, &id).await;
+    res.assert_status(200);
+    let oauth_url = res.json()["oauth_url"].as_str().unwrap().to_owned();
+    assert!(oauth_url.starts_with(&idp.issuer), "{oauth_url}");
+    sign_in(&pb, &idp, &oauth_url).await;
+    let (_, rs_secret) = idp.resource_server.clone();
+    called_across_a_refresh(&pb, &idp, &ws, &owner, &id, "certified-mcp", &[&rs_secret]).await;
 }

@@ -55,10 +55,11 @@ pub async fn start(token: &str) -> Server {
     start_with(&["token", token]).await
 }
 
-/// Starts the server as an OAuth resource server: it accepts the access tokens that the authorization server's
-/// introspection endpoint (`url`, asked as the client `client_id`) says are active.
-pub async fn start_introspecting(url: &str, client_id: &str, client_secret: &str) -> Server {
-    start_with(&["introspect", url, client_id, client_secret]).await
+/// Starts the server as an OAuth resource server of the authorization server `issuer`: it accepts the access tokens
+/// that the issuer's introspection endpoint (`{issuer}/token/introspection`, asked as the client `client_id`) says
+/// are active, and names the issuer in its protected resource metadata.
+pub async fn start_introspecting(issuer: &str, client_id: &str, client_secret: &str) -> Server {
+    start_with(&["introspect", issuer, client_id, client_secret]).await
 }
 
 async fn start_with(args: &[&str]) -> Server {

@@ -329,7 +329,7 @@ impl TestIdp {
         self.control("tamper", Some(json!({"mode": mode}))).await;
     }
 
-    /// `{jwks_fetches, userinfo_requests, token_responses, last_id_token_kid}`.
+    /// `{jwks_fetches, userinfo_requests, token_responses, access_tokens, last_id_token_kid}`.
     pub async fn stats(&self) -> Value {
         self.control("stats", None).await
     }

@@ -3,9 +3,10 @@ protected through the SDK's own resource-server auth. The gateway's tests start 
 
     python server.py token TOKEN
         accepts only `Authorization: Bearer TOKEN`;
-    python server.py introspect URL CLIENT_ID CLIENT_SECRET
-        accepts the access tokens an OAuth authorization server says are active at its RFC 7662 introspection
-        endpoint URL (asked with HTTP Basic authentication as CLIENT_ID).
+    python server.py introspect ISSUER CLIENT_ID CLIENT_SECRET
+        accepts the access tokens the OAuth authorization server ISSUER says are active at its RFC 7662
+        introspection endpoint, ISSUER/token/introspection (asked with HTTP Basic authentication as CLIENT_ID), and
+        names ISSUER in its protected resource metadata (RFC 9728), so an MCP client can discover where to sign in.
 
 It listens on a free port of 127.0.0.1 and prints that port as its first line of output.
 
@@ -47,7 +48,7 @@ class StaticToken:
     async def verify_token(self, token: str) -> AccessToken | None:
         if token != self.token:
             return None
-        return AccessToken(token=token, client_id="plugboard", scopes=[])
+        return AccessToken(token=token, client_id="plugboard", scopes=["mcp"])
 
 
 class Introspected:
@@ -77,8 +78,10 @@ class Introspected:
 
 if MODE == "token":
     VERIFIER = StaticToken(sys.argv[2])
+    ISSUER = BASE
 elif MODE == "introspect":
-    VERIFIER = Introspected(sys.argv[2], sys.argv[3], sys.argv[4])
+    ISSUER = sys.argv[2]
+    VERIFIER = Introspected(f"{ISSUER}/token/introspection", sys.argv[3], sys.argv[4])
 else:
     sys.exit(f"unknown mode {MODE}: use `token TOKEN` or `introspect URL CLIENT_ID CLIENT_SECRET`")
 
@@ -86,9 +89,11 @@ mcp = MCPServer(
     "python-sdk-test-server",
     token_verifier=VERIFIER,
     auth=AuthSettings(
-        issuer_url=BASE,
+        issuer_url=ISSUER,
         resource_server_url=f"{BASE}/mcp",
         validate_token_resource=False,
+        # Advertised in the protected resource metadata (`scopes_supported`) and required of every token.
+        required_scopes=["mcp"],
     ),
 )
 

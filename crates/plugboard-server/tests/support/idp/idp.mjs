@@ -14,12 +14,15 @@
 //   expired, foreign_key (signed by a key not in the JWKS, with a kid the JWKS lacks), forged_kid (signed by another
 //   key under the real kid), alg_none, hs256 (HMAC with the client secret: an algorithm the provider does not
 //   advertise); `{"mode": null}` stops tampering;
-// - `GET /__test/stats`: `{jwks_fetches, userinfo_requests, token_responses, last_id_token_kid}`;
+// - `GET /__test/stats`: `{jwks_fetches, userinfo_requests, token_responses (with an ID token), access_tokens
+//   (every token response with one), last_id_token_kid}`;
 // - with `--connector`, the authorization server of an OAuth-protected MCP server: a client for a Plugboard
 //   connector, `plugboard-connector` (client_secret_post, authorization_code and refresh_token: every code grant
 //   gets a refresh token), a client for the MCP server itself, `mcp-resource-server` (client_secret_basic, no
 //   grants), which checks access tokens at the introspection endpoint (RFC 7662, `/token/introspection`), and access
-//   tokens that live `--access-token-ttl` seconds (default 3600).
+//   tokens that live `--access-token-ttl` seconds (default 3600); also what an MCP client discovering the server
+//   needs: open dynamic client registration (RFC 7591, `/reg`) and resource indicators (RFC 8707: a token asked for
+//   with `resource` is an opaque token for that resource).
 //
 // Usage: node idp.mjs --redirect-uri URI [--redirect-uri URI …] [--port N] [--claims-in-id-token]
 //                     [--connector [--access-token-ttl SECONDS]]
@@ -93,7 +96,7 @@ const signingKeys = [await newSigningKey()];
 const accounts = new Map(); // sub -> { email, email_verified, name }
 let loginAs = null;
 let tamperMode = null;
-const stats = { jwks_fetches: 0, userinfo_requests: 0, token_responses: 0, last_id_token_kid: null };
+const stats = { jwks_fetches: 0, userinfo_requests: 0, token_responses: 0, access_tokens: 0, last_id_token_kid: null };
 
 const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
 
@@ -167,6 +170,7 @@ function buildProvider() {
       },
     );
     connectorConfig.ttl = { AccessToken: accessTokenTtl };
+    connectorConfig.scopes = ['openid', 'offline_access', 'mcp'];
     connectorConfig.issueRefreshToken = async (ctx, client) => client.grantTypeAllowed('refresh_token');
   }
   const p = new Provider(issuer, {
@@ -177,7 +181,21 @@ function buildProvider() {
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     conformIdTokenClaims: !claimsInIdToken,
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: false }, introspection: { enabled: connector } },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: connector },
+      registration: { enabled: connector },
+      resourceIndicators: {
+        enabled: connector,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (ctx, resourceIndicator) => ({
+          scope: 'mcp',
+          audience: resourceIndicator,
+          accessTokenFormat: 'opaque',
+          accessTokenTTL: accessTokenTtl,
+        }),
+      },
+    },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     async findAccount(ctx, sub) {
       const account = accounts.get(sub);
@@ -195,6 +213,9 @@ function buildProvider() {
     await next();
     if (ctx.path === '/jwks' && ctx.method === 'GET') stats.jwks_fetches += 1;
     if (ctx.path === '/me') stats.userinfo_requests += 1;
+    if (ctx.path === '/token' && ctx.status === 200 && ctx.body && typeof ctx.body.access_token === 'string') {
+      stats.access_tokens += 1;
+    }
     if (ctx.path === '/token' && ctx.status === 200 && ctx.body && typeof ctx.body.id_token === 'string') {
       stats.token_responses += 1;
       if (tamperMode) ctx.body = { ...ctx.body, id_token: await tamper(ctx.body.id_token, tamperMode) };
