@@ -153,3 +153,35 @@ async fn agents_of_every_protocol_version_reach_a_python_sdk_server_through_both
         }
     }
 }
+
+#[tokio::test]
+async fn every_streamable_http_flavour_of_the_python_sdk_is_served_through_both_endpoints() {
+    for flavour in python_sdk::FLAVOURS {
+        let server = python_sdk::start_flavour(SECRET, flavour).await;
+        let (_world, pb) =
+            support::one_integration("int_py", &server.url(), "py", Default::default()).await;
+        for (url, prefix) in endpoints(&pb) {
+            let mut a = agent::connect(&url, "pba_agent").await;
+            let names = a.tool_names().await;
+            assert!(
+                names.contains(&format!("{prefix}echo")),
+                "{flavour} {url}: {names:?}"
+            );
+            let r = a
+                .call(&format!("{prefix}echo"), json!({"message": flavour}))
+                .await
+                .unwrap_or_else(|e| panic!("{flavour} at {url}: {e}"));
+            assert_eq!(text_of(&r), flavour, "{url}");
+            // A long call answers in the end (with its progress when the flavour streams).
+            let peer = a.service.peer().clone();
+            let r = within("the count", peer.call_tool(count(prefix, 2)))
+                .await
+                .unwrap_or_else(|e| panic!("{flavour} at {url}: {e}"));
+            assert_eq!(text_of(&r), "counted to 2", "{flavour} {url}");
+            if flavour == "sessions" {
+                assert!(a.progress.try_recv().is_ok(), "{url}: progress");
+            }
+            assert!(!a.http.received_text().contains(SECRET), "{url}");
+        }
+    }
+}

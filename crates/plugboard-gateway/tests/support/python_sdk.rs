@@ -55,6 +55,14 @@ pub async fn start(token: &str) -> Server {
     start_with(&["token", token]).await
 }
 
+/// The SDK's streamable-HTTP flavours (see `server.py`, `MCP_TEST_HTTP`).
+pub const FLAVOURS: [&str; 3] = ["sessions", "json", "stateless"];
+
+/// Starts the server in one of the [`FLAVOURS`]; it accepts only `Authorization: Bearer {token}`.
+pub async fn start_flavour(token: &str, flavour: &str) -> Server {
+    start_env(&["token", token], &[("MCP_TEST_HTTP", flavour)]).await
+}
+
 /// Starts the server as an OAuth resource server of the authorization server `issuer`: it accepts the access tokens
 /// that the issuer's introspection endpoint (`{issuer}/token/introspection`, asked as the client `client_id`) says
 /// are active, and names the issuer in its protected resource metadata.
@@ -63,8 +71,14 @@ pub async fn start_introspecting(issuer: &str, client_id: &str, client_secret: &
 }
 
 async fn start_with(args: &[&str]) -> Server {
+    start_env(args, &[]).await
+}
+
+async fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
     let venv = tokio::task::spawn_blocking(installed).await.unwrap();
     let mut cmd = Command::new(python(&venv));
-    cmd.arg(source_dir().join("server.py")).args(args);
+    cmd.arg(source_dir().join("server.py"))
+        .args(args)
+        .envs(env.iter().copied());
     Server::start_reporting_port("the Python SDK's MCP server", cmd).await
 }

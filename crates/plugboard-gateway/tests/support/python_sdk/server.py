@@ -8,7 +8,9 @@ protected through the SDK's own resource-server auth. The gateway's tests start 
         introspection endpoint, ISSUER/token/introspection (asked with HTTP Basic authentication as CLIENT_ID), and
         names ISSUER in its protected resource metadata (RFC 9728), so an MCP client can discover where to sign in.
 
-It listens on a free port of 127.0.0.1 and prints that port as its first line of output.
+It listens on a free port of 127.0.0.1 and prints that port as its first line of output. The environment variable
+MCP_TEST_HTTP picks the SDK's streamable-HTTP flavour: `sessions` (the default: sessions, answers as SSE streams),
+`json` (sessions, plain JSON answers) or `stateless` (no sessions, plain JSON answers).
 
 Tools:
 - echo(message): the message back.
@@ -20,6 +22,7 @@ Tools:
 
 import base64
 import json
+import os
 import socket
 import sys
 import urllib.parse
@@ -139,4 +142,9 @@ def delete_everything() -> str:
 if __name__ == "__main__":
     LISTENER.listen(128)
     print(PORT, flush=True)
-    uvicorn.Server(uvicorn.Config(mcp.streamable_http_app(), log_level="warning")).run(sockets=[LISTENER])
+    flavour = os.environ.get("MCP_TEST_HTTP", "sessions")
+    app = mcp.streamable_http_app(
+        json_response=flavour in ("json", "stateless"),
+        stateless_http=flavour == "stateless",
+    )
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[LISTENER])
