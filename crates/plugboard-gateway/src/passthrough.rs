@@ -438,6 +438,12 @@ async fn check_in_full(
         ));
     };
     let single = matches!(parsed, jsonrpc::Body::Single(_));
+    if parsed.messages().is_empty() {
+        return Err(reply::json_response(
+            StatusCode::BAD_REQUEST,
+            &jsonrpc::error(None, code::INVALID_REQUEST, "the batch is empty", None),
+        ));
+    }
     let mut pending = Pending::default();
     let mut denied: Vec<Value> = Vec::new();
     let mut forward: Vec<Value> = Vec::new();

@@ -221,6 +221,13 @@ async fn a_denied_call_without_a_usable_id_or_behind_a_duplicate_method_key_neve
             .unwrap();
         assert_eq!(resp.status(), 202, "{id}");
     }
+    // An empty batch is not a request.
+    let resp = post("[]".to_owned()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        messages(resp).await[0]["error"]["code"],
+        json!(code::INVALID_REQUEST)
+    );
     // In a batch with an allowed call, which goes on alone (whatever the upstream makes of a batch).
     let resp = post(format!(
         r#"[{{"jsonrpc":"2.0",{call}}},{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hi"}}}}}}]"#
