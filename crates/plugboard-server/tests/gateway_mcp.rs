@@ -28,6 +28,7 @@ test_on_both_backends! {
     every_tools_call_is_audited_as_gateway_call_without_arguments_and_counted_in_the_metrics => audit_and_metrics;
     an_upstream_killed_mid_call_is_a_json_rpc_error_not_a_hang => killed_upstream;
     a_revoked_agent_token_fails_on_another_instance_within_a_second => revoked_elsewhere;
+    revoking_an_agent_token_ends_the_event_streams_it_is_still_reading_on_both_endpoint_kinds => revoked_mid_stream;
     an_integration_disabled_through_one_instance_is_refused_by_another_soon_after => disabled_elsewhere;
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
 }
@@ -605,4 +606,42 @@ async fn session_elsewhere(db: Db) {
     // The session belongs to the token that opened it.
     let res = within("another token", call(another_token)).await;
     assert_eq!(res.status(), 404);
+}
+
+async fn revoked_mid_stream(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (token_id, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    // A call that never answers through each endpoint kind: its answer is an event stream left open.
+    let mut calls = Vec::new();
+    let mut agents = Vec::new();
+    for (url, name) in [
+        (s.pb.passthrough(&id), "hang"),
+        (s.pb.workspace(s.ws.id.as_str()), "docs__hang"),
+    ] {
+        let a = within("connect", agent::connect(&url, &token)).await;
+        let peer = a.service.peer().clone();
+        calls.push(tokio::spawn(async move {
+            peer.call_tool(rmcp::model::CallToolRequestParams::new(name))
+                .await
+        }));
+        agents.push(a);
+    }
+    within("both calls start", s.up.state.seen.wait_started(2)).await;
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/agent-tokens/{token_id}"),
+        Some(&s.owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    // Each stream ends (long before the gateway's 60 s timeout): the agent's call fails instead of waiting on.
+    for call in calls {
+        let ended = within("the stream ends after the revocation", call)
+            .await
+            .unwrap();
+        assert!(ended.is_err(), "{ended:?}");
+    }
 }

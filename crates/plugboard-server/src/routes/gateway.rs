@@ -4,13 +4,21 @@
 //! The caller authenticates with an agent token (`Authorization: Bearer pba_…`), or as a person (a `pb_…` token or
 //! the session cookie, exactly as on the JSON API, `Origin` check included); who reaches what is decided by the
 //! gateway's `Integrations` port ([`crate::gateway_wiring`]). Errors before MCP starts are the contract's error body.
+//!
+//! An answer that is an event stream (an SSE answer to a POST, a server's stream to a GET) lives as long as the
+//! credential that opened it: the credential is checked again every [`RECHECK`] while the stream is open, and a
+//! revoked or expired one ends it, so revoking a token also cuts what it is still reading.
 
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use futures_util::StreamExt;
 use plugboard_gateway::{Caller, Scope};
 
 use crate::agent_tokens::{looks_like_agent_token, AgentTokenCheck};
@@ -35,22 +43,151 @@ fn agent_bearer(parts: &Parts) -> Option<String> {
         .then(|| token.to_owned())
 }
 
+/// How often an open event stream checks the credential that opened it again.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// What it takes to check a request's credential again later: the agent token, or a person's request head.
+enum Recheck {
+    Agent(String),
+    Person {
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+    },
+}
+
+impl Recheck {
+    fn of(parts: &Parts) -> Recheck {
+        match agent_bearer(parts) {
+            Some(token) => Recheck::Agent(token),
+            None => Recheck::Person {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+            },
+        }
+    }
+
+    /// Why the credential no longer authenticates `token_id` (the refusal a new request with it would get), or
+    /// `None` while it does. Only a definite refusal (401, 403) counts: while the database cannot answer, what is
+    /// open goes on.
+    async fn refusal(&self, app: &AppState, token_id: &str) -> Option<ApiError> {
+        let again = match self {
+            Recheck::Agent(token) => agent_caller(app, token).await,
+            Recheck::Person {
+                method,
+                uri,
+                headers,
+            } => {
+                let mut head = Request::new(());
+                *head.method_mut() = method.clone();
+                *head.uri_mut() = uri.clone();
+                *head.headers_mut() = headers.clone();
+                let (mut parts, ()) = head.into_parts();
+                caller(app, &mut parts).await
+            }
+        };
+        match again {
+            Ok(c) if c.token_id == token_id => None,
+            Ok(_) => Some(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the credential of this request changed while it was open: send the request again",
+            )),
+            Err(e) if matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                Some(e)
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Checks the credential again every [`RECHECK`], from `RECHECK` from now on.
+fn recheck_ticks() -> tokio::time::Interval {
+    tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK)
+}
+
+/// `resp` as it is, unless it is an event stream: then the same stream, cut as soon as the credential that opened
+/// it no longer authenticates its token. Cut, not ended: the response stops without its end, as when a server goes
+/// away, so the agent's client fails what it was waiting for instead of waiting for it elsewhere.
+fn while_valid(
+    app: &AppState,
+    token_id: String,
+    recheck: Recheck,
+    tick: tokio::time::Interval,
+    resp: Response,
+) -> Response {
+    let streaming = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        });
+    if !streaming {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let watched = Watched {
+        data: body.into_data_stream(),
+        tick,
+        app: app.clone(),
+        recheck,
+        token_id,
+    };
+    let stream = futures_util::stream::unfold(Some(watched), |watched| async move {
+        let mut w = watched?;
+        loop {
+            tokio::select! {
+                chunk = w.data.next() => return chunk.map(|c| (c, Some(w))),
+                _ = w.tick.tick() => {
+                    if w.recheck.refusal(&w.app, &w.token_id).await.is_some() {
+                        tracing::info!(
+                            token_id = %w.token_id,
+                            "cut an MCP event stream: the token or session that opened it was revoked or has expired"
+                        );
+                        let cut = axum::Error::new("the credential that opened this stream is no longer valid");
+                        return Some((Err(cut), None));
+                    }
+                }
+            }
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// An event stream being relayed, and how to check its credential.
+struct Watched {
+    data: axum::body::BodyDataStream,
+    tick: tokio::time::Interval,
+    app: AppState,
+    recheck: Recheck,
+    token_id: String,
+}
+
+/// The caller an agent token stands for, when it is valid, unexpired and unrevoked.
+async fn agent_caller(app: &AppState, token: &str) -> Result<Caller, ApiError> {
+    match app.agent_tokens.check(token).await? {
+        AgentTokenCheck::Valid(owner) => Ok(Caller::agent(owner.id.to_string())),
+        AgentTokenCheck::Expired => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "this agent token has expired: an ADMIN of the workspace can create a new one",
+        )),
+        AgentTokenCheck::Unknown => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this agent token is unknown or revoked: send a valid one as `Authorization: Bearer pba_…`",
+        )),
+    }
+}
+
 /// Who is calling: an agent token (valid, unexpired, unrevoked) or a person (token or session).
 async fn caller(app: &AppState, parts: &mut Parts) -> Result<Caller, ApiError> {
     if let Some(token) = agent_bearer(parts) {
-        return match app.agent_tokens.check(&token).await? {
-            AgentTokenCheck::Valid(owner) => Ok(Caller::agent(owner.id.to_string())),
-            AgentTokenCheck::Expired => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "token_expired",
-                "this agent token has expired: an ADMIN of the workspace can create a new one",
-            )),
-            AgentTokenCheck::Unknown => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "this agent token is unknown or revoked: send a valid one as `Authorization: Bearer pba_…`",
-            )),
-        };
+        return agent_caller(app, &token).await;
     }
     let principal = Principal::from_request_parts(parts, app).await?;
     let credential = match principal.credential {
@@ -71,43 +208,58 @@ fn last_segment(parts: &Parts) -> String {
         .to_owned()
 }
 
-async fn authenticated(
-    app: &AppState,
-    request: Request,
-) -> Result<(Caller, String, Request), Response> {
+/// Which endpoint a request is for.
+enum Endpoint {
+    Passthrough,
+    Crew,
+    Workspace,
+}
+
+/// Authenticates the caller, lets the gateway answer, and keeps an event-stream answer only as long as the caller's
+/// credential stays valid.
+async fn serve(app: &AppState, endpoint: Endpoint, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
-    let caller = caller(app, &mut parts)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let caller = match caller(app, &mut parts).await {
+        Ok(c) => c,
+        Err(refused) => return refused.into_response(),
+    };
+    let recheck = Recheck::of(&parts);
     let id = last_segment(&parts);
-    Ok((caller, id, Request::from_parts(parts, body)))
+    let request = Request::from_parts(parts, body);
+    let token_id = caller.token_id.clone();
+    let gw = gateway(app);
+    let answer = async move {
+        match endpoint {
+            Endpoint::Passthrough => gw.passthrough(caller, &id, request).await,
+            Endpoint::Crew => gw.aggregated(caller, Scope::Crew(id), request).await,
+            Endpoint::Workspace => gw.aggregated(caller, Scope::Workspace(id), request).await,
+        }
+    };
+    tokio::pin!(answer);
+    // The answer may take long to start (an upstream that sends nothing yet): the credential is checked meanwhile
+    // too, and a refusal drops the exchange (and its upstream request).
+    let mut tick = recheck_ticks();
+    let resp = loop {
+        tokio::select! {
+            resp = &mut answer => break resp,
+            _ = tick.tick() => {
+                if let Some(refused) = recheck.refusal(app, &token_id).await {
+                    return refused.into_response();
+                }
+            }
+        }
+    };
+    while_valid(app, token_id, recheck, tick, resp)
 }
 
 async fn passthrough(State(app): State<AppState>, request: Request) -> Response {
-    match authenticated(&app, request).await {
-        Ok((caller, id, request)) => gateway(&app).passthrough(caller, &id, request).await,
-        Err(refused) => refused,
-    }
+    serve(&app, Endpoint::Passthrough, request).await
 }
 
 async fn crew(State(app): State<AppState>, request: Request) -> Response {
-    match authenticated(&app, request).await {
-        Ok((caller, id, request)) => {
-            gateway(&app)
-                .aggregated(caller, Scope::Crew(id), request)
-                .await
-        }
-        Err(refused) => refused,
-    }
+    serve(&app, Endpoint::Crew, request).await
 }
 
 async fn workspace(State(app): State<AppState>, request: Request) -> Response {
-    match authenticated(&app, request).await {
-        Ok((caller, id, request)) => {
-            gateway(&app)
-                .aggregated(caller, Scope::Workspace(id), request)
-                .await
-        }
-        Err(refused) => refused,
-    }
+    serve(&app, Endpoint::Workspace, request).await
 }
