@@ -261,14 +261,7 @@ async fn refusals(db: Db) {
     post(format!("/mcp/i/{ops_tool}"), token.clone())
         .await
         .assert_status(200);
-    app.request(
-        Method::DELETE,
-        &format!("/api/v1/agent-tokens/{id}"),
-        Some(&s.owner),
-        None,
-    )
-    .await
-    .assert_status(204);
+    revoke(app, &s.owner, &id).await;
     post(format!("/mcp/i/{ops_tool}"), token.clone())
         .await
         .assert_status(401);
@@ -507,14 +500,7 @@ async fn revoked_elsewhere(db: Db) {
         async move { initialize(&other.app, uri, &token).await.status.as_u16() }
     };
     assert_eq!(post(token.clone()).await, 200);
-    app.request(
-        Method::DELETE,
-        &format!("/api/v1/agent-tokens/{token_id}"),
-        Some(&s.owner),
-        None,
-    )
-    .await
-    .assert_status(204);
+    revoke(app, &s.owner, &token_id).await;
     let start = std::time::Instant::now();
     loop {
         if post(token.clone()).await == 401 {
@@ -629,14 +615,7 @@ async fn revoked_mid_stream(db: Db) {
         agents.push(a);
     }
     within("both calls start", s.up.state.seen.wait_started(2)).await;
-    app.request(
-        Method::DELETE,
-        &format!("/api/v1/agent-tokens/{token_id}"),
-        Some(&s.owner),
-        None,
-    )
-    .await
-    .assert_status(204);
+    revoke(app, &s.owner, &token_id).await;
     // Each stream ends (long before the gateway's 60 s timeout): the agent's call fails instead of waiting on.
     for call in calls {
         let ended = within("the stream ends after the revocation", call)

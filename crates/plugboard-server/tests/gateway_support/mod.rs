@@ -174,6 +174,18 @@ pub fn initialize_body() -> Vec<u8> {
     .into_bytes()
 }
 
+/// Revokes an agent token through the API (as `owner`, an ADMIN+ of its workspace).
+pub async fn revoke(app: &TestApp, owner: &str, token_id: &str) {
+    app.request(
+        axum::http::Method::DELETE,
+        &format!("/api/v1/agent-tokens/{token_id}"),
+        Some(owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+}
+
 /// Fails the test instead of hanging when `f` does not finish (a hang is the bug; this is no timing assertion).
 /// An MCP `initialize` POSTed to `uri` of `app` with `token`, as an agent sends it.
 pub async fn initialize(app: &TestApp, uri: &str, token: &str) -> TestResponse {
