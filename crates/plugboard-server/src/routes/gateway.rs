@@ -43,8 +43,10 @@ fn agent_bearer(parts: &Parts) -> Option<String> {
         .then(|| token.to_owned())
 }
 
-/// How often an open event stream checks the credential that opened it again.
+/// How often what a request has open checks the credential that opened it again.
 const RECHECK: Duration = Duration::from_millis(500);
+/// The longest wait between checks while the database cannot answer them (the wait doubles from [`RECHECK`]).
+const RECHECK_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
 /// What it takes to check a request's credential again later: the agent token, or a person's request head.
 enum Recheck {
@@ -54,6 +56,15 @@ enum Recheck {
         uri: Uri,
         headers: HeaderMap,
     },
+}
+
+/// What a check found.
+enum Checked {
+    Valid,
+    /// The refusal a new request with the credential would get (401, 403).
+    Refused(ApiError),
+    /// The database could not answer: nothing is decided.
+    Unknown,
 }
 
 impl Recheck {
@@ -68,10 +79,8 @@ impl Recheck {
         }
     }
 
-    /// Why the credential no longer authenticates `token_id` (the refusal a new request with it would get), or
-    /// `None` while it does. Only a definite refusal (401, 403) counts: while the database cannot answer, what is
-    /// open goes on.
-    async fn refusal(&self, app: &AppState, token_id: &str) -> Option<ApiError> {
+    /// Whether the credential still authenticates `token_id`. Only a definite refusal (401, 403) says no.
+    async fn check(&self, app: &AppState, token_id: &str) -> Checked {
         let again = match self {
             Recheck::Agent(token) => agent_caller(app, token).await,
             Recheck::Person {
@@ -88,35 +97,87 @@ impl Recheck {
             }
         };
         match again {
-            Ok(c) if c.token_id == token_id => None,
-            Ok(_) => Some(ApiError::new(
+            Ok(c) if c.token_id == token_id => Checked::Valid,
+            Ok(_) => Checked::Refused(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "the credential of this request changed while it was open: send the request again",
             )),
             Err(e) if matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-                Some(e)
+                Checked::Refused(e)
             }
-            Err(_) => None,
+            Err(_) => Checked::Unknown,
         }
     }
 }
 
-/// Checks the credential again every [`RECHECK`], from `RECHECK` from now on.
-fn recheck_ticks() -> tokio::time::Interval {
-    tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK)
+/// The credential of a request, checked again while the request has something open. The checks run in a task of
+/// their own, started only for a request still open [`RECHECK`] after it came in (a quick answer never starts one),
+/// so a slow check never holds up the answer or the stream; while the database cannot answer, the checks back off
+/// (up to [`RECHECK_BACKOFF_MAX`]) and decide nothing.
+struct Watch {
+    start: std::pin::Pin<Box<tokio::time::Sleep>>,
+    pending: Option<(AppState, Recheck, String)>,
+    task: Option<(AbortOnDrop, tokio::sync::oneshot::Receiver<ApiError>)>,
+}
+
+/// A task aborted when this is dropped (the request is over).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Watch {
+    fn new(app: &AppState, recheck: Recheck, token_id: String) -> Watch {
+        Watch {
+            start: Box::pin(tokio::time::sleep(RECHECK)),
+            pending: Some((app.clone(), recheck, token_id)),
+            task: None,
+        }
+    }
+
+    /// Resolves, with the refusal, once the credential no longer holds; never while it does. Cancel-safe (for
+    /// `select!`): what it waits for is kept in `self`.
+    async fn refused(&mut self) -> ApiError {
+        if self.task.is_none() {
+            self.start.as_mut().await;
+            if let Some((app, recheck, token_id)) = self.pending.take() {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(async move {
+                    let mut wait = RECHECK;
+                    loop {
+                        match recheck.check(&app, &token_id).await {
+                            Checked::Valid => wait = RECHECK,
+                            Checked::Refused(e) => {
+                                let _ = tx.send(e);
+                                return;
+                            }
+                            Checked::Unknown => wait = (wait * 2).min(RECHECK_BACKOFF_MAX),
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                });
+                self.task = Some((AbortOnDrop(task), rx));
+            }
+        }
+        match self.task.as_mut() {
+            Some((_, rx)) => match rx.await {
+                Ok(refusal) => refusal,
+                // The checker ended without a refusal (it cannot): nothing more to wait for.
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// `resp` as it is, unless it is an event stream: then the same stream, cut as soon as the credential that opened
 /// it no longer authenticates its token. Cut, not ended: the response stops without its end, as when a server goes
 /// away, so the agent's client fails what it was waiting for instead of waiting for it elsewhere.
-fn while_valid(
-    app: &AppState,
-    token_id: String,
-    recheck: Recheck,
-    tick: tokio::time::Interval,
-    resp: Response,
-) -> Response {
+fn while_valid(watch: Watch, token_id: String, resp: Response) -> Response {
     let streaming = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -132,38 +193,30 @@ fn while_valid(
     let (parts, body) = resp.into_parts();
     let watched = Watched {
         data: body.into_data_stream(),
-        tick,
-        app: app.clone(),
-        recheck,
+        watch,
         token_id,
     };
     let stream = futures_util::stream::unfold(Some(watched), |watched| async move {
         let mut w = watched?;
-        loop {
-            tokio::select! {
-                chunk = w.data.next() => return chunk.map(|c| (c, Some(w))),
-                _ = w.tick.tick() => {
-                    if w.recheck.refusal(&w.app, &w.token_id).await.is_some() {
-                        tracing::info!(
-                            token_id = %w.token_id,
-                            "cut an MCP event stream: the token or session that opened it was revoked or has expired"
-                        );
-                        let cut = axum::Error::new("the credential that opened this stream is no longer valid");
-                        return Some((Err(cut), None));
-                    }
-                }
+        tokio::select! {
+            chunk = w.data.next() => chunk.map(|c| (c, Some(w))),
+            _ = w.watch.refused() => {
+                tracing::info!(
+                    token_id = %w.token_id,
+                    "cut an MCP event stream: the token or session that opened it was revoked or has expired"
+                );
+                let cut = axum::Error::new("the credential that opened this stream is no longer valid");
+                Some((Err(cut), None))
             }
         }
     });
     Response::from_parts(parts, Body::from_stream(stream))
 }
 
-/// An event stream being relayed, and how to check its credential.
+/// An event stream being relayed, and the watch on its credential.
 struct Watched {
     data: axum::body::BodyDataStream,
-    tick: tokio::time::Interval,
-    app: AppState,
-    recheck: Recheck,
+    watch: Watch,
     token_id: String,
 }
 
@@ -236,20 +289,14 @@ async fn serve(app: &AppState, endpoint: Endpoint, request: Request) -> Response
         }
     };
     tokio::pin!(answer);
-    // The answer may take long to start (an upstream that sends nothing yet): the credential is checked meanwhile
+    // The answer may take long to start (an upstream that sends nothing yet): the credential is watched meanwhile
     // too, and a refusal drops the exchange (and its upstream request).
-    let mut tick = recheck_ticks();
-    let resp = loop {
-        tokio::select! {
-            resp = &mut answer => break resp,
-            _ = tick.tick() => {
-                if let Some(refused) = recheck.refusal(app, &token_id).await {
-                    return refused.into_response();
-                }
-            }
-        }
+    let mut watch = Watch::new(app, recheck, token_id.clone());
+    let resp = tokio::select! {
+        resp = &mut answer => resp,
+        refused = watch.refused() => return refused.into_response(),
     };
-    while_valid(app, token_id, recheck, tick, resp)
+    while_valid(watch, token_id, resp)
 }
 
 async fn passthrough(State(app): State<AppState>, request: Request) -> Response {
