@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod gateway_support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +170,12 @@ async fn app_behind_proxy() -> Option<(Db, TestApp, Proxy)> {
     let mut handle = db.handle();
     handle.store = store;
     handle.url = url.to_string();
-    let app = TestApp::build(handle, None, |c| c.db_timeout = DB_TIMEOUT).await;
+    let app = TestApp::build(handle, None, |c| {
+        c.db_timeout = DB_TIMEOUT;
+        // The gateway test's MCP server is on loopback.
+        c.egress_allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
     Some((db, app, proxy))
 }
 
@@ -278,4 +285,69 @@ async fn a_sqlite_database_locked_by_another_writer_answers_503_database_unavail
     )
     .await
     .assert_status(201);
+}
+
+#[tokio::test]
+async fn a_database_outage_cuts_no_gateway_stream_of_a_valid_token_and_a_revocation_after_it_still_does(
+) {
+    use gateway_support::upstream;
+    let Some((_db, app, proxy)) = app_behind_proxy().await else {
+        return;
+    };
+    let pb = gateway_support::serve(app).await;
+    let (ws, owner) = pb.app.workspace().await;
+    let secret = gateway_support::secret();
+    let up = upstream::start_with(upstream::Mode::Sessions, Some(format!("Bearer {secret}"))).await;
+    gateway_support::custom_http(&pb.app, &owner, &ws, None, "Docs", &up.url(), &secret).await;
+    let (token_id, token) = gateway_support::agent_token(&pb.app, &owner, &ws, None, None).await;
+    // A call that never answers, through the aggregated endpoint: its event stream stays open.
+    let a = gateway_support::within(
+        "connect",
+        gateway_support::agent::connect(&pb.workspace(ws.id.as_str()), &token),
+    )
+    .await;
+    let peer = a.service.peer().clone();
+    let call = tokio::spawn(async move {
+        peer.call_tool(rmcp::model::CallToolRequestParams::new("docs__hang"))
+            .await
+    });
+    gateway_support::within("the call starts", up.state.seen.wait_started(1)).await;
+
+    // The database goes away while the stream is open: the checks of its token cannot be answered, and decide nothing.
+    proxy.set(Mode::Stopped);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !call.is_finished(),
+        "the outage cut the stream of a valid token"
+    );
+    proxy.set(Mode::Forward);
+
+    // Back: a revocation still cuts it.
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let res = pb
+            .app
+            .request(
+                axum::http::Method::DELETE,
+                &format!("/api/v1/agent-tokens/{token_id}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        if res.status.as_u16() == 204 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revocation never went through: {} {}",
+            res.status,
+            res.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!call.is_finished(), "cut before the revocation");
+    let ended = gateway_support::within("the cut after the revocation", call)
+        .await
+        .unwrap();
+    assert!(ended.is_err(), "{ended:?}");
 }
