@@ -5,9 +5,10 @@
 //! the session cookie, exactly as on the JSON API, `Origin` check included); who reaches what is decided by the
 //! gateway's `Integrations` port ([`crate::gateway_wiring`]). Errors before MCP starts are the contract's error body.
 //!
-//! An answer that is an event stream (an SSE answer to a POST, a server's stream to a GET) lives as long as the
-//! credential that opened it: the credential is checked again every [`RECHECK`] while the stream is open, and a
-//! revoked or expired one ends it, so revoking a token also cuts what it is still reading.
+//! What a request has open (an answer not yet started, an event stream being relayed: an SSE answer to a POST, a
+//! server's stream to a GET) lives as long as the credential that opened it: a [`Watch`] checks the credential
+//! again every [`RECHECK`] while the request is open, and a revoked or expired one turns an answer not yet started
+//! into its 401 and cuts a stream, so revoking a token also cuts what it is still reading.
 
 use std::time::Duration;
 
