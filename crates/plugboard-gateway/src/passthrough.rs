@@ -448,44 +448,46 @@ async fn check_in_full(
     let mut denied: Vec<Value> = Vec::new();
     let mut forward: Vec<Value> = Vec::new();
     for msg in parsed.into_messages() {
-        if jsonrpc::request_id(&msg).is_none()
-            && jsonrpc::method(&msg) == Some("tools/call")
-            && !policy.is_open()
-        {
-            match jsonrpc::tool_name(&msg) {
-                Some(tool) if policy.check(tool).is_ok() => {}
-                Some(tool) => {
-                    site.record(tool, Outcome::Denied, Instant::now()).await;
-                    continue;
-                }
-                None => continue,
-            }
-        }
-        if let Some(id) = jsonrpc::request_id(&msg).cloned() {
-            if jsonrpc::method(&msg) == Some("tools/call") {
-                let Some(tool) = jsonrpc::tool_name(&msg).map(str::to_owned) else {
+        let id = jsonrpc::request_id(&msg).cloned();
+        if jsonrpc::method(&msg) == Some("tools/call") {
+            match (jsonrpc::tool_name(&msg).map(str::to_owned), &id) {
+                (None, Some(id)) => {
                     denied.push(jsonrpc::error(
-                        Some(&id),
+                        Some(id),
                         code::INVALID_PARAMS,
                         "tools/call needs params.name",
                         None,
                     ));
                     continue;
-                };
-                if let Err(denial) = policy.check(&tool) {
-                    denied.push(jsonrpc::error(
-                        Some(&id),
-                        code::TOOL_DENIED,
-                        &policy.denial_message(&tool, &denial),
-                        Some(json!({"reason": "tool_policy", "tool": tool})),
-                    ));
-                    site.record(&tool, Outcome::Denied, Instant::now()).await;
-                    continue;
                 }
-                pending
-                    .calls
-                    .insert(jsonrpc::id_key(&id), (tool, Instant::now()));
+                // A call that cannot be answered and names no tool: nothing to check it against.
+                (None, None) if !policy.is_open() => continue,
+                (None, None) => {}
+                (Some(tool), id) => match policy.check(&tool) {
+                    Err(denial) => {
+                        // A call that cannot be answered is dropped all the same, without an answer.
+                        if let Some(id) = id {
+                            denied.push(jsonrpc::error(
+                                Some(id),
+                                code::TOOL_DENIED,
+                                &policy.denial_message(&tool, &denial),
+                                Some(json!({"reason": "tool_policy", "tool": tool})),
+                            ));
+                        }
+                        site.record(&tool, Outcome::Denied, Instant::now()).await;
+                        continue;
+                    }
+                    Ok(()) => {
+                        if let Some(id) = id {
+                            pending
+                                .calls
+                                .insert(jsonrpc::id_key(id), (tool, Instant::now()));
+                        }
+                    }
+                },
             }
+        }
+        if let Some(id) = id {
             pending.ids.insert(jsonrpc::id_key(&id), id);
         }
         forward.push(msg);
