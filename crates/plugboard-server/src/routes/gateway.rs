@@ -116,10 +116,17 @@ impl Recheck {
 /// their own, started only for a request still open [`RECHECK`] after it came in (a quick answer never starts one),
 /// so a slow check never holds up the answer or the stream; while the database cannot answer, the checks back off
 /// (up to [`RECHECK_BACKOFF_MAX`]) and decide nothing.
-struct Watch {
-    start: std::pin::Pin<Box<tokio::time::Sleep>>,
-    pending: Option<(AppState, Recheck, String)>,
-    task: Option<(AbortOnDrop, tokio::sync::oneshot::Receiver<ApiError>)>,
+enum Watch {
+    /// Not started yet: what the checks need, and when they start.
+    Waiting {
+        start: std::pin::Pin<Box<tokio::time::Sleep>>,
+        checks: Option<Box<(AppState, Recheck, String)>>,
+    },
+    /// The checker task (aborted with the watch), and where it sends the refusal.
+    Checking {
+        _task: AbortOnDrop,
+        refusal: tokio::sync::oneshot::Receiver<ApiError>,
+    },
 }
 
 /// A task aborted when this is dropped (the request is over).
@@ -133,44 +140,53 @@ impl Drop for AbortOnDrop {
 
 impl Watch {
     fn new(app: &AppState, recheck: Recheck, token_id: String) -> Watch {
-        Watch {
+        Watch::Waiting {
             start: Box::pin(tokio::time::sleep(RECHECK)),
-            pending: Some((app.clone(), recheck, token_id)),
-            task: None,
+            checks: Some(Box::new((app.clone(), recheck, token_id))),
         }
     }
 
     /// Resolves, with the refusal, once the credential no longer holds; never while it does. Cancel-safe (for
     /// `select!`): what it waits for is kept in `self`.
     async fn refused(&mut self) -> ApiError {
-        if self.task.is_none() {
-            self.start.as_mut().await;
-            if let Some((app, recheck, token_id)) = self.pending.take() {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let task = tokio::spawn(async move {
-                    let mut wait = RECHECK;
-                    loop {
-                        match recheck.check(&app, &token_id).await {
-                            Checked::Valid => wait = RECHECK,
-                            Checked::Refused(e) => {
-                                let _ = tx.send(e);
-                                return;
-                            }
-                            Checked::Unknown => wait = (wait * 2).min(RECHECK_BACKOFF_MAX),
+        if let Watch::Waiting { start, checks } = self {
+            start.as_mut().await;
+            let Some(checks) = checks.take() else {
+                return std::future::pending().await;
+            };
+            let (app, recheck, token_id) = *checks;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(async move {
+                let mut wait = RECHECK;
+                loop {
+                    match recheck.check(&app, &token_id).await {
+                        Checked::Valid => wait = RECHECK,
+                        Checked::Refused(e) => {
+                            tracing::info!(
+                                token_id = %token_id,
+                                "ending an open MCP request: the token or session that opened it was revoked or \
+                                 has expired"
+                            );
+                            let _ = tx.send(e);
+                            return;
                         }
-                        tokio::time::sleep(wait).await;
+                        Checked::Unknown => wait = (wait * 2).min(RECHECK_BACKOFF_MAX),
                     }
-                });
-                self.task = Some((AbortOnDrop(task), rx));
-            }
+                    tokio::time::sleep(wait).await;
+                }
+            });
+            *self = Watch::Checking {
+                _task: AbortOnDrop(task),
+                refusal: rx,
+            };
         }
-        match self.task.as_mut() {
-            Some((_, rx)) => match rx.await {
+        match self {
+            Watch::Checking { refusal, .. } => match refusal.await {
                 Ok(refusal) => refusal,
                 // The checker ended without a refusal (it cannot): nothing more to wait for.
                 Err(_) => std::future::pending().await,
             },
-            None => std::future::pending().await,
+            Watch::Waiting { .. } => std::future::pending().await,
         }
     }
 }
@@ -178,7 +194,7 @@ impl Watch {
 /// `resp` as it is, unless it is an event stream: then the same stream, cut as soon as the credential that opened
 /// it no longer authenticates its token. Cut, not ended: the response stops without its end, as when a server goes
 /// away, so the agent's client fails what it was waiting for instead of waiting for it elsewhere.
-fn while_valid(watch: Watch, token_id: String, resp: Response) -> Response {
+fn while_valid(watch: Watch, resp: Response) -> Response {
     let streaming = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -192,33 +208,18 @@ fn while_valid(watch: Watch, token_id: String, resp: Response) -> Response {
         return resp;
     }
     let (parts, body) = resp.into_parts();
-    let watched = Watched {
-        data: body.into_data_stream(),
-        watch,
-        token_id,
-    };
+    let watched = (body.into_data_stream(), watch);
     let stream = futures_util::stream::unfold(Some(watched), |watched| async move {
-        let mut w = watched?;
+        let (mut data, mut watch) = watched?;
         tokio::select! {
-            chunk = w.data.next() => chunk.map(|c| (c, Some(w))),
-            _ = w.watch.refused() => {
-                tracing::info!(
-                    token_id = %w.token_id,
-                    "cut an MCP event stream: the token or session that opened it was revoked or has expired"
-                );
+            chunk = data.next() => chunk.map(|c| (c, Some((data, watch)))),
+            _ = watch.refused() => {
                 let cut = axum::Error::new("the credential that opened this stream is no longer valid");
                 Some((Err(cut), None))
             }
         }
     });
     Response::from_parts(parts, Body::from_stream(stream))
-}
-
-/// An event stream being relayed, and the watch on its credential.
-struct Watched {
-    data: axum::body::BodyDataStream,
-    watch: Watch,
-    token_id: String,
 }
 
 /// The caller an agent token stands for, when it is valid, unexpired and unrevoked.
@@ -280,7 +281,7 @@ async fn serve(app: &AppState, endpoint: Endpoint, request: Request) -> Response
     let recheck = Recheck::of(&parts);
     let id = last_segment(&parts);
     let request = Request::from_parts(parts, body);
-    let token_id = caller.token_id.clone();
+    let mut watch = Watch::new(app, recheck, caller.token_id.clone());
     let gw = gateway(app);
     let answer = async move {
         match endpoint {
@@ -289,15 +290,13 @@ async fn serve(app: &AppState, endpoint: Endpoint, request: Request) -> Response
             Endpoint::Workspace => gw.aggregated(caller, Scope::Workspace(id), request).await,
         }
     };
-    tokio::pin!(answer);
     // The answer may take long to start (an upstream that sends nothing yet): the credential is watched meanwhile
     // too, and a refusal drops the exchange (and its upstream request).
-    let mut watch = Watch::new(app, recheck, token_id.clone());
     let resp = tokio::select! {
-        resp = &mut answer => resp,
+        resp = answer => resp,
         refused = watch.refused() => return refused.into_response(),
     };
-    while_valid(watch, token_id, resp)
+    while_valid(watch, resp)
 }
 
 async fn passthrough(State(app): State<AppState>, request: Request) -> Response {
