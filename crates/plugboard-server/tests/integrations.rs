@@ -28,6 +28,7 @@ test_on_both_backends! {
     delete_removes_the_integration_and_its_vault_entries => delete_destroys;
     a_custom_http_server_vaults_its_secret_headers => custom_http;
     a_custom_stdio_server_vaults_its_secret_env => custom_stdio;
+    a_custom_server_seals_credentials_sent_without_the_secret_mark => custom_unmarked;
     custom_server_bodies_are_validated_strictly => custom_validation;
     the_runtime_view_is_refused_for_disabled_integrations => runtime_disabled;
     every_write_and_every_runtime_read_is_audited_without_values => audit_log;
@@ -520,6 +521,71 @@ async fn custom_http(db: Db) {
     )
     .await
     .assert_status(201);
+}
+
+async fn custom_unmarked(db: Db) {
+    let app = TestApp::new(db).await;
+    let (ws, owner) = app.workspace().await;
+    let secret = canary();
+    let res = create_custom(
+        &app,
+        &owner,
+        &ws,
+        json!({
+            "name": "Unmarked",
+            "transport": "streamable-http",
+            "endpoint": "https://mcp.internal.example.com/mcp",
+            "headers": {
+                "Authorization": format!("Bearer {secret}"),
+                "X-Team": "platform",
+                "X-Session-Region": {"value": "eu", "secret": false}
+            }
+        }),
+    )
+    .await;
+    res.assert_status(201);
+    let id = res.json()["integration_id"].as_str().unwrap().to_string();
+    let v = app
+        .get(&format!("/api/v1/integrations/{id}"), Some(&owner))
+        .await;
+    assert!(!v.text().contains(&secret));
+    assert_eq!(
+        v.json()["mcp"]["headers"],
+        json!({"Authorization": "********", "X-Team": "platform", "X-Session-Region": "eu"})
+    );
+    let rows = app
+        .db
+        .store
+        .integration_secrets(&IntegrationId::from(id.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the Authorization value is a vault entry");
+    let rt = runtime(&app, &owner, &id).await.json();
+    assert_eq!(
+        rt["mcp"]["headers"]["Authorization"],
+        format!("Bearer {secret}")
+    );
+
+    let res = create_custom(
+        &app,
+        &owner,
+        &ws,
+        json!({"name": "Unmarked stdio", "transport": "stdio", "command": "run",
+               "env": {"OPENAI_API_KEY": secret, "LOG_LEVEL": "debug"}}),
+    )
+    .await;
+    res.assert_status(201);
+    let id = res.json()["integration_id"].as_str().unwrap().to_string();
+    let v = app
+        .get(&format!("/api/v1/integrations/{id}"), Some(&owner))
+        .await
+        .json();
+    assert_eq!(
+        v["mcp"]["env"],
+        json!({"OPENAI_API_KEY": "********", "LOG_LEVEL": "debug"})
+    );
+    let rt = runtime(&app, &owner, &id).await.json();
+    assert_eq!(rt["mcp"]["env"]["OPENAI_API_KEY"], secret.as_str());
 }
 
 async fn custom_stdio(db: Db) {

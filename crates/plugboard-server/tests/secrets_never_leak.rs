@@ -92,12 +92,17 @@ async fn canary_everywhere(db: Db) {
         seen.keep(&format!("replayed install {connector}"), &again);
         ids.push(res.json()["integration_id"].as_str().unwrap().to_string());
     }
-    // Custom servers with a secret header and a secret env value.
+    // Custom servers with a secret header and a secret env value, and with credentials a new user sends without
+    // marking them (sealed all the same: their names or values say what they are).
     for body in [
         json!({"name": "http", "transport": "streamable-http", "endpoint": "https://mcp.example.com/",
                "headers": {"Authorization": {"value": format!("Bearer {c}"), "secret": true}}}),
         json!({"name": "stdio", "transport": "stdio", "command": "run",
                "env": {"TOKEN": {"value": c, "secret": true}}}),
+        json!({"name": "unmarked http", "transport": "streamable-http", "endpoint": "https://mcp.example.com/",
+               "headers": {"Authorization": format!("Bearer {c}"), "X-Api-Key": c, "X-Custom": format!("Basic {c}")}}),
+        json!({"name": "unmarked stdio", "transport": "stdio", "command": "run",
+               "env": {"GITHUB_TOKEN": c, "DATABASE_URL": format!("postgres://app:{c}@db.internal/app")}}),
     ] {
         let res = app
             .post(
@@ -214,7 +219,7 @@ async fn canary_everywhere(db: Db) {
     );
     let rt = runtime(&app, &owner, &ids[2]).await;
     assert!(rt.text().contains(&format!("{c}.db.example.com")) && rt.text().contains(&patched));
-    for i in [4, 5] {
+    for i in [4, 5, 6, 7] {
         let rt = runtime(&app, &owner, &ids[i]).await;
         rt.assert_status(200);
         assert!(rt.text().contains(&c), "runtime of custom server {i}");

@@ -19,11 +19,13 @@ use super::idempotency::*;
 use super::stored::*;
 use super::*;
 
-/// One header or env value of a custom server: a plain string or `{"value": "…", "secret": true}`.
+/// One header or env value of a custom server: a plain string or `{"value": "…", "secret": true}`, and whether it
+/// is sealed. A value not marked either way is sealed when it [looks like a credential](looks_like_credential); only
+/// an explicit `"secret": false` keeps such a value in the clear.
 pub(crate) fn custom_value(what: &str, name: &str, v: &Value) -> Result<(String, bool), ApiError> {
     let shown = truncate(name, 64);
     let (value, secret) = match v {
-        Value::String(s) => (s.clone(), false),
+        Value::String(s) => (s.clone(), None),
         Value::Object(o) => {
             if let Some(k) = o.keys().find(|k| *k != "value" && *k != "secret") {
                 return Err(ApiError::invalid_field(format!(
@@ -40,8 +42,8 @@ pub(crate) fn custom_value(what: &str, name: &str, v: &Value) -> Result<(String,
                 }
             };
             let secret = match o.get("secret") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
+                None | Some(Value::Null) => None,
+                Some(Value::Bool(b)) => Some(*b),
                 Some(_) => {
                     return Err(ApiError::invalid_field(format!(
                         "{what} `{shown}`: `secret` must be true or false"
@@ -61,7 +63,58 @@ pub(crate) fn custom_value(what: &str, name: &str, v: &Value) -> Result<(String,
             "{what} `{shown}`: the value is longer than {MAX_MAP_VALUE_BYTES} bytes"
         )));
     }
+    let secret = secret.unwrap_or_else(|| looks_like_credential(name, &value));
     Ok((value, secret))
+}
+
+/// Whether a header or env value not marked either way is a credential, so it is sealed like one instead of being
+/// stored and shown in the clear: its name says so (`Authorization`, `Cookie`, `X-Api-Key`, `GITHUB_TOKEN`,
+/// `DB_PASSWORD`, `AWS_SECRET_ACCESS_KEY` …) or its value does (an HTTP auth scheme such as `Bearer …`, a URL with a
+/// password). Erring towards sealing only hides a value in responses; erring the other way leaks it.
+pub(crate) fn looks_like_credential(name: &str, value: &str) -> bool {
+    /// Anywhere in the name.
+    const PARTS: &[&str] = &[
+        "auth",
+        "cookie",
+        "token",
+        "secret",
+        "passw",
+        "credential",
+        "apikey",
+        "privatekey",
+        "accesskey",
+        "session",
+        "signature",
+    ];
+    /// A whole word of the name (words split at `-`, `_` and `.`).
+    const WORDS: &[&str] = &["key", "pass", "pwd", "pat", "dsn", "sig", "jwt", "bearer"];
+    /// How a value that is an HTTP credential starts.
+    const SCHEMES: &[&str] = &[
+        "bearer ",
+        "basic ",
+        "token ",
+        "digest ",
+        "negotiate ",
+        "dpop ",
+    ];
+    let lower = name.to_ascii_lowercase();
+    let compact: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    if PARTS.iter().any(|p| compact.contains(p))
+        || lower
+            .split(['-', '_', '.'])
+            .any(|word| WORDS.contains(&word))
+    {
+        return true;
+    }
+    let value = value.trim_start();
+    SCHEMES.iter().any(|scheme| {
+        value
+            .get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    }) || url::Url::parse(value).is_ok_and(|u| u.password().is_some())
 }
 
 pub(crate) const FORBIDDEN_HEADERS: &[&str] = &[
@@ -371,4 +424,72 @@ pub async fn create_custom(
         }),
     };
     write_integration(app, principal, new, idem.as_ref(), response).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_under_credential_names_or_shaped_like_credentials_are_taken_for_credentials() {
+        for (name, value) in [
+            ("Authorization", "whatever"),
+            ("authorization", ""),
+            ("Cookie", "a=b"),
+            ("X-Api-Key", "k"),
+            ("X-API-KEY", "k"),
+            ("X-Auth-Token", "t"),
+            ("Private-Token", "t"),
+            ("X-Session", "s"),
+            ("GITHUB_TOKEN", "t"),
+            ("GITHUB_PERSONAL_ACCESS_TOKEN", "t"),
+            ("OPENAI_API_KEY", "k"),
+            ("APIKEY", "k"),
+            ("DB_PASSWORD", "p"),
+            ("PGPASSWORD", "p"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("SENTRY_DSN", "d"),
+            ("GITLAB_PAT", "p"),
+            ("X-Custom", "Bearer abc"),
+            ("X-Custom", "  basic dXNlcjpwYXNz"),
+            ("DATABASE_URL", "postgres://app:hunter2@db.internal/app"),
+        ] {
+            assert!(looks_like_credential(name, value), "{name}: {value}");
+        }
+    }
+
+    #[test]
+    fn ordinary_names_and_values_stay_in_the_clear() {
+        for (name, value) in [
+            ("X-Team", "platform"),
+            ("Accept-Language", "en"),
+            ("X-Tenant", "7"),
+            ("User-Agent", "Bearerbot/1.0"),
+            ("LOG_LEVEL", "debug"),
+            ("PATH", "/usr/bin"),
+            ("KEYBOARD_LAYOUT", "us"),
+            ("DATABASE_URL", "postgres://app@db.internal/app"),
+            ("X-Endpoint", "https://example.com/a?b=c"),
+        ] {
+            assert!(!looks_like_credential(name, value), "{name}: {value}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_mark_wins_over_the_guess() {
+        let plain = custom_value(
+            "header",
+            "X-Session-Region",
+            &json!({"value": "eu", "secret": false}),
+        )
+        .unwrap();
+        assert_eq!(plain, ("eu".to_owned(), false));
+        let sealed =
+            custom_value("header", "X-Team", &json!({"value": "a", "secret": true})).unwrap();
+        assert_eq!(sealed, ("a".to_owned(), true));
+        let guessed = custom_value("header", "Authorization", &json!("Bearer x")).unwrap();
+        assert_eq!(guessed, ("Bearer x".to_owned(), true));
+        let unmarked = custom_value("header", "Authorization", &json!({"value": "x"})).unwrap();
+        assert_eq!(unmarked, ("x".to_owned(), true));
+    }
 }
