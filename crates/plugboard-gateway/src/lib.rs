@@ -46,6 +46,13 @@ pub use ports::{
     Transport, UpstreamTarget, Via,
 };
 
+/// What a gateway request is for: one integration (passthrough) or a scope (aggregated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Integration(String),
+    Scope(Scope),
+}
+
 /// The default bound on upstream silence (`PLUGBOARD_GATEWAY_TIMEOUT_MS`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(60_000);
 
@@ -176,6 +183,27 @@ impl Gateway {
         request: Request<Body>,
     ) -> Response<Body> {
         aggregate::handle(&self.inner, caller, scope, request).await
+    }
+
+    /// Whether `caller` may still use what it opened a request on, for the server to check while the request has
+    /// something open (an answer not yet started, an event stream): `Some(false)` once it may not (the integration
+    /// was deleted, disabled or is waiting for OAuth again; the caller lost access to it or to the scope, e.g. a
+    /// person removed from the workspace), `None` when that cannot be known now (the database cannot answer). Reads
+    /// through the same cached access decisions as a new request, so it costs no query most of the time.
+    pub async fn still_allowed(&self, caller: &Caller, target: &Target) -> Option<bool> {
+        let integrations = &self.inner.ports.integrations;
+        let found = match target {
+            Target::Integration(id) => integrations
+                .integration(caller, id)
+                .await
+                .map(|info| passthrough::usable(&info)),
+            Target::Scope(scope) => integrations.in_scope(caller, scope).await.map(|_| true),
+        };
+        match found {
+            Ok(allowed) => Some(allowed),
+            Err(AccessError::Unavailable(_)) => None,
+            Err(AccessError::NotFound | AccessError::Forbidden) => Some(false),
+        }
     }
 
     /// Upstream clients the aggregated endpoints hold open on this instance (for tests and metrics).

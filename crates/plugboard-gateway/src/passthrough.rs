@@ -73,6 +73,14 @@ pub(crate) fn access_refusal(err: &AccessError, what: &str) -> Response<Body> {
     }
 }
 
+/// Whether the passthrough serves `info` at all (the refusals of [`handle`] aside from access): enabled, not waiting
+/// for OAuth, over streamable HTTP.
+pub(crate) fn usable(info: &IntegrationInfo) -> bool {
+    info.enabled
+        && info.status != IntegrationStatus::PendingOauth
+        && matches!(info.transport, Transport::StreamableHttp)
+}
+
 pub(crate) async fn handle(
     gw: &Arc<Inner>,
     caller: Caller,

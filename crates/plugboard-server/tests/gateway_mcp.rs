@@ -29,6 +29,7 @@ test_on_both_backends! {
     an_upstream_killed_mid_call_is_a_json_rpc_error_not_a_hang => killed_upstream;
     a_revoked_agent_token_fails_on_another_instance_within_a_second => revoked_elsewhere;
     revoking_an_agent_token_ends_the_event_streams_it_is_still_reading_on_both_endpoint_kinds => revoked_mid_stream;
+    removing_a_person_or_disabling_the_integration_ends_the_event_streams_still_open => access_lost_mid_stream;
     an_integration_disabled_through_one_instance_is_refused_by_another_soon_after => disabled_elsewhere;
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
 }
@@ -623,4 +624,52 @@ async fn revoked_mid_stream(db: Db) {
             .unwrap();
         assert!(ended.is_err(), "{ended:?}");
     }
+}
+
+async fn access_lost_mid_stream(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let (member, member_token) = app.member_user(&s.ws, Role::Member).await;
+    // Calls that never answer: the member's through each endpoint kind, the agent's through the passthrough.
+    let hang = |url: String, credential: &str, name: &'static str| {
+        let credential = credential.to_owned();
+        tokio::spawn(async move {
+            let a = agent::connect(&url, &credential).await;
+            a.service
+                .peer()
+                .call_tool(rmcp::model::CallToolRequestParams::new(name))
+                .await
+        })
+    };
+    let member_calls = [
+        hang(s.pb.passthrough(&id), &member_token, "hang"),
+        hang(
+            s.pb.workspace(s.ws.id.as_str()),
+            &member_token,
+            "docs__hang",
+        ),
+    ];
+    let agent_call = hang(s.pb.passthrough(&id), &token, "hang");
+    within("the three calls start", s.up.state.seen.wait_started(3)).await;
+
+    // The person leaves the workspace: their streams end (long before the gateway's 60 s timeout)...
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/workspaces/{}/members/{}", s.ws.id, member.id),
+        Some(&s.owner),
+        None,
+    )
+    .await
+    .assert_status(204);
+    for call in member_calls {
+        let ended = within("the member's stream ends", call).await.unwrap();
+        assert!(ended.is_err(), "{ended:?}");
+    }
+    // ...and the agent's, whose access is unchanged, goes on until the integration is disabled.
+    assert!(!agent_call.is_finished());
+    patch(app, &s.owner, &id, json!({"enabled": false})).await;
+    let ended = within("the agent's stream ends", agent_call).await.unwrap();
+    assert!(ended.is_err(), "{ended:?}");
 }

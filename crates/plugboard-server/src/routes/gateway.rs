@@ -6,9 +6,11 @@
 //! gateway's `Integrations` port ([`crate::gateway_wiring`]). Errors before MCP starts are the contract's error body.
 //!
 //! What a request has open (an answer not yet started, an event stream being relayed: an SSE answer to a POST, a
-//! server's stream to a GET) lives as long as the credential that opened it: a [`Watch`] checks the credential
-//! again every [`RECHECK`] while the request is open, and a revoked or expired one turns an answer not yet started
-//! into its 401 and cuts a stream, so revoking a token also cuts what it is still reading.
+//! server's stream to a GET) lives as long as the credential that opened it and its access to what it opened: a
+//! [`Watch`] checks both again every [`RECHECK`] while the request is open. A revoked or expired credential turns an
+//! answer not yet started into its 401, lost access (the integration deleted or disabled, a person removed from the
+//! workspace, a crew token's crew gone) into a 403, and either cuts a stream, so revoking a token or someone's
+//! access also cuts what they are still reading.
 
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use futures_util::StreamExt;
-use plugboard_gateway::{Caller, Scope};
+use plugboard_gateway::{Caller, Scope, Target};
 
 use crate::agent_tokens::{looks_like_agent_token, AgentTokenCheck};
 use crate::auth::{Credential, Principal};
@@ -80,8 +82,27 @@ impl Recheck {
         }
     }
 
-    /// Whether the credential still authenticates `token_id`. Only a definite refusal (401, 403) says no.
-    async fn check(&self, app: &AppState, token_id: &str) -> Checked {
+    /// Whether the credential still authenticates `caller` and `caller` may still use `target`. Only a definite
+    /// refusal (401, 403, access lost) says no.
+    async fn check(&self, app: &AppState, caller: &Caller, target: &Target) -> Checked {
+        match self.authenticates(app, &caller.token_id).await {
+            Checked::Valid => {}
+            other => return other,
+        }
+        match gateway(app).still_allowed(caller, target).await {
+            Some(true) => Checked::Valid,
+            Some(false) => Checked::Refused(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this request's access ended while it was open: the integration was deleted or disabled, or the \
+                 caller may no longer use it",
+            )),
+            None => Checked::Unknown,
+        }
+    }
+
+    /// Whether the credential still authenticates `token_id`.
+    async fn authenticates(&self, app: &AppState, token_id: &str) -> Checked {
         let again = match self {
             Recheck::Agent(token) => agent_caller(app, token).await,
             Recheck::Person {
@@ -120,7 +141,7 @@ enum Watch {
     /// Not started yet: what the checks need, and when they start.
     Waiting {
         start: std::pin::Pin<Box<tokio::time::Sleep>>,
-        checks: Option<Box<(AppState, Recheck, String)>>,
+        checks: Option<Box<(AppState, Recheck, Caller, Target)>>,
     },
     /// The checker task (aborted with the watch), and where it sends the refusal.
     Checking {
@@ -139,10 +160,10 @@ impl Drop for AbortOnDrop {
 }
 
 impl Watch {
-    fn new(app: &AppState, recheck: Recheck, token_id: String) -> Watch {
+    fn new(app: &AppState, recheck: Recheck, caller: Caller, target: Target) -> Watch {
         Watch::Waiting {
             start: Box::pin(tokio::time::sleep(RECHECK)),
-            checks: Some(Box::new((app.clone(), recheck, token_id))),
+            checks: Some(Box::new((app.clone(), recheck, caller, target))),
         }
     }
 
@@ -154,18 +175,19 @@ impl Watch {
             let Some(checks) = checks.take() else {
                 return std::future::pending().await;
             };
-            let (app, recheck, token_id) = *checks;
+            let (app, recheck, caller, target) = *checks;
             let (tx, rx) = tokio::sync::oneshot::channel();
             let task = tokio::spawn(async move {
                 let mut wait = RECHECK;
                 loop {
-                    match recheck.check(&app, &token_id).await {
+                    match recheck.check(&app, &caller, &target).await {
                         Checked::Valid => wait = RECHECK,
                         Checked::Refused(e) => {
                             tracing::info!(
-                                token_id = %token_id,
+                                token_id = %caller.token_id,
+                                status = e.status.as_u16(),
                                 "ending an open MCP request: the token or session that opened it was revoked or \
-                                 has expired"
+                                 has expired (401), or lost access to what it opened (403)"
                             );
                             let _ = tx.send(e);
                             return;
@@ -191,9 +213,10 @@ impl Watch {
     }
 }
 
-/// `resp` as it is, unless it is an event stream: then the same stream, cut as soon as the credential that opened
-/// it no longer authenticates its token. Cut, not ended: the response stops without its end, as when a server goes
-/// away, so the agent's client fails what it was waiting for instead of waiting for it elsewhere.
+/// `resp` as it is, unless it is an event stream: then the same stream, cut as soon as the `watch` refuses (the
+/// credential revoked or expired, the access to what it opened lost). Cut, not ended: the response stops without its
+/// end, as when a server goes away, so the agent's client fails what it was waiting for instead of waiting for it
+/// elsewhere.
 fn while_valid(watch: Watch, resp: Response) -> Response {
     let streaming = resp
         .headers()
@@ -263,31 +286,23 @@ fn last_segment(parts: &Parts) -> String {
         .to_owned()
 }
 
-/// Which endpoint a request is for.
-enum Endpoint {
-    Passthrough,
-    Crew,
-    Workspace,
-}
-
-/// Authenticates the caller, lets the gateway answer, and keeps an event-stream answer only as long as the caller's
-/// credential stays valid.
-async fn serve(app: &AppState, endpoint: Endpoint, request: Request) -> Response {
+/// Authenticates the caller, lets the gateway answer, and keeps an answer not yet started or an event-stream answer
+/// only as long as the caller's credential and its access to `target` (made of the last path segment) last.
+async fn serve(app: &AppState, target: fn(String) -> Target, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let caller = match caller(app, &mut parts).await {
         Ok(c) => c,
         Err(refused) => return refused.into_response(),
     };
     let recheck = Recheck::of(&parts);
-    let id = last_segment(&parts);
+    let target = target(last_segment(&parts));
     let request = Request::from_parts(parts, body);
-    let mut watch = Watch::new(app, recheck, caller.token_id.clone());
+    let mut watch = Watch::new(app, recheck, caller.clone(), target.clone());
     let gw = gateway(app);
     let answer = async move {
-        match endpoint {
-            Endpoint::Passthrough => gw.passthrough(caller, &id, request).await,
-            Endpoint::Crew => gw.aggregated(caller, Scope::Crew(id), request).await,
-            Endpoint::Workspace => gw.aggregated(caller, Scope::Workspace(id), request).await,
+        match target {
+            Target::Integration(id) => gw.passthrough(caller, &id, request).await,
+            Target::Scope(scope) => gw.aggregated(caller, scope, request).await,
         }
     };
     // The answer may take long to start (an upstream that sends nothing yet): the credential is watched meanwhile
@@ -300,13 +315,13 @@ async fn serve(app: &AppState, endpoint: Endpoint, request: Request) -> Response
 }
 
 async fn passthrough(State(app): State<AppState>, request: Request) -> Response {
-    serve(&app, Endpoint::Passthrough, request).await
+    serve(&app, Target::Integration, request).await
 }
 
 async fn crew(State(app): State<AppState>, request: Request) -> Response {
-    serve(&app, Endpoint::Crew, request).await
+    serve(&app, |id| Target::Scope(Scope::Crew(id)), request).await
 }
 
 async fn workspace(State(app): State<AppState>, request: Request) -> Response {
-    serve(&app, Endpoint::Workspace, request).await
+    serve(&app, |id| Target::Scope(Scope::Workspace(id)), request).await
 }
