@@ -14,6 +14,7 @@ test_on_both_backends! {
     a_patch_sets_the_tool_policy_and_the_prefix_and_the_json_returns_them => patch_sets;
     a_prefix_of_the_wrong_shape_or_bad_patterns_are_a_clear_400 => bad_input;
     a_prefix_another_integration_of_the_workspace_uses_is_a_409 => prefix_taken;
+    a_null_prefix_goes_back_to_the_first_free_default => prefix_reset;
 }
 
 async fn defaults(db: Db) {
@@ -154,4 +155,38 @@ async fn prefix_taken(db: Db) {
     patch(&app, &owner, &two, json!({"tool_prefix": "github"}))
         .await
         .assert_status(200);
+}
+
+async fn prefix_reset(db: Db) {
+    let app = TestApp::new(db).await;
+    let (ws, owner) = app.workspace().await;
+    let one = install_github(&app, &owner, &ws, &github_token(&canary())).await;
+    let two = install_github(&app, &owner, &ws, &github_token(&canary())).await;
+    let prefix = |res: plugboard_server::testing::TestResponse| {
+        res.assert_status(200);
+        res.json()["tool_prefix"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        prefix(patch(&app, &owner, &one, json!({"tool_prefix": "code"})).await),
+        "code"
+    );
+    // `github` is free again: the reset takes it...
+    assert_eq!(
+        prefix(patch(&app, &owner, &two, json!({"tool_prefix": "mine"})).await),
+        "mine"
+    );
+    assert_eq!(
+        prefix(patch(&app, &owner, &one, json!({"tool_prefix": null})).await),
+        "github"
+    );
+    // ...and a second one gets the next free default, never another integration's prefix.
+    assert_eq!(
+        prefix(patch(&app, &owner, &two, json!({"tool_prefix": null})).await),
+        "github-2"
+    );
+    // Resetting to the prefix it already has changes nothing.
+    assert_eq!(
+        prefix(patch(&app, &owner, &one, json!({"tool_prefix": null})).await),
+        "github"
+    );
 }

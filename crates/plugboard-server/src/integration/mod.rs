@@ -374,8 +374,26 @@ pub async fn patch(
         patch.tools = Some((json(&tools.allow)?, json(&tools.deny)?));
         changed.push("tools");
     }
-    if let Some(prefix) = &request.tool_prefix {
-        patch.tool_prefix = Some(prefix.clone());
+    match &request.tool_prefix {
+        Some(Some(prefix)) => patch.tool_prefix = Some(prefix.clone()),
+        Some(None) => {
+            // Back to the default: the first free one, as at install (the patched name counts).
+            let name = patch.name.as_deref().unwrap_or(&integration.name);
+            let taken: Vec<String> = app
+                .store
+                .list_integrations(&integration.workspace_id, None)
+                .await?
+                .iter()
+                .filter(|other| other.id != integration.id)
+                .map(tool_prefix)
+                .collect();
+            let default =
+                plugboard_store::default_tool_prefix(integration.connector_id.as_deref(), name);
+            patch.tool_prefix = Some(plugboard_store::unique_tool_prefix(&default, &taken));
+        }
+        None => {}
+    }
+    if request.tool_prefix.is_some() {
         changed.push("tool_prefix");
     }
     let mut field_keys: Vec<String> = Vec::new();
@@ -437,7 +455,7 @@ pub async fn patch(
         &integration.id,
         json!({"connector_id": integration.connector_id, "changed": changed, "fields": field_keys}),
     ));
-    let prefix = request.tool_prefix.clone();
+    let prefix = patch.tool_prefix.clone();
     let updated = app
         .store
         .update_integration(&integration.id, patch)

@@ -215,8 +215,10 @@ pub struct PatchRequest {
     pub tools: Option<plugboard_gateway::ToolPolicy>,
     /// The prefix of this integration's tools on the gateway's aggregated endpoints (`<prefix>__<tool>`): 1 to 48
     /// of `a-z 0-9 - _`, starting with a letter or digit, not ending with `-` or `_`, without `__`; unique within
-    /// the workspace (409 otherwise).
-    pub tool_prefix: Option<String>,
+    /// the workspace (409 otherwise). `null` goes back to the default (the connector id, or a slug of the name for a
+    /// custom server; the first of `<default>`, `<default>-2` … that no other integration of the workspace uses).
+    #[schema(value_type = Option<String>)]
+    pub tool_prefix: Option<Option<String>>,
 }
 
 /// An integration's tool policy on the MCP gateway.
@@ -253,11 +255,12 @@ impl PatchRequest {
                 Some(v) => Some(parse_tools(v)?),
             },
             tool_prefix: match raw.get("tool_prefix") {
-                None | Some(Value::Null) => None,
+                None => None,
+                Some(Value::Null) => Some(None),
                 Some(Value::String(p)) => {
                     plugboard_gateway::policy::validate_prefix(p)
                         .map_err(|e| ApiError::invalid_field(format!("`tool_prefix`: {e}")))?;
-                    Some(p.clone())
+                    Some(Some(p.clone()))
                 }
                 Some(_) => return Err(ApiError::invalid_field("`tool_prefix` must be a string")),
             },
