@@ -68,27 +68,98 @@ pub(crate) fn custom_value(what: &str, name: &str, v: &Value) -> Result<(String,
 }
 
 /// Whether a header or env value not marked either way is a credential, so it is sealed like one instead of being
-/// stored and shown in the clear: its name says so (`Authorization`, `Cookie`, `X-Api-Key`, `GITHUB_TOKEN`,
-/// `DB_PASSWORD`, `AWS_SECRET_ACCESS_KEY` …) or its value does (an HTTP auth scheme such as `Bearer …`, a URL with a
-/// password). Erring towards sealing only hides a value in responses; erring the other way leaks it.
+/// stored and shown in the clear. Its value says so (an HTTP auth scheme with a token, `Bearer …`; a URL with a
+/// password; `password=` or `AccountKey=` in a connection string; a well-known token shape such as `ghp_…`,
+/// `xoxb-…`, `sk-…`, `AKIA…`, a JWT or a PEM key), or its name does (`Authorization`, `Cookie`, `X-Api-Key`,
+/// `GITHUB_TOKEN`, `DB_PASSWORD`, `appKey` …) unless the value is plainly a setting (a number, `true`/`false`).
+///
+/// A sealed value is hidden in responses, and the gateway also redacts it from everything the upstream sends back:
+/// that is why a setting such as `MAX_TOKENS=4096` or `X-Auth-Required: true` is left plain (redacting every `4096`
+/// or `true` from the upstream's answers would break them).
 pub(crate) fn looks_like_credential(name: &str, value: &str) -> bool {
-    /// Anywhere in the name.
-    const PARTS: &[&str] = &[
+    let value = value.trim();
+    !value.is_empty()
+        && (value_is_credential(value) || (name_is_credential(name) && !plainly_a_setting(value)))
+}
+
+/// The words of a name, lowercased: split at `-`, `_`, `.`, spaces and where a lowercase letter or digit meets an
+/// uppercase one (`appKey`: `app`, `key`).
+fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        let boundary =
+            matches!(c, '-' | '_' | '.' | ' ') || (c.is_ascii_uppercase() && previous_lower);
+        if boundary && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        if !matches!(c, '-' | '_' | '.' | ' ') {
+            word.push(c.to_ascii_lowercase());
+        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+fn name_is_credential(name: &str) -> bool {
+    /// A whole word of the name.
+    const WORDS: &[&str] = &[
         "auth",
+        "authorization",
+        "authentication",
         "cookie",
+        "key",
+        "pass",
+        "passphrase",
+        "pwd",
+        "pw",
+        "pat",
+        "dsn",
+        "sig",
+        "signature",
+        "jwt",
+        "bearer",
+    ];
+    /// Anywhere in the name with its separators removed (`PGPASSWORD`, `X-Api-Key`, `MY_GITHUB_TOKEN`).
+    const PARTS: &[&str] = &[
         "token",
         "secret",
-        "passw",
+        "password",
+        "passwd",
         "credential",
         "apikey",
         "privatekey",
         "accesskey",
-        "session",
-        "signature",
     ];
-    /// A whole word of the name (words split at `-`, `_` and `.`).
-    const WORDS: &[&str] = &["key", "pass", "pwd", "pat", "dsn", "sig", "jwt", "bearer"];
-    /// How a value that is an HTTP credential starts.
+    let compact: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    PARTS.iter().any(|p| compact.contains(p))
+        || name_words(name).iter().any(|w| WORDS.contains(&w.as_str()))
+}
+
+/// A number or a yes/no value: a setting, whatever its name says.
+fn plainly_a_setting(value: &str) -> bool {
+    let flag = [
+        "true", "false", "yes", "no", "on", "off", "enabled", "disabled",
+    ]
+    .iter()
+    .any(|f| value.eq_ignore_ascii_case(f));
+    let number = value.chars().any(|c| c.is_ascii_digit())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'));
+    flag || number
+}
+
+fn value_is_credential(value: &str) -> bool {
+    /// How a value that is an HTTP credential starts (followed by the credential).
     const SCHEMES: &[&str] = &[
         "bearer ",
         "basic ",
@@ -97,24 +168,87 @@ pub(crate) fn looks_like_credential(name: &str, value: &str) -> bool {
         "negotiate ",
         "dpop ",
     ];
-    let lower = name.to_ascii_lowercase();
-    let compact: String = lower
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    if PARTS.iter().any(|p| compact.contains(p))
-        || lower
-            .split(['-', '_', '.'])
-            .any(|word| WORDS.contains(&word))
+    /// What a connection string or query says before a secret.
+    const ASSIGNMENTS: &[&str] = &[
+        "password=",
+        "passwd=",
+        "pwd=",
+        "accountkey=",
+        "sharedaccesskey=",
+        "secret=",
+        "token=",
+        "apikey=",
+        "api_key=",
+        "sig=",
+    ];
+    /// How well-known tokens start (GitHub, GitLab, Slack, OpenAI/Stripe-style, AWS access keys).
+    const PREFIXES: &[&str] = &[
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "xoxp-",
+        "xoxa-",
+        "xoxe-",
+        "xapp-",
+        "sk-",
+        "sk_live_",
+        "sk_test_",
+        "rk_live_",
+        "AKIA",
+        "ASIA",
+    ];
+    /// Where a URL is itself the secret.
+    const SECRET_URLS: &[&str] = &["hooks.slack.com/", "discord.com/api/webhooks/"];
+    let starts_with = |prefix: &str| {
+        value
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    let one_token = |s: &str| s.len() >= 8 && !s.chars().any(char::is_whitespace);
+    let lower = value.to_ascii_lowercase();
+    if SCHEMES
+        .iter()
+        .any(|scheme| starts_with(scheme) && one_token(value[scheme.len()..].trim()))
     {
         return true;
     }
-    let value = value.trim_start();
-    SCHEMES.iter().any(|scheme| {
-        value
-            .get(..scheme.len())
-            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
-    }) || url::Url::parse(value).is_ok_and(|u| u.password().is_some())
+    if PREFIXES
+        .iter()
+        .any(|p| value.starts_with(p) && value.len() >= 16 && one_token(value))
+    {
+        return true;
+    }
+    if value.starts_with("-----BEGIN") || ASSIGNMENTS.iter().any(|a| lower.contains(a)) {
+        return true;
+    }
+    // A JWT: three base64url parts, the first a JSON object (`{"` is `eyJ`).
+    if value.starts_with("eyJ") && one_token(value) && value.split('.').count() == 3 {
+        return true;
+    }
+    if SECRET_URLS.iter().any(|u| lower.contains(u)) {
+        return true;
+    }
+    url_has_password(value.strip_prefix("jdbc:").unwrap_or(value))
+}
+
+/// A URL with a password, also one the URL parser refuses (an unencoded `/` or `#` in the password).
+fn url_has_password(value: &str) -> bool {
+    if let Ok(url) = url::Url::parse(value) {
+        return url.password().is_some();
+    }
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    rest.rfind('@').is_some_and(|at| {
+        rest[..at]
+            .split_once(':')
+            .is_some_and(|(user, _)| !user.contains('/'))
+    })
 }
 
 pub(crate) const FORBIDDEN_HEADERS: &[&str] = &[
@@ -434,25 +568,62 @@ mod tests {
     fn values_under_credential_names_or_shaped_like_credentials_are_taken_for_credentials() {
         for (name, value) in [
             ("Authorization", "whatever"),
-            ("authorization", ""),
             ("Cookie", "a=b"),
             ("X-Api-Key", "k"),
             ("X-API-KEY", "k"),
+            ("Api-Key", "k"),
+            ("X-Goog-Api-Key", "k"),
+            ("Ocp-Apim-Subscription-Key", "k"),
             ("X-Auth-Token", "t"),
-            ("Private-Token", "t"),
-            ("X-Session", "s"),
+            ("X-Figma-Token", "t"),
+            ("PRIVATE-TOKEN", "t"),
+            ("X-Shopify-Access-Token", "t"),
             ("GITHUB_TOKEN", "t"),
             ("GITHUB_PERSONAL_ACCESS_TOKEN", "t"),
+            ("SLACK_BOT_TOKEN", "t"),
+            ("JIRA_API_TOKEN", "t"),
             ("OPENAI_API_KEY", "k"),
+            ("NOTION_API_KEY", "k"),
+            ("DD_APP_KEY", "k"),
             ("APIKEY", "k"),
+            ("appKey", "k"),
+            ("licenseKey", "k"),
             ("DB_PASSWORD", "p"),
             ("PGPASSWORD", "p"),
+            ("DB_PW", "p"),
+            ("PASSPHRASE", "p"),
+            ("CLIENT_SECRET", "s"),
             ("AWS_SECRET_ACCESS_KEY", "s"),
             ("SENTRY_DSN", "d"),
             ("GITLAB_PAT", "p"),
-            ("X-Custom", "Bearer abc"),
+            ("X-Custom", "Bearer abcdefgh12"),
             ("X-Custom", "  basic dXNlcjpwYXNz"),
             ("DATABASE_URL", "postgres://app:hunter2@db.internal/app"),
+            ("DATABASE_URL", "postgres://app:pa/ss@db.internal/app"),
+            (
+                "DATABASE_URL",
+                "postgres://db.internal/app?user=app&password=hunter2",
+            ),
+            ("JDBC", "jdbc:mysql://app:hunter2@db.internal/app"),
+            ("PG", "host=db user=app password=hunter2"),
+            (
+                "CONNECTION_STRING",
+                "Server=db;Database=app;User Id=app;Password=hunter2;",
+            ),
+            (
+                "STORAGE",
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=abc==;",
+            ),
+            ("X-Custom", "ghp_0123456789abcdefghijklmnopqrstuvwxyz"),
+            ("SOMETHING", "xoxb-1234-5678-abcdefgh"),
+            ("SOMETHING", "sk-proj-0123456789abcdef"),
+            ("SOMETHING", "AKIAIOSFODNN7EXAMPLE"),
+            (
+                "SOMETHING",
+                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            ),
+            ("SOMETHING", "-----BEGIN PRIVATE KEY-----\nMIIE..."),
+            ("WEBHOOK", "https://hooks.slack.com/services/T000/B000/XXXX"),
         ] {
             assert!(looks_like_credential(name, value), "{name}: {value}");
         }
@@ -464,12 +635,25 @@ mod tests {
             ("X-Team", "platform"),
             ("Accept-Language", "en"),
             ("X-Tenant", "7"),
+            ("X-Session-Id", "abc"),
+            ("SESSION_TIMEOUT", "300s"),
             ("User-Agent", "Bearerbot/1.0"),
+            ("X-Plan", "basic plan"),
             ("LOG_LEVEL", "debug"),
             ("PATH", "/usr/bin"),
             ("KEYBOARD_LAYOUT", "us"),
+            ("GIT_AUTHOR_NAME", "Ada"),
+            ("AUTHORITY_HOST", "login.example.com"),
+            ("OAUTH_CLIENT_ID", "plugboard"),
+            ("COMPASS_WORKSPACE", "main"),
+            ("MAX_TOKENS", "4096"),
+            ("TOKEN_LIMIT", "1000"),
+            ("AUTH_ENABLED", "true"),
+            ("X-Auth-Required", "TRUE"),
+            ("API_KEY", ""),
             ("DATABASE_URL", "postgres://app@db.internal/app"),
-            ("X-Endpoint", "https://example.com/a?b=c"),
+            ("X-Endpoint", "https://example.com:8080/a?b=c@d"),
+            ("SKU", "sk-1"),
         ] {
             assert!(!looks_like_credential(name, value), "{name}: {value}");
         }
@@ -489,6 +673,8 @@ mod tests {
         assert_eq!(sealed, ("a".to_owned(), true));
         let guessed = custom_value("header", "Authorization", &json!("Bearer x")).unwrap();
         assert_eq!(guessed, ("Bearer x".to_owned(), true));
+        let setting = custom_value("env", "MAX_TOKENS", &json!("4096")).unwrap();
+        assert_eq!(setting, ("4096".to_owned(), false));
         let unmarked = custom_value("header", "Authorization", &json!({"value": "x"})).unwrap();
         assert_eq!(unmarked, ("x".to_owned(), true));
     }

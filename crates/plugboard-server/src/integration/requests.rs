@@ -97,8 +97,9 @@ impl InstallRequest {
 
 /// `POST /api/v1/integrations?workspace_id=`: a hand-described MCP server. A header or env value is a plain string,
 /// or `{"value": "…", "secret": true}` to seal it in the vault. A value not marked either way is sealed all the same
-/// when its name or its shape says it is a credential (`Authorization`, `Cookie`, `*token*`, `*key*`, `*secret*`,
-/// `*password*`, a `Bearer …` value, a URL with a password …); `"secret": false` keeps such a value in the clear.
+/// when it is plainly a credential: by its value (`Bearer …`, a URL or connection string with a password, a known
+/// token shape) or by its name (`Authorization`, `Cookie`, `X-Api-Key`, `GITHUB_TOKEN`, `DB_PASSWORD` …) unless the
+/// value is a number or true/false; `"secret": false` keeps a value in the clear.
 #[derive(Debug, utoipa::ToSchema)]
 pub struct CustomServerRequest {
     /// User-facing label (1 to 200 characters).
