@@ -7,10 +7,11 @@
 //!
 //! What a request has open (an answer not yet started, an event stream being relayed: an SSE answer to a POST, a
 //! server's stream to a GET) lives as long as the credential that opened it and its access to what it opened: a
-//! [`Watch`] checks both again every [`RECHECK`] while the request is open. A revoked or expired credential turns an
-//! answer not yet started into its 401, lost access (the integration deleted or disabled, a person removed from the
-//! workspace, a crew token's crew gone) into a 403, and either cuts a stream, so revoking a token or someone's
-//! access also cuts what they are still reading.
+//! [`Watch`] checks the credential again every [`RECHECK`] while the request is open, and the access too (at once
+//! after a change through this instance, otherwise every [`ACCESS_RECHECK`]). A revoked or expired credential turns
+//! an answer not yet started into its 401, lost access (on `/mcp/i/…` the integration deleted or disabled; a person
+//! removed from the workspace, a crew token's crew gone) into a 403, and either cuts a stream, so revoking a token
+//! or someone's access also cuts what they are still reading.
 
 use std::time::Duration;
 
@@ -48,6 +49,11 @@ fn agent_bearer(parts: &Parts) -> Option<String> {
 
 /// How often what a request has open checks the credential that opened it again.
 const RECHECK: Duration = Duration::from_millis(500);
+/// How often the access of what a request has open is checked again when this instance changed nothing since the
+/// last check (a change made through this instance is checked at the next [`RECHECK`]; one made by another instance
+/// or an admin command within this). The credential itself is checked every [`RECHECK`], which costs no query while
+/// no credential changes; an access check reads the integration or scope, cached a second.
+const ACCESS_RECHECK: Duration = Duration::from_secs(5);
 /// The longest wait between checks while the database cannot answer them (the wait doubles from [`RECHECK`]).
 const RECHECK_BACKOFF_MAX: Duration = Duration::from_secs(8);
 
@@ -82,20 +88,29 @@ impl Recheck {
         }
     }
 
-    /// Whether the credential still authenticates `caller` and `caller` may still use `target`. Only a definite
-    /// refusal (401, 403, access lost) says no.
-    async fn check(&self, app: &AppState, caller: &Caller, target: &Target) -> Checked {
+    /// Whether the credential still authenticates `caller` and, when `target` is given, whether `caller` may still
+    /// use it. Only a definite refusal (401, 403, access lost) says no.
+    async fn check(&self, app: &AppState, caller: &Caller, target: Option<&Target>) -> Checked {
         match self.authenticates(app, &caller.token_id).await {
             Checked::Valid => {}
             other => return other,
         }
+        let Some(target) = target else {
+            return Checked::Valid;
+        };
+        let what = match target {
+            Target::Integration(_) => "integration (it was deleted or disabled, or the caller",
+            Target::Scope(_) => "crew or workspace (it was deleted, or the caller",
+        };
         match gateway(app).still_allowed(caller, target).await {
             Some(true) => Checked::Valid,
             Some(false) => Checked::Refused(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "this request's access ended while it was open: the integration was deleted or disabled, or the \
-                 caller may no longer use it",
+                format!(
+                    "this request's access ended while it was open: the {what} may no longer use it); send it again \
+                     to see why"
+                ),
             )),
             None => Checked::Unknown,
         }
@@ -179,9 +194,22 @@ impl Watch {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let task = tokio::spawn(async move {
                 let mut wait = RECHECK;
+                // When access was last found intact, and the store's write epoch then.
+                let mut access_seen: Option<(tokio::time::Instant, u64)> = None;
                 loop {
-                    match recheck.check(&app, &caller, &target).await {
-                        Checked::Valid => wait = RECHECK,
+                    let epoch = app.store.write_epoch();
+                    let access_due = access_seen
+                        .is_none_or(|(at, seen)| seen != epoch || at.elapsed() >= ACCESS_RECHECK);
+                    match recheck
+                        .check(&app, &caller, access_due.then_some(&target))
+                        .await
+                    {
+                        Checked::Valid => {
+                            wait = RECHECK;
+                            if access_due {
+                                access_seen = Some((tokio::time::Instant::now(), epoch));
+                            }
+                        }
                         Checked::Refused(e) => {
                             tracing::info!(
                                 token_id = %caller.token_id,
