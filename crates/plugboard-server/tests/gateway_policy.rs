@@ -184,7 +184,7 @@ async fn prefix_reset(db: Db) {
         prefix(patch(&app, &owner, &two, json!({"tool_prefix": null})).await),
         "github-2"
     );
-    // Resetting to the prefix it already has changes nothing.
+    // Resetting to the default it already has keeps it.
     assert_eq!(
         prefix(patch(&app, &owner, &one, json!({"tool_prefix": null})).await),
         "github"

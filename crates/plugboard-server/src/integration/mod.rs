@@ -389,11 +389,15 @@ pub async fn patch(
                 .collect();
             let default =
                 plugboard_store::default_tool_prefix(integration.connector_id.as_deref(), name);
-            patch.tool_prefix = Some(plugboard_store::unique_tool_prefix(&default, &taken));
+            let free = plugboard_store::unique_tool_prefix(&default, &taken);
+            // Already the default: nothing to change.
+            if free != tool_prefix(&integration) {
+                patch.tool_prefix = Some(free);
+            }
         }
         None => {}
     }
-    if request.tool_prefix.is_some() {
+    if patch.tool_prefix.is_some() {
         changed.push("tool_prefix");
     }
     let mut field_keys: Vec<String> = Vec::new();
@@ -456,11 +460,20 @@ pub async fn patch(
         json!({"connector_id": integration.connector_id, "changed": changed, "fields": field_keys}),
     ));
     let prefix = patch.tool_prefix.clone();
+    let reset = matches!(request.tool_prefix, Some(None));
     let updated = app
         .store
         .update_integration(&integration.id, patch)
         .await
         .map_err(|e| match (e, &prefix) {
+            (plugboard_store::StoreError::Conflict(_), Some(p)) if reset => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "tool_prefix_taken",
+                format!(
+                    "another integration of this workspace took the default tool_prefix `{p}` at the same moment: \
+                     send the request again to get the next free one"
+                ),
+            ),
             (plugboard_store::StoreError::Conflict(_), Some(p)) => ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "tool_prefix_taken",
