@@ -204,6 +204,27 @@ pub fn reload_catalog_on_hangup(_state: &AppState) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What a serving instance starts beside the router: the catalog's compressed copies, and the sealing of custom
+/// servers' credentials stored in the clear before such values were sealed
+/// ([`crate::integration::seal_unmarked_credentials`]; once sealed, later starts find nothing to do).
+fn start_background_work(state: &AppState) {
+    state.catalog.compress_in_background();
+    let app = state.clone();
+    tokio::spawn(async move {
+        match crate::integration::seal_unmarked_credentials(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                integrations = n,
+                "sealed credential values that custom servers held in the clear"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e.message,
+                "could not check custom servers for credentials held in the clear; the next start tries again"
+            ),
+        }
+    });
+}
+
 /// A bound server: `port()` is known before `run`.
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -234,7 +255,7 @@ impl Application {
         let addr = self.listener.local_addr()?;
         reload_catalog_on_hangup(&self.state)?;
         tracing::info!(%addr, "listening");
-        self.state.catalog.compress_in_background();
+        start_background_work(&self.state);
         // The peer address (ConnectInfo, inserted by `serve`) decides whether /metrics may be read without a token.
         let options = serve_options(&self.state.config);
         crate::serve::serve(self.listener, router(self.state), options, shutdown).await;
@@ -371,7 +392,7 @@ async fn wait_for_database(
     match result {
         Ok(state) => {
             tracing::info!(attempt, "the database is reachable: serving");
-            state.catalog.compress_in_background();
+            start_background_work(&state);
             if let Ok(mut s) = slot.write() {
                 *s = Some(router(state));
             }

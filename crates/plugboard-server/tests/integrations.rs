@@ -29,6 +29,7 @@ test_on_both_backends! {
     a_custom_http_server_vaults_its_secret_headers => custom_http;
     a_custom_stdio_server_vaults_its_secret_env => custom_stdio;
     a_custom_server_seals_credentials_sent_without_the_secret_mark => custom_unmarked;
+    custom_servers_made_before_that_rule_have_such_values_sealed_once_and_later_ones_are_left_as_chosen => custom_old;
     custom_server_bodies_are_validated_strictly => custom_validation;
     the_runtime_view_is_refused_for_disabled_integrations => runtime_disabled;
     every_write_and_every_runtime_read_is_audited_without_values => audit_log;
@@ -586,6 +587,95 @@ async fn custom_unmarked(db: Db) {
     );
     let rt = runtime(&app, &owner, &id).await.json();
     assert_eq!(rt["mcp"]["env"]["OPENAI_API_KEY"], secret.as_str());
+}
+
+async fn custom_old(db: Db) {
+    let app = TestApp::new(db).await;
+    let (ws, owner) = app.workspace().await;
+    let secret = canary();
+    let create = |body: Value| {
+        let (app, owner, ws) = (&app, &owner, &ws);
+        async move {
+            let res = create_custom(app, owner, ws, body).await;
+            res.assert_status(201);
+            res.json()["integration_id"].as_str().unwrap().to_string()
+        }
+    };
+    // Both hold a credential in the clear; the first stands for a server made before the rule (the migration lists
+    // those), the second was made since with `"secret": false` on purpose.
+    let old = create(json!({"name": "Old", "transport": "streamable-http",
+        "endpoint": "https://mcp.internal.example.com/mcp",
+        "headers": {"Authorization": {"value": format!("Bearer {secret}"), "secret": false}, "X-Team": "platform"}}))
+    .await;
+    let chosen = create(
+        json!({"name": "Chosen", "transport": "stdio", "command": "run",
+        "env": {"GITHUB_TOKEN": {"value": secret, "secret": false}}}),
+    )
+    .await;
+    app.db
+        .exec(&format!(
+            "INSERT INTO credential_seal_pending (integration_id) VALUES ('{old}')"
+        ))
+        .await;
+    let mcp = |id: String| {
+        let app = &app;
+        async move {
+            app.db
+                .store
+                .get_integration(&IntegrationId::from(id.as_str()))
+                .await
+                .unwrap()
+                .unwrap()
+                .mcp
+        }
+    };
+    assert!(mcp(old.clone()).await.contains(&secret));
+
+    let sealed = plugboard_server::integration::seal_unmarked_credentials(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(sealed, 1);
+    assert!(!mcp(old.clone()).await.contains(&secret));
+    let v = app
+        .get(&format!("/api/v1/integrations/{old}"), Some(&owner))
+        .await;
+    assert!(!v.text().contains(&secret));
+    assert_eq!(
+        v.json()["mcp"]["headers"],
+        json!({"Authorization": "********", "X-Team": "platform"})
+    );
+    let rt = runtime(&app, &owner, &old).await.json();
+    assert_eq!(
+        rt["mcp"]["headers"],
+        json!({"Authorization": format!("Bearer {secret}"), "X-Team": "platform"})
+    );
+    let audit = app
+        .get(
+            &format!("/api/v1/audit?workspace_id={}", ws.id),
+            Some(&owner),
+        )
+        .await;
+    assert!(!audit.text().contains(&secret));
+    let sealing = audit.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target"] == old.as_str() && e["action"] == "integration.update")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        sealing["detail"]["sealed"],
+        json!(["headers.Authorization"])
+    );
+
+    // The one kept plain on purpose stays so, and a second pass finds nothing to do.
+    assert!(mcp(chosen).await.contains(&secret));
+    assert_eq!(
+        plugboard_server::integration::seal_unmarked_credentials(&app.state)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn custom_stdio(db: Db) {

@@ -104,6 +104,10 @@ pub trait IntegrationStore: Send + Sync {
     /// Deletes the integration and (by cascade) its vault entries and OAuth states, with its audit entry.
     async fn delete_integration(&self, id: &IntegrationId, audit: NewAudit) -> Result<bool>;
     async fn integration_secrets(&self, integration_id: &IntegrationId) -> Result<Vec<SecretRow>>;
+    /// Custom servers made before unmarked credential values were sealed, not checked yet (oldest first).
+    async fn credential_seal_pending(&self) -> Result<Vec<IntegrationId>>;
+    /// `id` is checked: it leaves [`IntegrationStore::credential_seal_pending`].
+    async fn credential_seal_done(&self, id: &IntegrationId) -> Result<()>;
     async fn idempotency_get(
         &self,
         workspace_id: &WorkspaceId,

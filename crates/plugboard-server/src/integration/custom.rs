@@ -251,6 +251,92 @@ fn url_has_password(value: &str) -> bool {
     })
 }
 
+/// Custom servers made before unmarked credentials were sealed ([`looks_like_credential`]) may hold such values in
+/// the clear: this seals them, each as a vault entry of its own with the stored block pointing at it, with an audit
+/// entry `integration.update` naming the headers and variables (never their values). Each such server is checked
+/// once (the migration that brought this listed them); servers made since were sealed as they were made, so what
+/// they keep plain was kept plain by choice. Returns how many integrations it changed.
+pub async fn seal_unmarked_credentials(app: &App) -> Result<usize, ApiError> {
+    let mut changed = 0;
+    for id in app.store.credential_seal_pending().await? {
+        if let Some(integration) = app.store.get_integration(&id).await? {
+            if integration.auth_mode == IntegrationAuthMode::Custom
+                && seal_unmarked_in(app, &integration).await?
+            {
+                changed += 1;
+            }
+        }
+        app.store.credential_seal_done(&id).await?;
+    }
+    Ok(changed)
+}
+
+/// [`seal_unmarked_credentials`] for one custom server; whether it sealed anything.
+async fn seal_unmarked_in(
+    app: &App,
+    integration: &plugboard_store::Integration,
+) -> Result<bool, ApiError> {
+    let mut stored = StoredMcp::parse(&integration.mcp).map_err(ApiError::internal)?;
+    let mut values = FieldValues::default();
+    let mut fields: Vec<String> = Vec::new();
+    let mut sealed: Vec<String> = Vec::new();
+    for (what, map) in [("header", &mut stored.headers), ("env", &mut stored.env)] {
+        for (name, template) in map.iter_mut() {
+            let Some(t) = template
+                .as_str()
+                .and_then(|src| plugboard_catalog::Template::parse(src).ok())
+            else {
+                continue;
+            };
+            if !t.is_literal() || !looks_like_credential(name, t.literal_prefix()) {
+                continue;
+            }
+            let Some(field) = (0..)
+                .map(|i| format!("{what}_{i}"))
+                .find(|f| !stored.vaulted.contains(f) && !fields.contains(f))
+            else {
+                continue;
+            };
+            values.insert(field.clone(), t.literal_prefix().to_owned());
+            *template = Value::String(format!("${{field.{field}}}"));
+            fields.push(field);
+            let list = if what == "header" { "headers" } else { "env" };
+            sealed.push(format!("{list}.{}", truncate(name, 64)));
+        }
+    }
+    if fields.is_empty() {
+        return Ok(false);
+    }
+    stored.vaulted.extend(fields.iter().cloned());
+    let secrets = seal_fields(app, &integration.id, &values, &fields).await?;
+    drop(values);
+    let patch = plugboard_store::IntegrationPatch {
+        mcp: Some(stored.to_json()?),
+        upsert_secrets: secrets,
+        audit: Some(plugboard_store::NewAudit {
+            workspace_id: Some(integration.workspace_id.clone()),
+            actor_id: None,
+            action: "integration.update".to_string(),
+            target: Some(integration.id.to_string()),
+            detail: json!({"connector_id": null, "changed": ["sealed"], "sealed": sealed}),
+        }),
+        ..Default::default()
+    };
+    if app
+        .store
+        .update_integration(&integration.id, patch)
+        .await?
+        .is_some()
+    {
+        tracing::info!(
+            integration_id = %integration.id,
+            sealed = ?sealed,
+            "sealed values of a custom server that look like credentials but were stored in the clear"
+        );
+    }
+    Ok(true)
+}
+
 pub(crate) const FORBIDDEN_HEADERS: &[&str] = &[
     "host",
     "content-length",

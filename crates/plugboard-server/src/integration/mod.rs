@@ -40,7 +40,7 @@ mod runtime;
 mod stored;
 
 pub use audit::{audit_page, AuditEntry, AuditPage, AuditQuery};
-pub use custom::create_custom;
+pub use custom::{create_custom, seal_unmarked_credentials};
 pub use idempotency::Created;
 pub use install::{byo_oauth_restart, install};
 pub use requests::{CustomServerRequest, InstallRequest, PatchRequest, ToolsBody};

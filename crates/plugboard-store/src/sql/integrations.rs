@@ -91,6 +91,24 @@ for_both_backends! {
             Ok(query.fetch_all(&self.pool).await?)
         }
 
+        async fn credential_seal_pending(&self) -> Result<Vec<IntegrationId>> {
+            let rows: Vec<(IntegrationId,)> = sqlx::query_as(
+                "SELECT p.integration_id FROM credential_seal_pending p \
+                 JOIN integrations i ON i.id = p.integration_id ORDER BY i.created_at, i.id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(id,)| id).collect())
+        }
+
+        async fn credential_seal_done(&self, id: &IntegrationId) -> Result<()> {
+            sqlx::query("DELETE FROM credential_seal_pending WHERE integration_id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
         async fn update_integration(&self, id: &IntegrationId, patch: IntegrationPatch) -> Result<Option<Integration>> {
             let now = now_ms();
             let mut tx = begin!(self);
