@@ -213,9 +213,12 @@ fn start_background_work(state: &AppState) {
     tokio::spawn(async move {
         match crate::integration::seal_unmarked_credentials(&app).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(
+            Ok(n) => tracing::warn!(
                 integrations = n,
-                "sealed credential values that custom servers held in the clear"
+                "sealed credential values that custom servers held in the clear (each named in the log above and \
+                 in its workspace's audit log); the database may still hold the old copies in space it has not \
+                 reused yet: to remove them now, run VACUUM (SQLite) or VACUUM FULL integrations (PostgreSQL) at a \
+                 quiet moment"
             ),
             Err(e) => tracing::warn!(
                 error = %e.message,
