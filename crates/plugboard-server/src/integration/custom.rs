@@ -276,7 +276,18 @@ async fn seal_unmarked_in(
     app: &App,
     integration: &plugboard_store::Integration,
 ) -> Result<bool, ApiError> {
-    let mut stored = StoredMcp::parse(&integration.mcp).map_err(ApiError::internal)?;
+    let mut stored = match StoredMcp::parse(&integration.mcp) {
+        Ok(stored) => stored,
+        // Nothing to seal in a block that cannot be read (its `/runtime` fails the same way): not tried again.
+        Err(e) => {
+            tracing::warn!(
+                integration_id = %integration.id,
+                error = %e,
+                "could not check a custom server for credentials held in the clear: its stored block is unreadable"
+            );
+            return Ok(false);
+        }
+    };
     let mut values = FieldValues::default();
     let mut fields: Vec<String> = Vec::new();
     let mut sealed: Vec<String> = Vec::new();
