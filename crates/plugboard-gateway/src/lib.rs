@@ -53,6 +53,30 @@ pub enum Target {
     Scope(Scope),
 }
 
+/// What [`Gateway::still_allowed`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StillAllowed {
+    Yes,
+    No(Lost),
+    /// The database cannot answer now: nothing is decided.
+    Unknown,
+}
+
+/// Why a caller may no longer use what it opened a request on: what a new request would be refused for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// The integration, crew or workspace is gone (or no longer visible to the caller).
+    NotFound,
+    /// The caller may no longer reach it (a person removed from the workspace or made VIEWER, another crew).
+    Forbidden,
+    /// The integration was disabled.
+    Disabled,
+    /// The integration waits for its OAuth authorization again.
+    OauthPending,
+    /// The integration is no longer reachable over streamable HTTP.
+    NotProxyable,
+}
+
 /// The default bound on upstream silence (`PLUGBOARD_GATEWAY_TIMEOUT_MS`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(60_000);
 
@@ -186,23 +210,23 @@ impl Gateway {
     }
 
     /// Whether `caller` may still use what it opened a request on, for the server to check while the request has
-    /// something open (an answer not yet started, an event stream): `Some(false)` once it may not (the integration
-    /// was deleted, disabled or is waiting for OAuth again; the caller lost access to it or to the scope, e.g. a
-    /// person removed from the workspace), `None` when that cannot be known now (the database cannot answer). Reads
-    /// through the same cached access decisions as a new request, so it costs no query most of the time.
-    pub async fn still_allowed(&self, caller: &Caller, target: &Target) -> Option<bool> {
+    /// something open (an answer not yet started, an event stream), and why not. Reads through the same cached
+    /// access decisions as a new request, so it costs no query most of the time.
+    pub async fn still_allowed(&self, caller: &Caller, target: &Target) -> StillAllowed {
         let integrations = &self.inner.ports.integrations;
         let found = match target {
             Target::Integration(id) => integrations
                 .integration(caller, id)
                 .await
-                .map(|info| passthrough::usable(&info)),
-            Target::Scope(scope) => integrations.in_scope(caller, scope).await.map(|_| true),
+                .map(|info| passthrough::unusable(&info)),
+            Target::Scope(scope) => integrations.in_scope(caller, scope).await.map(|_| None),
         };
         match found {
-            Ok(allowed) => Some(allowed),
-            Err(AccessError::Unavailable(_)) => None,
-            Err(AccessError::NotFound | AccessError::Forbidden) => Some(false),
+            Ok(None) => StillAllowed::Yes,
+            Ok(Some(lost)) => StillAllowed::No(lost),
+            Err(AccessError::NotFound) => StillAllowed::No(Lost::NotFound),
+            Err(AccessError::Forbidden) => StillAllowed::No(Lost::Forbidden),
+            Err(AccessError::Unavailable(_)) => StillAllowed::Unknown,
         }
     }
 

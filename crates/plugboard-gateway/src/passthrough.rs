@@ -73,12 +73,17 @@ pub(crate) fn access_refusal(err: &AccessError, what: &str) -> Response<Body> {
     }
 }
 
-/// Whether the passthrough serves `info` at all (the refusals of [`handle`] aside from access): enabled, not waiting
-/// for OAuth, over streamable HTTP.
-pub(crate) fn usable(info: &IntegrationInfo) -> bool {
-    info.enabled
-        && info.status != IntegrationStatus::PendingOauth
-        && matches!(info.transport, Transport::StreamableHttp)
+/// Why the passthrough does not serve `info` (the refusals of [`handle`] aside from access), if it does not.
+pub(crate) fn unusable(info: &IntegrationInfo) -> Option<crate::Lost> {
+    if !matches!(info.transport, Transport::StreamableHttp) {
+        Some(crate::Lost::NotProxyable)
+    } else if !info.enabled {
+        Some(crate::Lost::Disabled)
+    } else if info.status == IntegrationStatus::PendingOauth {
+        Some(crate::Lost::OauthPending)
+    } else {
+        None
+    }
 }
 
 pub(crate) async fn handle(

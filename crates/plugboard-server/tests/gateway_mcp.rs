@@ -30,6 +30,7 @@ test_on_both_backends! {
     a_revoked_agent_token_fails_on_another_instance_within_a_second => revoked_elsewhere;
     revoking_an_agent_token_ends_the_event_streams_it_is_still_reading_on_both_endpoint_kinds => revoked_mid_stream;
     removing_a_person_or_disabling_the_integration_ends_the_event_streams_still_open => access_lost_mid_stream;
+    a_call_not_yet_answered_when_its_integration_is_disabled_gets_the_refusal_a_new_request_would => disabled_before_answer;
     an_integration_disabled_through_one_instance_is_refused_by_another_soon_after => disabled_elsewhere;
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
 }
@@ -672,4 +673,50 @@ async fn access_lost_mid_stream(db: Db) {
     patch(app, &s.owner, &id, json!({"enabled": false})).await;
     let ended = within("the agent's stream ends", agent_call).await.unwrap();
     assert!(ended.is_err(), "{ended:?}");
+}
+
+async fn disabled_before_answer(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let uri = format!("/mcp/i/{id}");
+    let init = initialize(app, &uri, &token).await;
+    init.assert_status(200);
+    let session = init.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let send = |body: Value| {
+        let (uri, token, session) = (&uri, &token, &session);
+        async move {
+            app.raw(
+                Method::POST,
+                uri,
+                Some(token),
+                &[
+                    ("accept", "application/json, text/event-stream"),
+                    ("host", "127.0.0.1"),
+                    ("mcp-session-id", session),
+                    ("mcp-protocol-version", "2025-06-18"),
+                ],
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+        }
+    };
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await
+        .assert_status(202);
+    // A call whose answer has not started (the upstream sends nothing yet) when the integration is disabled.
+    let (answer, ()) = tokio::join!(
+        within(
+            "the call is refused",
+            send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "hang", "arguments": {}}}))
+        ),
+        async {
+            within("the call starts", s.up.state.seen.wait_started(1)).await;
+            patch(app, &s.owner, &id, json!({"enabled": false})).await;
+        }
+    );
+    answer.assert_status(409);
+    assert_eq!(answer.json()["code"], "integration_disabled");
 }

@@ -10,8 +10,8 @@
 //! [`Watch`] checks the credential again every [`RECHECK`] while the request is open, and the access too (at once
 //! after a change through this instance, otherwise every [`ACCESS_RECHECK`]). A revoked or expired credential turns
 //! an answer not yet started into its 401, lost access (on `/mcp/i/…` the integration deleted or disabled; a person
-//! removed from the workspace, a crew token's crew gone) into a 403, and either cuts a stream, so revoking a token
-//! or someone's access also cuts what they are still reading.
+//! removed from the workspace, a crew token's crew gone) into the refusal a new request would get (404, 403, 409),
+//! and either cuts a stream, so revoking a token or someone's access also cuts what they are still reading.
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use futures_util::StreamExt;
-use plugboard_gateway::{Caller, Scope, Target};
+use plugboard_gateway::{Caller, Lost, Scope, StillAllowed, Target};
 
 use crate::agent_tokens::{looks_like_agent_token, AgentTokenCheck};
 use crate::auth::{Credential, Principal};
@@ -67,6 +67,46 @@ enum Recheck {
     },
 }
 
+/// The refusal for an open request whose access ended: what a new request would get, said for a request that
+/// was open.
+fn lost_access(lost: Lost, target: &Target) -> ApiError {
+    let what = match target {
+        Target::Integration(_) => "integration",
+        Target::Scope(Scope::Crew(_)) => "crew",
+        Target::Scope(Scope::Workspace(_)) => "workspace",
+    };
+    match lost {
+        Lost::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("this {what} was deleted while the request was open, or is no longer visible to this token"),
+        ),
+        Lost::Forbidden => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this caller may no longer use this {what}: its access ended while the request was open (removed \
+                 from the workspace, made VIEWER, or the token's crew no longer reaches it)"
+            ),
+        ),
+        Lost::Disabled => ApiError::new(
+            StatusCode::CONFLICT,
+            "integration_disabled",
+            "this integration was disabled while the request was open; enable it (PATCH `enabled`: true) to use it",
+        ),
+        Lost::OauthPending => ApiError::new(
+            StatusCode::CONFLICT,
+            "oauth_pending",
+            "this integration started waiting for its OAuth authorization again while the request was open",
+        ),
+        Lost::NotProxyable => ApiError::new(
+            StatusCode::CONFLICT,
+            "not_proxyable",
+            "this integration can no longer be reached through the gateway",
+        ),
+    }
+}
+
 /// What a check found.
 enum Checked {
     Valid,
@@ -98,21 +138,10 @@ impl Recheck {
         let Some(target) = target else {
             return Checked::Valid;
         };
-        let what = match target {
-            Target::Integration(_) => "integration (it was deleted or disabled, or the caller",
-            Target::Scope(_) => "crew or workspace (it was deleted, or the caller",
-        };
         match gateway(app).still_allowed(caller, target).await {
-            Some(true) => Checked::Valid,
-            Some(false) => Checked::Refused(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this request's access ended while it was open: the {what} may no longer use it); send it again \
-                     to see why"
-                ),
-            )),
-            None => Checked::Unknown,
+            StillAllowed::Yes => Checked::Valid,
+            StillAllowed::No(lost) => Checked::Refused(lost_access(lost, target)),
+            StillAllowed::Unknown => Checked::Unknown,
         }
     }
 
