@@ -51,6 +51,13 @@ async fn create_custom(app: &TestApp, token: &str, ws: &Workspace, body: Value) 
     app.post(&custom_uri(ws), Some(token), body).await
 }
 
+/// A custom server made through the API (201); its id.
+async fn custom_id(app: &TestApp, token: &str, ws: &Workspace, body: Value) -> String {
+    let res = create_custom(app, token, ws, body).await;
+    res.assert_status(201);
+    res.json()["integration_id"].as_str().unwrap().to_string()
+}
+
 async fn integration_shape(db: Db) {
     let app = TestApp::new(db).await;
     let team = app.team().await;
@@ -528,7 +535,7 @@ async fn custom_unmarked(db: Db) {
     let app = TestApp::new(db).await;
     let (ws, owner) = app.workspace().await;
     let secret = canary();
-    let res = create_custom(
+    let id = custom_id(
         &app,
         &owner,
         &ws,
@@ -544,8 +551,6 @@ async fn custom_unmarked(db: Db) {
         }),
     )
     .await;
-    res.assert_status(201);
-    let id = res.json()["integration_id"].as_str().unwrap().to_string();
     let v = app
         .get(&format!("/api/v1/integrations/{id}"), Some(&owner))
         .await;
@@ -567,7 +572,7 @@ async fn custom_unmarked(db: Db) {
         format!("Bearer {secret}")
     );
 
-    let res = create_custom(
+    let id = custom_id(
         &app,
         &owner,
         &ws,
@@ -575,8 +580,6 @@ async fn custom_unmarked(db: Db) {
                "env": {"OPENAI_API_KEY": secret, "LOG_LEVEL": "debug"}}),
     )
     .await;
-    res.assert_status(201);
-    let id = res.json()["integration_id"].as_str().unwrap().to_string();
     let v = app
         .get(&format!("/api/v1/integrations/{id}"), Some(&owner))
         .await
@@ -593,14 +596,7 @@ async fn custom_old(db: Db) {
     let app = TestApp::new(db).await;
     let (ws, owner) = app.workspace().await;
     let secret = canary();
-    let create = |body: Value| {
-        let (app, owner, ws) = (&app, &owner, &ws);
-        async move {
-            let res = create_custom(app, owner, ws, body).await;
-            res.assert_status(201);
-            res.json()["integration_id"].as_str().unwrap().to_string()
-        }
-    };
+    let create = |body: Value| custom_id(&app, &owner, &ws, body);
     // Both hold a credential in the clear; the first stands for a server made before the rule (the migration lists
     // those), the second was made since with `"secret": false` on purpose.
     let old = create(json!({"name": "Old", "transport": "streamable-http",
