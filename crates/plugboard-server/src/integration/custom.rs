@@ -70,16 +70,38 @@ pub(crate) fn custom_value(what: &str, name: &str, v: &Value) -> Result<(String,
 /// Whether a header or env value not marked either way is a credential, so it is sealed like one instead of being
 /// stored and shown in the clear. Its value says so (an HTTP auth scheme with a token, `Bearer …`; a URL with a
 /// password; `password=` or `AccountKey=` in a connection string; a well-known token shape such as `ghp_…`,
-/// `xoxb-…`, `sk-…`, `AKIA…`, a JWT or a PEM key), or its name does (`Authorization`, `Cookie`, `X-Api-Key`,
-/// `GITHUB_TOKEN`, `DB_PASSWORD`, `appKey` …) unless the value is plainly a setting (a number, `true`/`false`).
+/// `xoxb-…`, `sk-…`, `AKIA…`, a JWT or a PEM key), or its name does ([`credential_name`]): a password-like name
+/// (`Authorization`, `Cookie`, `DB_PASSWORD`, `CLIENT_SECRET`) for any value that is not plainly a setting (a number,
+/// true/false, a file path), a token-like one (`X-Api-Key`, `GITHUB_TOKEN`, `appKey`) for such a value of 8
+/// characters or more.
 ///
 /// A sealed value is hidden in responses, and the gateway also redacts it from everything the upstream sends back:
-/// that is why a setting such as `MAX_TOKENS=4096` or `X-Auth-Required: true` is left plain (redacting every `4096`
-/// or `true` from the upstream's answers would break them).
+/// that is why settings are left plain (`MAX_TOKENS=4096`, `X-Auth-Required: true`, `AUTH_PROVIDER=github`,
+/// `X-Api-Key: none`), since redacting every `4096`, `true` or `github` from the upstream's answers would break
+/// them, and why names that describe a credential rather than hold one are not taken for credentials
+/// (`TOKEN_TYPE`, `AUTH_URL`, `API_KEY_HEADER`, `AWS_ACCESS_KEY_ID`, `PASSWORD_FILE`).
 pub(crate) fn looks_like_credential(name: &str, value: &str) -> bool {
     let value = value.trim();
-    !value.is_empty()
-        && (value_is_credential(value) || (name_is_credential(name) && !plainly_a_setting(value)))
+    if value.is_empty() {
+        return false;
+    }
+    if value_is_credential(value) {
+        return true;
+    }
+    match credential_name(name) {
+        None => false,
+        Some(_) if plainly_a_setting(value) => false,
+        Some(NameKind::Password) => true,
+        Some(NameKind::Token) => value.chars().count() >= 8,
+    }
+}
+
+/// What a credential name says its value is.
+enum NameKind {
+    /// Any value is a secret (passwords are often short words).
+    Password,
+    /// A secret when it is long enough to be a token or key (shorter ones are settings: `none`, `github`).
+    Token,
 }
 
 /// The words of a name, lowercased: split at `-`, `_`, `.`, spaces and where a lowercase letter or digit meets an
@@ -105,46 +127,61 @@ fn name_words(name: &str) -> Vec<String> {
     words
 }
 
-fn name_is_credential(name: &str) -> bool {
-    /// A whole word of the name.
-    const WORDS: &[&str] = &[
-        "auth",
+/// Whether a name says its value is a credential, and which kind.
+fn credential_name(name: &str) -> Option<NameKind> {
+    /// Last words of names that describe a credential rather than hold one (`TOKEN_TYPE`, `AUTH_URL`, `KEY_ID`).
+    const DESCRIBES: &[&str] = &[
+        "type", "mode", "url", "uri", "file", "path", "dir", "provider", "method", "ttl", "header",
+        "prefix", "scheme", "name", "id", "endpoint", "host", "port", "timeout", "expiry",
+        "expires", "lifetime", "region", "format", "version", "enabled", "required", "length",
+        "limit", "size", "count", "issuer", "audience", "scope", "scopes", "domain", "server",
+        "realm", "user", "username", "email", "location",
+    ];
+    /// Whole words of the name, by kind.
+    const PASSWORD_WORDS: &[&str] = &[
         "authorization",
-        "authentication",
         "cookie",
-        "key",
+        "bearer",
+        "jwt",
         "pass",
         "passphrase",
         "pwd",
         "pw",
+    ];
+    const TOKEN_WORDS: &[&str] = &[
+        "auth",
+        "authentication",
+        "key",
         "pat",
         "dsn",
         "sig",
         "signature",
-        "jwt",
-        "bearer",
     ];
-    /// Anywhere in the name with its separators removed (`PGPASSWORD`, `X-Api-Key`, `MY_GITHUB_TOKEN`).
-    const PARTS: &[&str] = &[
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "credential",
-        "apikey",
-        "privatekey",
-        "accesskey",
-    ];
-    let compact: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    PARTS.iter().any(|p| compact.contains(p))
-        || name_words(name).iter().any(|w| WORDS.contains(&w.as_str()))
+    /// Anywhere in the name with its separators removed (`PGPASSWORD`, `X-Api-Key`, `MY_GITHUB_TOKEN`), by kind.
+    const PASSWORD_PARTS: &[&str] = &["password", "passwd", "secret"];
+    const TOKEN_PARTS: &[&str] = &["token", "credential", "apikey", "privatekey", "accesskey"];
+    let words = name_words(name);
+    if words
+        .last()
+        .is_some_and(|w| DESCRIBES.contains(&w.as_str()))
+    {
+        return None;
+    }
+    let compact: String = words.concat();
+    let has = |parts: &[&str], list: &[&str]| {
+        parts.iter().any(|p| compact.contains(p))
+            || words.iter().any(|w| list.contains(&w.as_str()))
+    };
+    if has(PASSWORD_PARTS, PASSWORD_WORDS) {
+        Some(NameKind::Password)
+    } else if has(TOKEN_PARTS, TOKEN_WORDS) {
+        Some(NameKind::Token)
+    } else {
+        None
+    }
 }
 
-/// A number or a yes/no value: a setting, whatever its name says.
+/// A number, a yes/no value or a file path: a setting, whatever its name says.
 fn plainly_a_setting(value: &str) -> bool {
     let flag = [
         "true", "false", "yes", "no", "on", "off", "enabled", "disabled",
@@ -155,7 +192,11 @@ fn plainly_a_setting(value: &str) -> bool {
         && value
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'));
-    flag || number
+    let path = ["/", "./", "../", "~/"]
+        .iter()
+        .any(|p| value.starts_with(p))
+        && !value.chars().any(char::is_whitespace);
+    flag || number || path
 }
 
 fn value_is_credential(value: &str) -> bool {
@@ -199,8 +240,6 @@ fn value_is_credential(value: &str) -> bool {
         "sk_live_",
         "sk_test_",
         "rk_live_",
-        "AKIA",
-        "ASIA",
     ];
     /// Where a URL is itself the secret.
     const SECRET_URLS: &[&str] = &["hooks.slack.com/", "discord.com/api/webhooks/"];
@@ -223,6 +262,15 @@ fn value_is_credential(value: &str) -> bool {
     {
         return true;
     }
+    // An AWS access key id: `AKIA` or `ASIA` and 16 more capitals or digits.
+    if (value.starts_with("AKIA") || value.starts_with("ASIA"))
+        && value.len() == 20
+        && value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        return true;
+    }
     if value.starts_with("-----BEGIN") || ASSIGNMENTS.iter().any(|a| lower.contains(a)) {
         return true;
     }
@@ -236,14 +284,25 @@ fn value_is_credential(value: &str) -> bool {
     url_has_password(value.strip_prefix("jdbc:").unwrap_or(value))
 }
 
-/// A URL with a password, also one the URL parser refuses (an unencoded `/` or `#` in the password).
+/// A URL with a password, also one the URL parser refuses (an unencoded `/` or `#` in the password): the whole value
+/// is the URL, `scheme://user:password@…`.
 fn url_has_password(value: &str) -> bool {
     if let Ok(url) = url::Url::parse(value) {
         return url.password().is_some();
     }
-    let Some((_, rest)) = value.split_once("://") else {
+    let Some((scheme, rest)) = value.split_once("://") else {
         return false;
     };
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || value.chars().any(char::is_whitespace) {
+        return false;
+    }
     rest.rfind('@').is_some_and(|at| {
         rest[..at]
             .split_once(':')
@@ -333,19 +392,20 @@ async fn seal_unmarked_in(
         }),
         ..Default::default()
     };
-    if app
+    // Deleted meanwhile: nothing was written.
+    let updated = app
         .store
         .update_integration(&integration.id, patch)
         .await?
-        .is_some()
-    {
+        .is_some();
+    if updated {
         tracing::info!(
             integration_id = %integration.id,
             sealed = ?sealed,
             "sealed values of a custom server that look like credentials but were stored in the clear"
         );
     }
-    Ok(true)
+    Ok(updated)
 }
 
 pub(crate) const FORBIDDEN_HEADERS: &[&str] = &[
@@ -661,38 +721,43 @@ pub async fn create_custom(
 mod tests {
     use super::*;
 
+    /// Long enough for a token-like name.
+    const KEY: &str = "k3y0123456789abcdef";
+
     #[test]
     fn values_under_credential_names_or_shaped_like_credentials_are_taken_for_credentials() {
         for (name, value) in [
             ("Authorization", "whatever"),
             ("Cookie", "a=b"),
-            ("X-Api-Key", "k"),
-            ("X-API-KEY", "k"),
-            ("Api-Key", "k"),
-            ("X-Goog-Api-Key", "k"),
-            ("Ocp-Apim-Subscription-Key", "k"),
-            ("X-Auth-Token", "t"),
-            ("X-Figma-Token", "t"),
-            ("PRIVATE-TOKEN", "t"),
-            ("X-Shopify-Access-Token", "t"),
-            ("GITHUB_TOKEN", "t"),
-            ("GITHUB_PERSONAL_ACCESS_TOKEN", "t"),
-            ("SLACK_BOT_TOKEN", "t"),
-            ("JIRA_API_TOKEN", "t"),
-            ("OPENAI_API_KEY", "k"),
-            ("NOTION_API_KEY", "k"),
-            ("DD_APP_KEY", "k"),
-            ("APIKEY", "k"),
-            ("appKey", "k"),
-            ("licenseKey", "k"),
+            ("X-Api-Key", KEY),
+            ("X-API-KEY", KEY),
+            ("Api-Key", KEY),
+            ("X-Goog-Api-Key", KEY),
+            ("Ocp-Apim-Subscription-Key", KEY),
+            ("X-Auth-Token", KEY),
+            ("X-Auth-Key", KEY),
+            ("X-Figma-Token", KEY),
+            ("PRIVATE-TOKEN", KEY),
+            ("X-Shopify-Access-Token", KEY),
+            ("GITHUB_TOKEN", KEY),
+            ("GITHUB_PERSONAL_ACCESS_TOKEN", KEY),
+            ("SLACK_BOT_TOKEN", KEY),
+            ("JIRA_API_TOKEN", KEY),
+            ("OPENAI_API_KEY", KEY),
+            ("NOTION_API_KEY", KEY),
+            ("DD_APP_KEY", KEY),
+            ("APIKEY", KEY),
+            ("appKey", KEY),
+            ("licenseKey", KEY),
+            ("SECRET_KEY_BASE", "s"),
             ("DB_PASSWORD", "p"),
-            ("PGPASSWORD", "p"),
+            ("PGPASSWORD", "postgres"),
             ("DB_PW", "p"),
-            ("PASSPHRASE", "p"),
+            ("PASSPHRASE", "open sesame"),
             ("CLIENT_SECRET", "s"),
             ("AWS_SECRET_ACCESS_KEY", "s"),
-            ("SENTRY_DSN", "d"),
-            ("GITLAB_PAT", "p"),
+            ("SENTRY_DSN", "https://abc123@o1.ingest.sentry.io/1"),
+            ("GITLAB_PAT", KEY),
             ("X-Custom", "Bearer abcdefgh12"),
             ("X-Custom", "  basic dXNlcjpwYXNz"),
             ("DATABASE_URL", "postgres://app:hunter2@db.internal/app"),
@@ -727,7 +792,7 @@ mod tests {
     }
 
     #[test]
-    fn ordinary_names_and_values_stay_in_the_clear() {
+    fn settings_and_names_that_describe_a_credential_stay_in_the_clear() {
         for (name, value) in [
             ("X-Team", "platform"),
             ("Accept-Language", "en"),
@@ -745,8 +810,22 @@ mod tests {
             ("COMPASS_WORKSPACE", "main"),
             ("MAX_TOKENS", "4096"),
             ("TOKEN_LIMIT", "1000"),
+            ("TOKEN_TTL", "30m"),
             ("AUTH_ENABLED", "true"),
             ("X-Auth-Required", "TRUE"),
+            ("AUTH_PROVIDER", "github"),
+            ("AUTH_TYPE", "oauth"),
+            ("TOKEN_TYPE", "Bearer"),
+            ("X-Auth-Scheme", "bearer"),
+            ("X-Api-Key", "none"),
+            ("KEY_PREFIX", "cache"),
+            ("API_KEY_HEADER", "X-Api-Key"),
+            ("AUTH_URL", "https://login.example.com/authorize"),
+            ("AWS_ACCESS_KEY_ID", "some-identifier"),
+            ("PASSWORD_FILE", "/run/secrets/db"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/secrets/sa.json"),
+            ("REGION", "ASIA_PACIFIC_SOUTHEAST1"),
+            ("X-Info", "see https://host:80/x@y"),
             ("API_KEY", ""),
             ("DATABASE_URL", "postgres://app@db.internal/app"),
             ("X-Endpoint", "https://example.com:8080/a?b=c@d"),

@@ -244,7 +244,7 @@ impl Watch {
                                 token_id = %caller.token_id,
                                 status = e.status.as_u16(),
                                 "ending an open MCP request: the token or session that opened it was revoked or \
-                                 has expired (401), or lost access to what it opened (403)"
+                                 has expired (status 401), or lost access to what it opened (404, 403, 409)"
                             );
                             let _ = tx.send(e);
                             return;
