@@ -106,10 +106,10 @@ impl TestApp {
         TestApp { db, state, router }
     }
 
-    /// Another instance on the same database and master key (its own caches and revocation poller, the
-    /// built-in catalog); the first app keeps the database alive.
+    /// Another instance on the same database and master key (its own connections, caches and revocation poller,
+    /// the built-in catalog), as another process would be; the first app keeps the database alive.
     pub async fn another_instance(&self) -> TestApp {
-        let db = self.db.handle();
+        let db = self.db.reopened().await;
         let master_key = self.master_key();
         Self::build(db, None, |c| c.master_key = Some(master_key.into())).await
     }

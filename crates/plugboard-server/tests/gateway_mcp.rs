@@ -31,6 +31,7 @@ test_on_both_backends! {
     revoking_an_agent_token_ends_the_event_streams_it_is_still_reading_on_both_endpoint_kinds => revoked_mid_stream;
     removing_a_person_or_disabling_the_integration_ends_the_event_streams_still_open => access_lost_mid_stream;
     a_call_not_yet_answered_when_its_integration_is_disabled_gets_the_refusal_a_new_request_would => disabled_before_answer;
+    disabling_an_integration_through_another_instance_ends_the_streams_open_on_this_one => disabled_elsewhere_mid_stream;
     an_integration_disabled_through_one_instance_is_refused_by_another_soon_after => disabled_elsewhere;
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
 }
@@ -719,4 +720,23 @@ async fn disabled_before_answer(db: Db) {
     );
     answer.assert_status(409);
     assert_eq!(answer.json()["code"], "integration_disabled");
+}
+
+async fn disabled_elsewhere_mid_stream(db: Db) {
+    let s = setup(db, Mode::Sessions).await;
+    let other = second_instance(&s.pb).await;
+    let app = &s.pb.app;
+    let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
+    let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
+    let a = within("connect", agent::connect(&s.pb.passthrough(&id), &token)).await;
+    let peer = a.service.peer().clone();
+    let call = tokio::spawn(async move {
+        peer.call_tool(rmcp::model::CallToolRequestParams::new("hang"))
+            .await
+    });
+    within("the call starts", s.up.state.seen.wait_started(1)).await;
+    // This instance made no change itself, so it finds out on its periodic access check (every 5 s).
+    patch(&other.app, &s.owner, &id, json!({"enabled": false})).await;
+    let ended = within("the stream ends", call).await.unwrap();
+    assert!(ended.is_err(), "{ended:?}");
 }

@@ -88,6 +88,20 @@ impl TestDb {
         }
     }
 
+    /// The same database opened again, as another process opens it: its own connections and write epoch, so nothing
+    /// this handle's users remember in memory is invalidated by the other's writes (as between two server instances).
+    /// This handle keeps the database alive.
+    pub async fn reopened(&self) -> TestDb {
+        TestDb {
+            store: crate::connect(&self.url)
+                .await
+                .expect("open the test database again"),
+            url: self.url.clone(),
+            data_dir: self.data_dir.clone(),
+            _dir: None,
+        }
+    }
+
     /// Runs one SQL statement on a connection of its own (to set up states the store's API cannot make, such as
     /// rows from before a migration).
     pub async fn exec(&self, sql: &str) {

@@ -71,7 +71,8 @@ pub async fn plugboard(db: Db) -> Served {
 
 /// Another instance on the same database and master key, served.
 pub async fn second_instance(first: &Served) -> Served {
-    let db = first.app.db.handle();
+    // Opened again, as another process would: its own connections and write epoch.
+    let db = first.app.db.reopened().await;
     let key = first.app.master_key();
     serve(
         TestApp::build(db, None, |c| {
