@@ -352,8 +352,9 @@ const ROTATION_LEASE_RENEW: Duration = Duration::from_secs(10);
 /// How often a waiting rotation asks whether the lease is free.
 const ROTATION_WAIT_POLL: Duration = Duration::from_millis(500);
 
-/// Who holds the rotation lease, as other processes see it: host, process id and a random suffix.
-fn rotation_holder() -> String {
+/// Who holds a lease (the rotation's, the sealing pass's), as other processes see it: host, process id and a random
+/// suffix.
+pub(crate) fn lease_holder() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -384,7 +385,7 @@ pub async fn rotate(
 ) -> Result<(String, u64), VaultServiceError> {
     // Opening the ring first proves the master key is right before anything changes.
     load_ring(store.as_ref(), master).await?;
-    let holder = rotation_holder();
+    let holder = lease_holder();
     // The key this rotation would move to; made before the lease so the lease can name it.
     let (_, own_key) = master.new_data_key()?;
     // The keys the rotations seen holding the lease were moving to.

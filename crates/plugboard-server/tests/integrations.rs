@@ -627,6 +627,29 @@ async fn custom_old(db: Db) {
     };
     assert!(mcp(old.clone()).await.contains(&secret));
 
+    // While another instance runs the pass, this one leaves it to that one.
+    let now = plugboard_store::now_ms();
+    assert!(
+        app.db
+            .store
+            .try_lease("credential_seal", "elsewhere", "", now, now + 60_000)
+            .await
+            .unwrap()
+            .taken
+    );
+    assert_eq!(
+        plugboard_server::integration::seal_unmarked_credentials(&app.state)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(mcp(old.clone()).await.contains(&secret));
+    app.db
+        .store
+        .release_lease("credential_seal", "elsewhere")
+        .await
+        .unwrap();
+
     let sealed = plugboard_server::integration::seal_unmarked_credentials(&app.state)
         .await
         .unwrap();

@@ -316,8 +316,33 @@ fn url_has_password(value: &str) -> bool {
 /// once (the migration that brought this listed them); servers made since were sealed as they were made, so what
 /// they keep plain was kept plain by choice. Returns how many integrations it changed.
 pub async fn seal_unmarked_credentials(app: &App) -> Result<usize, ApiError> {
+    let pending = app.store.credential_seal_pending().await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    // One instance at a time: another one starting now leaves the work to the holder (a server the holder already
+    // sealed has nothing left to seal when a second pass reaches it, so nothing is done twice).
+    let holder = crate::vault::lease_holder();
     let mut changed = 0;
-    for id in app.store.credential_seal_pending().await? {
+    for id in pending {
+        let now = plugboard_store::now_ms();
+        let lease = app
+            .store
+            .try_lease(
+                SEAL_LEASE,
+                &holder,
+                "sealing credentials custom servers hold in the clear",
+                now,
+                now + SEAL_LEASE_TTL_MS,
+            )
+            .await?;
+        if !lease.taken {
+            tracing::info!(
+                holder = %lease.holder,
+                "another instance is checking custom servers for credentials held in the clear; leaving it to that one"
+            );
+            return Ok(changed);
+        }
         if let Some(integration) = app.store.get_integration(&id).await? {
             if integration.auth_mode == IntegrationAuthMode::Custom
                 && seal_unmarked_in(app, &integration).await?
@@ -327,8 +352,14 @@ pub async fn seal_unmarked_credentials(app: &App) -> Result<usize, ApiError> {
         }
         app.store.credential_seal_done(&id).await?;
     }
+    app.store.release_lease(SEAL_LEASE, &holder).await?;
     Ok(changed)
 }
+
+/// The lease of [`seal_unmarked_credentials`], renewed before each server it checks.
+const SEAL_LEASE: &str = "credential_seal";
+/// How long that lease lasts unless renewed (an instance that crashed mid-way holds up the next start no longer).
+const SEAL_LEASE_TTL_MS: i64 = 60_000;
 
 /// [`seal_unmarked_credentials`] for one custom server; whether it sealed anything.
 async fn seal_unmarked_in(
