@@ -86,6 +86,43 @@ pub(crate) fn unusable(info: &IntegrationInfo) -> Option<crate::Lost> {
     }
 }
 
+/// The answer to a request for an integration the passthrough does not serve, by [`unusable`]'s reason.
+fn unusable_refusal(reason: crate::Lost, transport: &Transport) -> Response<Body> {
+    match reason {
+        crate::Lost::NotProxyable if matches!(transport, Transport::Stdio) => reply::refusal(
+            StatusCode::CONFLICT,
+            "not_proxyable",
+            "this integration runs over stdio: the agent runtime starts it, so the gateway cannot reach it; \
+             use GET /api/v1/integrations/{id}/runtime",
+        ),
+        crate::Lost::NotProxyable => {
+            let name = match transport {
+                Transport::Sse => "sse (the legacy HTTP+SSE transport)".to_owned(),
+                Transport::Other(t) => t.chars().take(32).collect(),
+                _ => String::new(),
+            };
+            reply::refusal(
+                StatusCode::CONFLICT,
+                "not_proxyable",
+                &format!("this integration's transport is {name}; the gateway relays streamable-http only"),
+            )
+        }
+        crate::Lost::Disabled => reply::refusal(
+            StatusCode::CONFLICT,
+            "integration_disabled",
+            "this integration is disabled; enable it (PATCH `enabled`: true) to use it",
+        ),
+        crate::Lost::OauthPending => reply::refusal(
+            StatusCode::CONFLICT,
+            "oauth_pending",
+            "this integration is waiting for its OAuth authorization to complete",
+        ),
+        // Not reasons `unusable` gives: access refusals come from `access_refusal`.
+        crate::Lost::NotFound => access_refusal(&AccessError::NotFound, "integration"),
+        crate::Lost::Forbidden => access_refusal(&AccessError::Forbidden, "integration"),
+    }
+}
+
 pub(crate) async fn handle(
     gw: &Arc<Inner>,
     caller: Caller,
@@ -101,42 +138,8 @@ pub(crate) async fn handle(
         Ok(info) => info,
         Err(e) => return access_refusal(&e, "integration"),
     };
-    match &info.transport {
-        Transport::StreamableHttp => {}
-        Transport::Stdio => {
-            return reply::refusal(
-                StatusCode::CONFLICT,
-                "not_proxyable",
-                "this integration runs over stdio: the agent runtime starts it, so the gateway cannot reach it; \
-                 use GET /api/v1/integrations/{id}/runtime",
-            )
-        }
-        other => {
-            let name = match other {
-                Transport::Sse => "sse (the legacy HTTP+SSE transport)".to_owned(),
-                Transport::Other(t) => t.chars().take(32).collect(),
-                _ => String::new(),
-            };
-            return reply::refusal(
-                StatusCode::CONFLICT,
-                "not_proxyable",
-                &format!("this integration's transport is {name}; the gateway relays streamable-http only"),
-            );
-        }
-    }
-    if !info.enabled {
-        return reply::refusal(
-            StatusCode::CONFLICT,
-            "integration_disabled",
-            "this integration is disabled; enable it (PATCH `enabled`: true) to use it",
-        );
-    }
-    if info.status == IntegrationStatus::PendingOauth {
-        return reply::refusal(
-            StatusCode::CONFLICT,
-            "oauth_pending",
-            "this integration is waiting for its OAuth authorization to complete",
-        );
+    if let Some(reason) = unusable(&info) {
+        return unusable_refusal(reason, &info.transport);
     }
     let site = CallSite {
         caller,
