@@ -65,6 +65,9 @@ pub struct IntegrationPatch {
     pub tools: Option<(String, String)>,
     /// A new tool prefix (`Conflict` when another integration of the workspace has it).
     pub tool_prefix: Option<String>,
+    /// Back to the default tool prefix instead: the first free one in the workspace for the connector id and the
+    /// name this patch leaves, worked out in the transaction as at install (not with `tool_prefix`).
+    pub reset_tool_prefix: bool,
     pub audit: Option<NewAudit>,
 }
 

@@ -376,28 +376,10 @@ pub async fn patch(
     }
     match &request.tool_prefix {
         Some(Some(prefix)) => patch.tool_prefix = Some(prefix.clone()),
-        Some(None) => {
-            // Back to the default: the first free one, as at install (the patched name counts).
-            let name = patch.name.as_deref().unwrap_or(&integration.name);
-            let taken: Vec<String> = app
-                .store
-                .list_integrations(&integration.workspace_id, None)
-                .await?
-                .iter()
-                .filter(|other| other.id != integration.id)
-                .map(tool_prefix)
-                .collect();
-            let default =
-                plugboard_store::default_tool_prefix(integration.connector_id.as_deref(), name);
-            let free = plugboard_store::unique_tool_prefix(&default, &taken);
-            // Already the default: nothing to change.
-            if free != tool_prefix(&integration) {
-                patch.tool_prefix = Some(free);
-            }
-        }
+        Some(None) => patch.reset_tool_prefix = true,
         None => {}
     }
-    if patch.tool_prefix.is_some() {
+    if request.tool_prefix.is_some() {
         changed.push("tool_prefix");
     }
     let mut field_keys: Vec<String> = Vec::new();
@@ -460,19 +442,17 @@ pub async fn patch(
         json!({"connector_id": integration.connector_id, "changed": changed, "fields": field_keys}),
     ));
     let prefix = patch.tool_prefix.clone();
-    let reset = matches!(request.tool_prefix, Some(None));
+    let reset = patch.reset_tool_prefix;
     let updated = app
         .store
         .update_integration(&integration.id, patch)
         .await
         .map_err(|e| match (e, &prefix) {
-            (plugboard_store::StoreError::Conflict(_), Some(p)) if reset => ApiError::new(
+            (plugboard_store::StoreError::Conflict(_), None) if reset => ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "tool_prefix_taken",
-                format!(
-                    "another integration of this workspace took the default tool_prefix `{p}` at the same moment: \
-                     send the request again to get the next free one"
-                ),
+                "another integration of this workspace took the default tool_prefix at the same moment: send the \
+                 request again to get the next free one",
             ),
             (plugboard_store::StoreError::Conflict(_), Some(p)) => ApiError::new(
                 axum::http::StatusCode::CONFLICT,

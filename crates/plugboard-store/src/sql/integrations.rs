@@ -160,6 +160,27 @@ for_both_backends! {
                     .execute(&mut *tx)
                     .await?;
             }
+            if patch.reset_tool_prefix {
+                let (workspace_id, connector_id, name): (WorkspaceId, Option<String>, String) = sqlx::query_as(
+                    "SELECT workspace_id, connector_id, name FROM integrations WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                // As at install: under the workspace's lock, the first free default; its own prefix does not count.
+                lock_row!(&mut *tx, "workspaces", &workspace_id);
+                sqlx::query("UPDATE integrations SET tool_prefix = NULL WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let prefix = free_tool_prefix!(&mut *tx, &workspace_id, connector_id.as_deref(), &name);
+                sqlx::query("UPDATE integrations SET tool_prefix = $1 WHERE id = $2")
+                    .bind(&prefix)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(e, "an integration with this tool_prefix in the workspace"))?;
+            }
             if let Some(tool_prefix) = &patch.tool_prefix {
                 sqlx::query("UPDATE integrations SET tool_prefix = $1 WHERE id = $2")
                     .bind(tool_prefix)
