@@ -23,7 +23,7 @@ use plugboard_store::{
     UserId, WorkspaceId,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::credentials::GenerationCache;
 use crate::integration::{tool_list, tool_prefix, StoredMcp};
@@ -433,36 +433,39 @@ impl AuditLog for ServerAudit {
 
 /// The audit entry `gateway_call` of one call.
 fn audit_entry(call: &GatewayCall) -> NewAudit {
-    let (actor_id, who) = match &call.caller.kind {
-        CallerKind::Agent => (None, json!({"agent_token_id": call.caller.token_id})),
-        CallerKind::Person { user_id } => (
-            Some(UserId::from(user_id.as_str())),
-            json!({"credential_id": call.caller.token_id}),
-        ),
-    };
+    let mut detail = serde_json::Map::with_capacity(6);
+    detail.insert("tool".into(), Value::from(call.tool.as_str()));
+    detail.insert("outcome".into(), Value::from(call.outcome.as_str()));
+    detail.insert(
+        "duration_ms".into(),
+        Value::from(u64::try_from(call.duration.as_millis()).unwrap_or(u64::MAX)),
+    );
     let (via, scope) = match &call.via {
         Via::Passthrough => ("passthrough", None),
-        Via::Aggregated(Scope::Crew(id)) => ("crew", Some(id.clone())),
-        Via::Aggregated(Scope::Workspace(id)) => ("workspace", Some(id.clone())),
+        Via::Aggregated(Scope::Crew(id)) => ("crew", Some(id)),
+        Via::Aggregated(Scope::Workspace(id)) => ("workspace", Some(id)),
     };
-    let mut detail = json!({
-        "tool": call.tool,
-        "outcome": call.outcome.as_str(),
-        "duration_ms": u64::try_from(call.duration.as_millis()).unwrap_or(u64::MAX),
-        "via": via,
-    });
-    if let (Some(d), Some(w)) = (detail.as_object_mut(), who.as_object()) {
-        d.extend(w.clone());
-        if let Some(scope) = scope {
-            d.insert("scope_id".into(), Value::String(scope));
+    detail.insert("via".into(), Value::from(via));
+    let token_id = Value::from(call.caller.token_id.as_str());
+    let actor_id = match &call.caller.kind {
+        CallerKind::Agent => {
+            detail.insert("agent_token_id".into(), token_id);
+            None
         }
+        CallerKind::Person { user_id } => {
+            detail.insert("credential_id".into(), token_id);
+            Some(UserId::from(user_id.as_str()))
+        }
+    };
+    if let Some(scope) = scope {
+        detail.insert("scope_id".into(), Value::from(scope.as_str()));
     }
     NewAudit {
         workspace_id: Some(WorkspaceId::from(call.workspace_id.as_str())),
         actor_id,
         action: "gateway_call".into(),
         target: Some(call.integration_id.clone()),
-        detail,
+        detail: Value::Object(detail),
     }
 }
 
@@ -532,6 +535,38 @@ impl SessionStore for ServerSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gateway_call_is_audited_with_who_called_through_which_endpoint_and_nothing_else() {
+        let call = |caller: Caller, via: Via| GatewayCall {
+            caller,
+            workspace_id: "w1".into(),
+            integration_id: "i1".into(),
+            tool: "echo".into(),
+            outcome: plugboard_gateway::Outcome::Ok,
+            duration: std::time::Duration::from_millis(12),
+            via,
+        };
+        let agent = audit_entry(&call(Caller::agent("t1"), Via::Passthrough));
+        assert_eq!(agent.action, "gateway_call");
+        assert_eq!(agent.target.as_deref(), Some("i1"));
+        assert!(agent.actor_id.is_none());
+        assert_eq!(
+            agent.detail,
+            serde_json::json!({"tool": "echo", "outcome": "ok", "duration_ms": 12, "via": "passthrough",
+                               "agent_token_id": "t1"})
+        );
+        let person = audit_entry(&call(
+            Caller::person("s1", "u1"),
+            Via::Aggregated(Scope::Crew("c1".into())),
+        ));
+        assert_eq!(person.actor_id.as_ref().map(|u| u.as_str()), Some("u1"));
+        assert_eq!(
+            person.detail,
+            serde_json::json!({"tool": "echo", "outcome": "ok", "duration_ms": 12, "via": "crew",
+                               "credential_id": "s1", "scope_id": "c1"})
+        );
+    }
 
     #[test]
     fn the_credential_of_a_scheme_and_credential_value_is_a_secret_too() {
