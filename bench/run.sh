@@ -12,12 +12,13 @@ DUR=${DUR:-10}          # seconds per load run
 CONN=${CONN:-64}        # connections for throughput runs
 SIZES=${SIZES:-"100 1000 10000"}
 GROWTH=${GROWTH:-"100 1000 10000"}
-if [ "${QUICK:-0}" = 1 ]; then DUR=3; SIZES="100 1000"; GROWTH="100 1000"; fi
+if [ "${QUICK:-0}" = 1 ]; then DUR=3; SIZES="100 1000"; GROWTH="100 1000"; GW_ROUNDS=${GW_ROUNDS:-1}; fi
 SECTIONS=${SECTIONS:-"catalog start install verify gateway"}
 OUT=${OUT:-BENCHMARKS.md}   # where the report goes (relative to the repository); a partial run can keep BENCHMARKS.md
 GW_OUT=${GW_OUT:-BENCHMARKS-gateway.md}   # the gateway section's own report (SECTIONS=gateway leaves $OUT alone)
 GW_SESSIONS=${GW_SESSIONS:-64}   # concurrent MCP sessions for the gateway's throughput runs
 HOLD=${HOLD:-1000}               # MCP sessions held open through /mcp/i for the memory measurement
+GW_ROUNDS=${GW_ROUNDS:-3}         # rounds of the gateway's load runs (each round: every path once, in turn)
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 PB_PORT=18080
 NGINX_PORT=18081
@@ -414,24 +415,28 @@ gw_run() {
 }
 NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -n1)
 PROXY_URL="http://127.0.0.1:$NGINX_PROXY_PORT/mcp"
-for n in "$GW_SESSIONS" 1; do
-    gw_run "direct-$n" 0 --sessions "$n" --url "$DIRECT_URL"
-    gw_run "proxy-$n" "$NGINX_WORKER" --sessions "$n" --url "$PROXY_URL"
-    # where Plugboard's CPU goes during the passthrough run (GW_PROFILE_OF=agg: the aggregated one), with call graphs
-    # from the unwind tables (the release binary has symbols but no debug info): `perf report -i $GW_PROFILE`
-    profile() {
-        if [ -n "${GW_PROFILE:-}" ] && [ "$n" = "$GW_SESSIONS" ] && [ "${GW_PROFILE_OF:-pass}" = "$1" ]; then
-            perf record -F 499 --call-graph dwarf,16384 -o "$GW_PROFILE" -p "$PB_PID" -- sleep "$DUR" \
-                >/dev/null 2>&1 &
-            PERF_PID=$!
-        fi
-    }
-    profile pass
-    gw_run "pass-$n" "$PB_PID" --sessions "$n" --url "$PASS_URL"
-    if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
-    profile agg
-    gw_run "agg-$n" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
-    if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
+# Every path once per round, in turn, $GW_ROUNDS rounds: the machine's speed drifts (other work on it), and a hop is
+# compared with the direct run of its own round; the report gives the median over the rounds.
+# where Plugboard's CPU goes during the passthrough run (GW_PROFILE_OF=agg: the aggregated one) of the first round,
+# with call graphs from the unwind tables (the release binary has symbols but no debug info): `perf report -i $GW_PROFILE`
+profile() {
+    if [ -n "${GW_PROFILE:-}" ] && [ "$n" = "$GW_SESSIONS" ] && [ "$round" = 1 ] && [ "${GW_PROFILE_OF:-pass}" = "$1" ]; then
+        perf record -F 499 --call-graph dwarf,16384 -o "$GW_PROFILE" -p "$PB_PID" -- sleep "$DUR" \
+            >/dev/null 2>&1 &
+        PERF_PID=$!
+    fi
+}
+for round in $(seq 1 "$GW_ROUNDS"); do
+    for n in "$GW_SESSIONS" 1; do
+        gw_run "direct-$n.r$round" 0 --sessions "$n" --url "$DIRECT_URL"
+        gw_run "proxy-$n.r$round" "$NGINX_WORKER" --sessions "$n" --url "$PROXY_URL"
+        profile pass
+        gw_run "pass-$n.r$round" "$PB_PID" --sessions "$n" --url "$PASS_URL"
+        if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
+        profile agg
+        gw_run "agg-$n.r$round" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
+        if [ -n "${PERF_PID:-}" ]; then wait "$PERF_PID" || true; PERF_PID=; fi
+    done
 done
 # The same 64-session runs with the hop on a core of its own, as deployed (the gateway on its own host): the load
 # generator and the MCP server share the other core(s) in every run, the direct one included, so each run gives the
@@ -448,25 +453,50 @@ if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null && [ "${GW_APART:-1}" = 1 
     pin "$CLIENT_CPUS" "$ECHO_PID"; pin "$HOP_CPUS" "$PB_PID"; pin "$HOP_CPUS" "$NGINX_WORKER"
     LOAD_PIN="taskset -c $CLIENT_CPUS"
     n=$GW_SESSIONS
-    gw_run "apart-direct-$n" 0 --sessions "$n" --url "$DIRECT_URL"
-    gw_run "apart-proxy-$n" "$NGINX_WORKER" --sessions "$n" --url "$PROXY_URL"
-    gw_run "apart-pass-$n" "$PB_PID" --sessions "$n" --url "$PASS_URL"
-    gw_run "apart-agg-$n" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
+    for round in $(seq 1 "$GW_ROUNDS"); do
+        gw_run "apart-direct-$n.r$round" 0 --sessions "$n" --url "$DIRECT_URL"
+        gw_run "apart-proxy-$n.r$round" "$NGINX_WORKER" --sessions "$n" --url "$PROXY_URL"
+        gw_run "apart-pass-$n.r$round" "$PB_PID" --sessions "$n" --url "$PASS_URL"
+        gw_run "apart-agg-$n.r$round" "$PB_PID" --sessions "$n" --url "$AGG_URL" --tool "${PREFIX}__echo"
+    done
     LOAD_PIN=
     pin "$ALL_CPUS" "$ECHO_PID"; pin "$ALL_CPUS" "$PB_PID"; pin "$ALL_CPUS" "$NGINX_WORKER"
 fi
+# The rounds of each run into one: medians of calls/s and latencies, the ratio to direct of every round (the
+# report's ratio is their median), sums of calls, errors and CPU.
+python3 - "$WORK" "$GW_ROUNDS" <<'PY'
+import glob, json, os, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+names = sorted({os.path.basename(f)[3:].rsplit(".r", 1)[0] for f in glob.glob(f"{work}/gw-*.r*.json")})
+for name in names:
+    runs = [json.load(open(f"{work}/gw-{name}.r{r}.json")) for r in range(1, rounds + 1)]
+    prefix, rest = ("apart-", name[6:]) if name.startswith("apart-") else ("", name)
+    path, n = rest.rsplit("-", 1)
+    direct = [json.load(open(f"{work}/gw-{prefix}direct-{n}.r{r}.json"))["calls_per_s"] for r in range(1, rounds + 1)]
+    merged = dict(runs[0])
+    for key in ("calls_per_s", "p50_ms", "p99_ms"):
+        merged[key] = statistics.median(x[key] for x in runs)
+    merged["calls"] = sum(x["calls"] for x in runs)
+    merged["errors"] = sum(x["errors"] for x in runs)
+    merged["first_error"] = next((x["first_error"] for x in runs if x.get("first_error")), None)
+    merged["ratios"] = [x["calls_per_s"] / d if d else 0 for x, d in zip(runs, direct)]
+    json.dump(merged, open(f"{work}/gw-{name}.json", "w"))
+    cpu = [[int(v) for v in open(f"{work}/gw-{name}.r{r}.cpu").read().split()] for r in range(1, rounds + 1)]
+    open(f"{work}/gw-{name}.cpu", "w").write(" ".join(str(sum(c[i] for c in cpu)) for i in range(3)))
+PY
 rss_after_load=$(rss_pb)
 stop_pb
 kill "$ECHO_PID" 2>/dev/null || true
 
 GW_REPORT="$WORK/gateway.md"
 python3 - "$WORK" "$GW_SESSIONS" "$DUR" "$HOLD" "$held" "$open_s" "$rss_before" "$rss_held" "$rss_closed" \
-    "$rss_after_load" "$pb_conns" "$(getconf CLK_TCK)" "$APART" "${CLIENT_CPUS:-}" "${HOP_CPUS:-}" \
+    "$rss_after_load" "$pb_conns" "$(getconf CLK_TCK)" "$APART" "${CLIENT_CPUS:-}" "${HOP_CPUS:-}" "$GW_ROUNDS" \
     > "$GW_REPORT" <<'PY'
-import json, sys
+import json, statistics, sys
 work, sessions, dur, hold, held, open_s = sys.argv[1:7]
 before, held_kb, closed, after_load, socks, clk, apart = (int(x) for x in sys.argv[7:14])
 client_cpus, hop_cpus = sys.argv[14:16]
+rounds = int(sys.argv[16])
 names = {"direct": "MCP server directly",
          "proxy": "through nginx (reference: a reverse proxy that only relays)",
          "pass": "through `/mcp/i/{id}` (passthrough)",
@@ -478,7 +508,10 @@ print(f"- load: `mcp-load` (rmcp streamable-HTTP client, `crates/plugboard-bench
       " alone; the MCP server: `mcp-echo-server` (rmcp, sessions and SSE answers) on loopback; Plugboard: release"
       " build, SQLite, one custom streamable-http integration, an agent token, `PLUGBOARD_MAX_CONNECTIONS` raised for"
       " the held sessions. Load generator, Plugboard and the MCP server share the machine's cores, so under load"
-      " every extra hop also takes CPU from the other two.")
+      " every extra hop also takes CPU from the other two."
+      + (f" Each path was run {rounds} times, in turn with the others (rounds); the tables give the medians over"
+         " the rounds, and a hop's throughput vs direct is the median of its ratio to the direct run of the same"
+         " round (every round's ratio in brackets). CPU per call counts all rounds." if rounds > 1 else ""))
 def load_table(prefix, n, title):
     """Prints one placement's table for n sessions; returns its verdicts (the proxy is a reference, not judged)."""
     r = {k: json.load(open(f"{work}/gw-{prefix}{k}-{n}.json")) for k in paths}
@@ -493,12 +526,13 @@ def load_table(prefix, n, title):
     for k in paths:
         x = r[k]
         if k == "direct":
-            print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} | | | |")
+            print(f"| {names[k]} | {x['calls_per_s']:.1f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} | | | |")
             continue
-        ratio = x["calls_per_s"] / d["calls_per_s"] if d["calls_per_s"] else 0
+        ratio = statistics.median(x["ratios"])
         a50, a99 = x["p50_ms"] - d["p50_ms"], x["p99_ms"] - d["p99_ms"]
-        print(f"| {names[k]} | {x['calls_per_s']} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} |"
-              f" {a50:.3f} | {a99:.3f} | {ratio:.2f} |")
+        each = f" ({', '.join(f'{v:.2f}' for v in x['ratios'])})" if len(x["ratios"]) > 1 else ""
+        print(f"| {names[k]} | {x['calls_per_s']:.1f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {x['errors']} |"
+              f" {a50:.3f} | {a99:.3f} | {ratio:.2f}{each} |")
         if k != "proxy":
             out.append((names[k], a50, a99, ratio))
     for k in paths:
@@ -594,7 +628,7 @@ PY
     echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB memory, $(uname -sr)"
     cat "$GW_REPORT"
     echo
-    echo "Rerun: \`SECTIONS=gateway bench/run.sh\` (or with \`QUICK=1\`); knobs: \`DUR\`, \`GW_SESSIONS\`, \`HOLD\`, \`GW_APART\` (0: no runs with the hop on its own core), \`GW_OUT\` (default \`BENCHMARKS-gateway.md\`)."
+    echo "Rerun: \`SECTIONS=gateway bench/run.sh\` (or with \`QUICK=1\`); knobs: \`DUR\`, \`GW_SESSIONS\`, \`GW_ROUNDS\` (default 3; 1 with \`QUICK=1\`), \`HOLD\`, \`GW_APART\` (0: no runs with the hop on its own core), \`GW_OUT\` (default \`BENCHMARKS-gateway.md\`)."
 } > "$WORK/gateway-full.md"
 cat "$WORK/gateway-full.md"
 case "$GW_OUT" in /*) ;; *) GW_OUT="$ROOT/$GW_OUT" ;; esac
