@@ -209,6 +209,19 @@ impl Gateway {
         aggregate::handle(&self.inner, caller, scope, request).await
     }
 
+    /// Tells the gateway how many instances are running (this one included): each takes an equal share of every
+    /// integration's bound on concurrent upstream requests ([`LimitConfig::per_integration`]), so that together
+    /// they keep to it.
+    pub fn set_instances(&self, instances: usize) {
+        self.inner.limits.set_instances(instances);
+    }
+
+    /// This instance's share of every integration's bound on concurrent upstream requests, and the instances it is
+    /// shared with.
+    pub fn integration_share(&self) -> (usize, usize) {
+        self.inner.limits.integration_share()
+    }
+
     /// Whether `caller` may still use what it opened a request on, for the server to check while the request has
     /// something open (an answer not yet started, an event stream), and why not. Reads through the same cached
     /// access decisions as a new request, so it costs no query most of the time.

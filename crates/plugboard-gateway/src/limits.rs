@@ -1,7 +1,13 @@
 //! Concurrency limits: per integration (the upstream is not flooded) and per token (one agent cannot take the
 //! gateway for itself). Requests beyond a bound wait, up to `queue_wait`, then are refused.
+//!
+//! The integration bound is the upstream's, over every instance: with several instances running, each takes an
+//! equal share of it ([`Limits::set_instances`], from the instances the server sees in the database), so together
+//! they never send more than `per_integration` requests at once to one upstream. The token bounds protect this
+//! instance and are its own.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +17,7 @@ use tokio::time::Instant;
 /// The bounds, from [`crate::GatewayConfig`].
 #[derive(Clone, Copy, Debug)]
 pub struct LimitConfig {
-    /// Concurrent upstream requests per integration (and per instance).
+    /// Concurrent upstream requests per integration, over all instances (each takes an equal share).
     pub per_integration: usize,
     /// Concurrent gateway requests per token (and per instance), over all integrations.
     pub per_token: usize,
@@ -24,8 +30,13 @@ pub struct LimitConfig {
 /// Why a request got no slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// The integration had `per_integration` requests in flight for the whole wait.
-    Integration { limit: usize, waited: Duration },
+    /// The integration had `limit` requests in flight through this instance for the whole wait: its share of
+    /// `per_integration` over `instances` running instances.
+    Integration {
+        limit: usize,
+        instances: usize,
+        waited: Duration,
+    },
     /// The token had `per_token` requests in flight for the whole wait.
     Token { limit: usize, waited: Duration },
     /// The token holds `streams_per_token` open streams.
@@ -35,9 +46,23 @@ pub enum Refused {
 impl Refused {
     pub fn message(&self) -> String {
         match self {
-            Refused::Integration { limit, waited } => format!(
+            Refused::Integration {
+                limit,
+                instances: 1,
+                waited,
+            } => format!(
                 "this integration already has {limit} requests in progress and this one waited {} s for a \
                  free slot; retry later or send fewer requests at once",
+                waited.as_secs()
+            ),
+            Refused::Integration {
+                limit,
+                instances,
+                waited,
+            } => format!(
+                "this integration already has {limit} requests in progress through this instance (its share of \
+                 the integration's bound, shared by the {instances} instances running) and this one waited {} s \
+                 for a free slot; retry later or send fewer requests at once",
                 waited.as_secs()
             ),
             Refused::Token { limit, waited } => format!(
@@ -64,9 +89,11 @@ struct Pools {
     streams: HashMap<String, Arc<Semaphore>>,
 }
 
-/// The per-instance limits.
+/// The limits of this instance.
 pub struct Limits {
     config: LimitConfig,
+    /// Instances running (this one included), as last seen; at least 1.
+    instances: AtomicUsize,
     pools: Mutex<Pools>,
 }
 
@@ -88,6 +115,7 @@ impl Limits {
     pub fn new(config: LimitConfig) -> Self {
         Limits {
             config,
+            instances: AtomicUsize::new(1),
             pools: Mutex::new(Pools {
                 integrations: HashMap::new(),
                 tokens: HashMap::new(),
@@ -100,15 +128,32 @@ impl Limits {
         self.config
     }
 
+    /// Tells how many instances are running (this one included; 0 counts as 1). Each takes an equal share of the
+    /// integration bound, at least one request: `per_integration / instances`, rounded down. A change applies to
+    /// requests that take a slot from then on (those holding one keep it).
+    pub fn set_instances(&self, instances: usize) {
+        let instances = instances.max(1);
+        if self.instances.swap(instances, Ordering::Relaxed) != instances {
+            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            pools.integrations.clear();
+        }
+    }
+
+    /// This instance's share of the integration bound, and the instances it is shared with.
+    pub fn integration_share(&self) -> (usize, usize) {
+        let instances = self.instances.load(Ordering::Relaxed);
+        ((self.config.per_integration / instances).max(1), instances)
+    }
+
     fn semaphores(
         &self,
         token_id: &str,
         integration_id: Option<&str>,
     ) -> (Arc<Semaphore>, Option<Arc<Semaphore>>) {
+        let (share, _) = self.integration_share();
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         let token = pool(&mut pools.tokens, token_id, self.config.per_token);
-        let integration =
-            integration_id.map(|id| pool(&mut pools.integrations, id, self.config.per_integration));
+        let integration = integration_id.map(|id| pool(&mut pools.integrations, id, share));
         (token, integration)
     }
 
@@ -135,10 +180,12 @@ impl Limits {
             match tokio::time::timeout_at(deadline, integration.acquire_owned()).await {
                 Ok(Ok(p)) => permits.push(p),
                 _ => {
+                    let (limit, instances) = self.integration_share();
                     return Err(Refused::Integration {
-                        limit: self.config.per_integration,
+                        limit,
+                        instances,
                         waited: wait,
-                    })
+                    });
                 }
             }
         }
@@ -160,8 +207,9 @@ impl Limits {
 
     /// Forgets the semaphores of idle tokens and integrations (called by the gateway's janitor).
     pub fn prune(&self) {
+        let (share, _) = self.integration_share();
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        prune(&mut pools.integrations, self.config.per_integration);
+        prune(&mut pools.integrations, share);
         prune(&mut pools.tokens, self.config.per_token);
         prune(&mut pools.streams, self.config.streams_per_token);
     }
@@ -204,6 +252,47 @@ mod tests {
         };
         let (got, ()) = tokio::join!(waiter, release);
         assert!(got.is_ok());
+    }
+
+    #[tokio::test]
+    async fn with_several_instances_each_takes_an_equal_share_of_the_integration_bound() {
+        let l = limits(5, 100);
+        l.set_instances(2);
+        assert_eq!(l.integration_share(), (2, 2));
+        let _a = l.acquire("t1", Some("i")).await.unwrap();
+        let b = l.acquire("t1", Some("i")).await.unwrap();
+        let refused = l.acquire("t1", Some("i")).await.unwrap_err();
+        assert!(matches!(
+            refused,
+            Refused::Integration {
+                limit: 2,
+                instances: 2,
+                ..
+            }
+        ));
+        assert!(
+            refused
+                .message()
+                .contains("2 requests in progress through this instance"),
+            "{}",
+            refused.message()
+        );
+        // One instance left: the whole bound again, for the requests that come next.
+        l.set_instances(1);
+        assert_eq!(l.integration_share(), (5, 1));
+        let more: Vec<_> =
+            futures_util::future::join_all((0..5).map(|_| l.acquire("t1", Some("i"))))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(more.len(), 5);
+        drop(b);
+        // More instances than the bound: each still gets one request at a time; 0 counts as one instance.
+        l.set_instances(9);
+        assert_eq!(l.integration_share(), (1, 9));
+        l.set_instances(0);
+        assert_eq!(l.integration_share(), (5, 1));
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! - [`ServerAudit`]: the audit entry `gateway_call` in the integration's workspace log.
 //! - [`ServerSessions`]: aggregated sessions in the `gateway_sessions` table, so every instance continues them.
 //! - Metrics: [`crate::metrics::Metrics`], the `/metrics` registry held by the state.
+//! - [`Presence`]: how many instances run, so each takes its share of the integrations' concurrency bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -34,6 +35,89 @@ use crate::state::{App, AppState};
 const OAUTH_REUSE: Duration = Duration::from_secs(30);
 /// Most agent tokens whose scope is remembered before the memory starts over.
 const MAX_AGENT_SCOPES: usize = 100_000;
+
+/// Lease names that mark a running instance: `instance:` and the instance's lease holder name.
+const PRESENCE_PREFIX: &str = "instance:";
+/// How often an instance renews its presence and counts the others.
+const PRESENCE_EVERY: Duration = Duration::from_secs(10);
+/// How long a presence lasts without renewal (an instance that stopped without a word stops counting then).
+const PRESENCE_TTL_MS: i64 = 30_000;
+
+/// This instance's presence in the database: a lease (table `leases`) it renews while it runs, by which every
+/// instance counts the instances running and tells its gateway ([`Gateway::set_instances`]), so the instances
+/// together keep each integration's bound on concurrent upstream requests. While the database cannot answer, the
+/// last count stays.
+pub struct Presence {
+    name: String,
+    holder: String,
+}
+
+impl Presence {
+    pub fn new() -> Presence {
+        let holder = crate::vault::lease_holder();
+        Presence {
+            name: format!("{PRESENCE_PREFIX}{holder}"),
+            holder,
+        }
+    }
+
+    /// Renews this instance's presence, counts the instances present and tells the gateway; returns the count.
+    pub async fn announce(&self, app: &AppState) -> Result<usize, plugboard_store::StoreError> {
+        let now = plugboard_store::now_ms();
+        app.store
+            .try_lease(
+                &self.name,
+                &self.holder,
+                "serving",
+                now,
+                now + PRESENCE_TTL_MS,
+            )
+            .await?;
+        let counted = app.store.count_leases(PRESENCE_PREFIX, now).await?;
+        let instances = usize::try_from(counted).unwrap_or(usize::MAX).max(1);
+        gateway(app).set_instances(instances);
+        Ok(instances)
+    }
+
+    /// Announces this instance every [`PRESENCE_EVERY`] for as long as the process runs.
+    pub fn keep(self, app: AppState) {
+        tokio::spawn(async move {
+            let mut failing = false;
+            let mut last = 1;
+            loop {
+                match self.announce(&app).await {
+                    Ok(n) => {
+                        if n != last {
+                            tracing::info!(
+                                instances = n,
+                                "instances running changed: each now takes an equal share of every \
+                                 integration's bound on concurrent gateway requests"
+                            );
+                            last = n;
+                        }
+                        failing = false;
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(
+                            error = %e,
+                            "could not count the instances running (the database did not answer); the gateway \
+                             keeps the last count until it can"
+                        );
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(PRESENCE_EVERY).await;
+            }
+        });
+    }
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        Presence::new()
+    }
+}
 
 /// This instance's gateway, made on first use (inside the runtime: it starts its audit writers and janitor).
 pub fn gateway(app: &AppState) -> &Gateway {

@@ -34,6 +34,7 @@ test_on_both_backends! {
     disabling_an_integration_through_another_instance_ends_the_streams_open_on_this_one => disabled_elsewhere_mid_stream;
     an_integration_disabled_through_one_instance_is_refused_by_another_soon_after => disabled_elsewhere;
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
+    instances_running_together_take_equal_shares_of_each_integrations_bound => shared_bound;
 }
 
 /// A served Plugboard, a workspace with its owner's token, and an upstream requiring `Bearer <secret>`.
@@ -739,4 +740,78 @@ async fn disabled_elsewhere_mid_stream(db: Db) {
     patch(&other.app, &s.owner, &id, json!({"enabled": false})).await;
     let ended = within("the stream ends", call).await.unwrap();
     assert!(ended.is_err(), "{ended:?}");
+}
+
+async fn shared_bound(db: Db) {
+    use plugboard_server::gateway_wiring::{gateway, Presence};
+    let s = setup(db, Mode::Sessions).await;
+    let other = second_instance(&s.pb).await;
+    let (one, two) = (&s.pb.app.state, &other.app.state);
+    let bound = gateway(one).integration_share().0;
+    assert_eq!(bound, 64, "the spec's bound, with one instance");
+    let (p1, p2) = (Presence::new(), Presence::new());
+    assert_eq!(p1.announce(one).await.unwrap(), 1);
+    assert_eq!(p2.announce(two).await.unwrap(), 2);
+    assert_eq!(p1.announce(one).await.unwrap(), 2);
+    assert_eq!(gateway(one).integration_share(), (32, 2));
+    assert_eq!(gateway(two).integration_share(), (32, 2));
+    // A third instance that stopped without a word: counted until its presence expires, then not.
+    let now = plugboard_store::now_ms();
+    let store = &one.store;
+    store
+        .try_lease("instance:gone", "gone", "serving", now - 60_000, now - 1)
+        .await
+        .unwrap();
+    store
+        .try_lease("not-an-instance", "x", "", now, now + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(p1.announce(one).await.unwrap(), 2);
+    store
+        .try_lease("instance:late", "late", "serving", now, now + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(p1.announce(one).await.unwrap(), 3);
+    assert_eq!(gateway(one).integration_share(), (21, 3));
+    store.release_lease("instance:late", "late").await.unwrap();
+
+    // The share holds through HTTP: with two instances, one instance sends at most 32 calls at once to an upstream.
+    assert_eq!(p2.announce(two).await.unwrap(), 2);
+    let id = custom_http(
+        &s.pb.app,
+        &s.owner,
+        &s.ws,
+        None,
+        "Docs",
+        &s.up.url(),
+        &s.secret,
+    )
+    .await;
+    let (_, token) = agent_token(&s.pb.app, &s.owner, &s.ws, None, None).await;
+    // Three sessions (an rmcp client keeps at most 16 requests of one session in flight).
+    let mut agents = Vec::new();
+    for _ in 0..3 {
+        agents.push(within("connect", agent::connect(&other.passthrough(&id), &token)).await);
+    }
+    let slow = |a: &agent::Agent| {
+        let peer = a.service.peer().clone();
+        tokio::spawn(async move {
+            let mut p = rmcp::model::CallToolRequestParams::new("slow");
+            p.arguments = json!({"steps": 1}).as_object().cloned();
+            peer.call_tool(p).await
+        })
+    };
+    let calls: Vec<_> = (0..33).map(|i| slow(&agents[i % 3])).collect();
+    within("32 calls in flight", s.up.state.seen.wait_started(32)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started =
+        s.up.state
+            .seen
+            .started_count
+            .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(started, 32, "the 33rd waits for a slot");
+    s.up.state.release_steps(33);
+    for c in calls {
+        assert!(within("call", c).await.unwrap().is_ok());
+    }
 }

@@ -37,6 +37,8 @@ pub trait Leases: Send + Sync {
     ) -> Result<LeaseState>;
     /// Ends the lease if `holder` holds it.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// How many leases whose name starts with `prefix` are held at `now` (not yet expired).
+    async fn count_leases(&self, prefix: &str, now: i64) -> Result<u64>;
 }
 
 macro_rules! leases_impl {
@@ -93,6 +95,21 @@ macro_rules! leases_impl {
                         .execute(&self.pool)
                         .await?;
                     Ok(())
+                })
+                .await
+            }
+
+            async fn count_leases(&self, prefix: &str, now: i64) -> Result<u64> {
+                crate::bounded(self.timeout, "count_leases", async {
+                    // The prefix is compared as it is (not a LIKE pattern); the table holds a few rows.
+                    let (n,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM leases WHERE substr(name, 1, length($1)) = $1 AND expires_at >= $2",
+                    )
+                    .bind(prefix)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(u64::try_from(n).unwrap_or(0))
                 })
                 .await
             }
