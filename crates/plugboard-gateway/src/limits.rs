@@ -133,8 +133,10 @@ impl Limits {
     /// requests that take a slot from then on (those holding one keep it).
     pub fn set_instances(&self, instances: usize) {
         let instances = instances.max(1);
+        // Under the pools' lock, as the share is read where the semaphores are made: every semaphore in the map
+        // has the current share's size.
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if self.instances.swap(instances, Ordering::Relaxed) != instances {
-            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
             pools.integrations.clear();
         }
     }
@@ -150,8 +152,8 @@ impl Limits {
         token_id: &str,
         integration_id: Option<&str>,
     ) -> (Arc<Semaphore>, Option<Arc<Semaphore>>) {
-        let (share, _) = self.integration_share();
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let (share, _) = self.integration_share();
         let token = pool(&mut pools.tokens, token_id, self.config.per_token);
         let integration = integration_id.map(|id| pool(&mut pools.integrations, id, share));
         (token, integration)
@@ -207,8 +209,8 @@ impl Limits {
 
     /// Forgets the semaphores of idle tokens and integrations (called by the gateway's janitor).
     pub fn prune(&self) {
-        let (share, _) = self.integration_share();
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let (share, _) = self.integration_share();
         prune(&mut pools.integrations, share);
         prune(&mut pools.tokens, self.config.per_token);
         prune(&mut pools.streams, self.config.streams_per_token);
