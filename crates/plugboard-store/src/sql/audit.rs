@@ -2,8 +2,22 @@
 
 use super::*;
 
-/// Audit entries written by one `INSERT` at most (7 values each).
-const AUDIT_ROWS_PER_INSERT: usize = 500;
+/// Audit entries written by one `INSERT` at most (7 values each, within both backends' limits on bound values).
+const AUDIT_ROWS_PER_INSERT: usize = 256;
+
+/// The rows of each `INSERT` for `n` entries: powers of two, largest first (13 = 8 + 4 + 1), at most
+/// [`AUDIT_ROWS_PER_INSERT`] each. So few statement shapes exist (nine) that each connection keeps them prepared,
+/// instead of preparing a statement of another size for nearly every batch.
+fn insert_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = (1usize << n.ilog2()).min(AUDIT_ROWS_PER_INSERT);
+        n -= size;
+        Some(size)
+    })
+}
 
 for_both_backends! {
     impl AuditStore {
@@ -19,9 +33,11 @@ for_both_backends! {
             let now = now_ms();
             // Audit entries decide no access: the commit leaves the write epoch alone.
             let mut tx = begin!(self, quiet);
-            // One statement per AUDIT_ROWS_PER_INSERT entries: one round trip each, within both backends' limits
-            // on bound values.
-            for chunk in entries.chunks(AUDIT_ROWS_PER_INSERT) {
+            // One statement per piece (see insert_sizes): one round trip each, prepared once per connection.
+            let mut rest = entries;
+            for size in insert_sizes(entries.len()) {
+                let (chunk, after) = rest.split_at(size);
+                rest = after;
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO audit_log (id, workspace_id, actor_id, action, target, detail, created_at) ",
                 );
@@ -31,12 +47,10 @@ for_both_backends! {
                         .push_bind(&entry.actor_id)
                         .push_bind(&entry.action)
                         .push_bind(&entry.target)
-                        .push_bind(entry.detail.to_string())
+                        .push_bind(detail_text(&entry.detail))
                         .push_bind(now);
                 });
-                // Not kept in the connection's statement cache: every batch size is another statement, and
-                // hundreds of large ones held per connection grew the process by tens of MiB under load.
-                insert.build().persistent(false).execute(&mut *tx).await?;
+                insert.build().execute(&mut *tx).await?;
             }
             commit!(tx);
             Ok(())
@@ -72,6 +86,25 @@ for_both_backends! {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_written_in_pieces_of_a_few_sizes() {
+        let sizes = |n| insert_sizes(n).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(13), [8, 4, 1]);
+        assert_eq!(sizes(256), [256]);
+        assert_eq!(sizes(600), [256, 256, 64, 16, 8]);
+        for n in 0..1000 {
+            assert_eq!(insert_sizes(n).sum::<usize>(), n);
+            assert!(insert_sizes(n).all(|s| s.is_power_of_two() && s <= AUDIT_ROWS_PER_INSERT));
         }
     }
 }

@@ -172,6 +172,11 @@ macro_rules! begin {
     }};
 }
 
+/// An audit entry's detail as stored: its JSON text (serialised straight to bytes: quicker than `Display`).
+pub(crate) fn detail_text(detail: &serde_json::Value) -> String {
+    serde_json::to_string(detail).unwrap_or_else(|_| detail.to_string())
+}
+
 /// Commits a [`Tx`]; on failure the error is returned and the connection is closed (rolling back).
 macro_rules! commit {
     ($tx:ident) => {{
@@ -318,7 +323,7 @@ macro_rules! insert_audit {
         .bind(&entry.actor_id)
         .bind(&entry.action)
         .bind(&entry.target)
-        .bind(entry.detail.to_string())
+        .bind($crate::sql::detail_text(&entry.detail))
         .bind(now_ms())
         .execute($exec)
         .await?;
