@@ -615,8 +615,9 @@ impl AsyncRead for Rewind {
             if framing.follow == Follow::Off && framing.unchecked.is_empty() {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            let mut chunk = [0u8; 8192];
-            let mut read = ReadBuf::new(&mut chunk);
+            // Not zeroed first: the socket fills what is read, and only that is looked at.
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
+            let mut read = ReadBuf::uninit(&mut chunk);
             match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) => {}
                 other => return other,
