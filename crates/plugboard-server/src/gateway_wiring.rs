@@ -79,19 +79,23 @@ impl Presence {
         Ok(instances)
     }
 
-    /// Announces this instance every [`PRESENCE_EVERY`] for as long as the process runs.
-    pub fn keep(self, app: AppState) {
+    /// Announces this instance every [`PRESENCE_EVERY`] for as long as the app is alive.
+    pub fn keep(self, app: &AppState) {
+        let app = Arc::downgrade(app);
         tokio::spawn(async move {
             let mut failing = false;
             let mut last = 1;
             loop {
-                match self.announce(&app).await {
+                let Some(state) = app.upgrade() else { return };
+                let announced = self.announce(&state).await;
+                drop(state);
+                match announced {
                     Ok(n) => {
                         if n != last {
                             tracing::info!(
                                 instances = n,
-                                "instances running changed: each now takes an equal share of every \
-                                 integration's bound on concurrent gateway requests"
+                                "the number of instances running changed: each takes an equal share of every \
+                                 integration's bound on concurrent gateway requests (64 / instances)"
                             );
                             last = n;
                         }

@@ -209,7 +209,7 @@ pub fn reload_catalog_on_hangup(_state: &AppState) -> std::io::Result<()> {
 /// ([`crate::integration::seal_unmarked_credentials`]; once sealed, later starts find nothing to do).
 fn start_background_work(state: &AppState) {
     state.catalog.compress_in_background();
-    crate::gateway_wiring::Presence::new().keep(state.clone());
+    crate::gateway_wiring::Presence::new().keep(state);
     let app = state.clone();
     tokio::spawn(async move {
         match crate::integration::seal_unmarked_credentials(&app).await {
