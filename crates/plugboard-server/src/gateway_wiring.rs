@@ -47,9 +47,12 @@ const PRESENCE_TTL_MS: i64 = 30_000;
 /// instance counts the instances running and tells its gateway ([`Gateway::set_instances`]), so the instances
 /// together keep each integration's bound on concurrent upstream requests. While the database cannot answer, the
 /// last count stays.
+#[derive(Clone)]
 pub struct Presence {
     name: String,
     holder: String,
+    /// Whether the instance has left ([`Presence::leave`]): nothing is announced after that.
+    left: Arc<tokio::sync::Mutex<bool>>,
 }
 
 impl Presence {
@@ -58,6 +61,20 @@ impl Presence {
         Presence {
             name: format!("{PRESENCE_PREFIX}{holder}"),
             holder,
+            left: Arc::default(),
+        }
+    }
+
+    /// Ends this instance's presence (a graceful stop), so the other instances take its share at their next count
+    /// instead of after the presence expires.
+    pub async fn leave(&self, app: &AppState) {
+        let mut left = self.left.lock().await;
+        *left = true;
+        if let Err(e) = app.store.release_lease(&self.name, &self.holder).await {
+            tracing::warn!(
+                error = %e,
+                "could not end this instance's presence; the other instances count it until it expires (30 s)"
+            );
         }
     }
 
@@ -79,16 +96,22 @@ impl Presence {
         Ok(instances)
     }
 
-    /// Announces this instance every [`PRESENCE_EVERY`] for as long as the app is alive.
-    pub fn keep(self, app: &AppState) {
+    /// Announces this instance every [`PRESENCE_EVERY`] for as long as the app is alive and the instance has not
+    /// left.
+    pub fn keep(&self, app: &AppState) {
         let app = Arc::downgrade(app);
+        let presence = self.clone();
         tokio::spawn(async move {
             let mut failing = false;
             let mut last = 1;
             loop {
                 let Some(state) = app.upgrade() else { return };
-                let announced = self.announce(&state).await;
-                drop(state);
+                let left = presence.left.lock().await;
+                if *left {
+                    return;
+                }
+                let announced = presence.announce(&state).await;
+                drop((left, state));
                 match announced {
                     Ok(n) => {
                         if n != last {

@@ -204,12 +204,14 @@ pub fn reload_catalog_on_hangup(_state: &AppState) -> std::io::Result<()> {
     Ok(())
 }
 
-/// What a serving instance starts beside the router: the catalog's compressed copies, and the sealing of custom
-/// servers' credentials stored in the clear before such values were sealed
+/// What a serving instance starts beside the router: the catalog's compressed copies, its presence for the
+/// gateway's shared bounds ([`crate::gateway_wiring::Presence`], returned, to end on a graceful stop), and the sealing
+/// of custom servers' credentials stored in the clear before such values were sealed
 /// ([`crate::integration::seal_unmarked_credentials`]; once sealed, later starts find nothing to do).
-fn start_background_work(state: &AppState) {
+fn start_background_work(state: &AppState) -> crate::gateway_wiring::Presence {
     state.catalog.compress_in_background();
-    crate::gateway_wiring::Presence::new().keep(state);
+    let presence = crate::gateway_wiring::Presence::new();
+    presence.keep(state);
     let app = state.clone();
     tokio::spawn(async move {
         match crate::integration::seal_unmarked_credentials(&app).await {
@@ -227,6 +229,7 @@ fn start_background_work(state: &AppState) {
             ),
         }
     });
+    presence
 }
 
 /// A bound server: `port()` is known before `run`.
@@ -259,10 +262,12 @@ impl Application {
         let addr = self.listener.local_addr()?;
         reload_catalog_on_hangup(&self.state)?;
         tracing::info!(%addr, "listening");
-        start_background_work(&self.state);
+        let presence = start_background_work(&self.state);
         // The peer address (ConnectInfo, inserted by `serve`) decides whether /metrics may be read without a token.
         let options = serve_options(&self.state.config);
+        let state = self.state.clone();
         crate::serve::serve(self.listener, router(self.state), options, shutdown).await;
+        presence.leave(&state).await;
         Ok(())
     }
 }
@@ -396,7 +401,8 @@ async fn wait_for_database(
     match result {
         Ok(state) => {
             tracing::info!(attempt, "the database is reachable: serving");
-            start_background_work(&state);
+            // This path ends without a word to the presence: it lapses 30 s after the process stops.
+            let _presence = start_background_work(&state);
             if let Ok(mut s) = slot.write() {
                 *s = Some(router(state));
             }

@@ -35,6 +35,7 @@ test_on_both_backends! {
     an_integration_disabled_through_one_instance_is_refused_by_another_soon_after => disabled_elsewhere;
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
     instances_running_together_take_equal_shares_of_each_integrations_bound => shared_bound;
+    a_served_instance_is_present_while_it_runs_and_leaves_when_it_stops => presence_while_served;
 }
 
 /// A served Plugboard, a workspace with its owner's token, and an upstream requiring `Bearer <secret>`.
@@ -814,4 +815,39 @@ async fn shared_bound(db: Db) {
     for c in calls {
         assert!(within("call", c).await.unwrap().is_ok());
     }
+}
+
+async fn presence_while_served(db: Db) {
+    let scratch = tempfile::tempdir().unwrap();
+    let data_dir = db
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| scratch.path().to_path_buf());
+    let mut config = plugboard_server::Config::for_tests(data_dir, db.url.clone());
+    config.master_key = Some(plugboard_server::testing::test_master_key());
+    let state = plugboard_server::App::with_parts(
+        config,
+        db.store.clone(),
+        plugboard_catalog::Catalog::builtin().unwrap(),
+    )
+    .await
+    .unwrap();
+    let application = plugboard_server::Application::bind(state).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let present = || async {
+        db.store
+            .count_leases("instance:", plugboard_store::now_ms())
+            .await
+            .unwrap()
+    };
+    eventually("the instance announces itself", || async {
+        present().await == 1
+    })
+    .await;
+    let _ = stop.send(());
+    within("the server stops", server).await.unwrap().unwrap();
+    assert_eq!(present().await, 0, "a graceful stop ends the presence");
 }
