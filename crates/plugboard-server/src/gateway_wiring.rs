@@ -93,6 +93,7 @@ impl Presence {
         let counted = app.store.count_leases(PRESENCE_PREFIX, now).await?;
         let instances = usize::try_from(counted).unwrap_or(usize::MAX).max(1);
         gateway(app).set_instances(instances);
+        app.metrics.gateway_instances(instances);
         Ok(instances)
     }
 

@@ -190,6 +190,7 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    gateway_instances: Gauge,
     routes: Interner,
     connectors: Interner,
     integrations: Interner,
@@ -291,8 +292,17 @@ impl Metrics {
             "The most database connections this instance opens",
             pool_max.clone(),
         );
+        let gateway_instances = Gauge::default();
+        gateway_instances.set(1);
+        registry.register(
+            "gateway_instances",
+            "Instances running as this instance last counted them; each takes an equal share of every \
+             integration's bound on concurrent gateway requests",
+            gateway_instances.clone(),
+        );
         Metrics {
             registry,
+            gateway_instances,
             http_requests,
             http_duration,
             verifies,
@@ -355,6 +365,12 @@ impl Metrics {
                 outcome: outcome.as_str(),
             })
             .inc();
+    }
+
+    /// The instances running, as [`crate::gateway_wiring::Presence`] last counted them.
+    pub fn gateway_instances(&self, instances: usize) {
+        self.gateway_instances
+            .set(i64::try_from(instances).unwrap_or(i64::MAX));
     }
 
     /// The page (Prometheus text format 0.0.4, [`CONTENT_TYPE`]), with the pool gauges read from `pool` first.

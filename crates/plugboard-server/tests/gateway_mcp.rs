@@ -756,6 +756,11 @@ async fn shared_bound(db: Db) {
     assert_eq!(p1.announce(one).await.unwrap(), 2);
     assert_eq!(gateway(one).integration_share(), (32, 2));
     assert_eq!(gateway(two).integration_share(), (32, 2));
+    let page = one.metrics.render(one.store.pool_stats()).unwrap();
+    assert!(
+        page.lines().any(|l| l == "plugboard_gateway_instances 2"),
+        "{page}"
+    );
     // A third instance that stopped without a word: counted until its presence expires, then not.
     let now = plugboard_store::now_ms();
     let store = &one.store;
