@@ -382,16 +382,8 @@ async fn requests_beyond_the_integration_limit_wait_and_then_are_refused() {
     for t in ["pba_1", "pba_2", "pba_3"] {
         agents.push(agent::connect(&pb.passthrough_url("int_1"), t).await);
     }
-    let slow = |a: &agent::Agent| {
-        let peer = a.service.peer().clone();
-        tokio::spawn(async move {
-            let mut p = rmcp::model::CallToolRequestParams::new("slow");
-            p.arguments = json!({"steps": 1}).as_object().cloned();
-            peer.call_tool(p).await
-        })
-    };
-    let first = slow(&agents[0]);
-    let second = slow(&agents[1]);
+    let first = agents[0].spawn_call("slow", json!({"steps": 1}));
+    let second = agents[1].spawn_call("slow", json!({"steps": 1}));
     within("two calls in flight", up.state.seen.wait_started(2)).await;
     let err = agents[2]
         .call("echo", json!({"text": "x"}))
@@ -430,12 +422,7 @@ async fn one_token_cannot_take_more_than_its_share_across_integrations() {
     let greedy1 = agent::connect(&pb.passthrough_url("int_1"), "pba_greedy").await;
     let greedy2 = agent::connect(&pb.passthrough_url("int_2"), "pba_greedy").await;
     let other = agent::connect(&pb.passthrough_url("int_2"), "pba_other").await;
-    let peer = greedy1.service.peer().clone();
-    let running = tokio::spawn(async move {
-        let mut p = rmcp::model::CallToolRequestParams::new("slow");
-        p.arguments = json!({"steps": 1}).as_object().cloned();
-        peer.call_tool(p).await
-    });
+    let running = greedy1.spawn_call("slow", json!({"steps": 1}));
     within("the greedy call runs", up.state.seen.wait_started(1)).await;
     let err = greedy2
         .call("echo", json!({"text": "more"}))
@@ -461,12 +448,7 @@ async fn an_upstream_killed_mid_call_answers_a_json_rpc_error_and_nothing_hangs(
     world.agent("pba_agent", None);
     let pb = instance(&world, support::config()).await;
     let a = agent::connect(&pb.passthrough_url("int_1"), "pba_agent").await;
-    let peer = a.service.peer().clone();
-    let call = tokio::spawn(async move {
-        let mut p = rmcp::model::CallToolRequestParams::new("slow");
-        p.arguments = json!({"steps": 5}).as_object().cloned();
-        peer.call_tool(p).await
-    });
+    let call = a.spawn_call("slow", json!({"steps": 5}));
     within("the call starts", up.state.seen.wait_started(1)).await;
     cut.kill();
     let err = within("the error after the kill", call)

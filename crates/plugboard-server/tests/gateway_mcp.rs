@@ -799,15 +799,9 @@ async fn shared_bound(db: Db) {
     for _ in 0..3 {
         agents.push(within("connect", agent::connect(&other.passthrough(&id), &token)).await);
     }
-    let slow = |a: &agent::Agent| {
-        let peer = a.service.peer().clone();
-        tokio::spawn(async move {
-            let mut p = rmcp::model::CallToolRequestParams::new("slow");
-            p.arguments = json!({"steps": 1}).as_object().cloned();
-            peer.call_tool(p).await
-        })
-    };
-    let calls: Vec<_> = (0..33).map(|i| slow(&agents[i % 3])).collect();
+    let calls: Vec<_> = (0..33)
+        .map(|i| agents[i % 3].spawn_call("slow", json!({"steps": 1})))
+        .collect();
     within("32 calls in flight", s.up.state.seen.wait_started(32)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started =

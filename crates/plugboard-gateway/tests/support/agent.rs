@@ -131,6 +131,18 @@ impl Agent {
         self.service.call_tool(params).await
     }
 
+    /// [`Agent::call`] running in the background (for calls that wait upstream while the test goes on).
+    pub fn spawn_call(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> tokio::task::JoinHandle<Result<CallToolResult, ServiceError>> {
+        let peer = self.service.peer().clone();
+        let mut params = CallToolRequestParams::new(name.to_owned());
+        params.arguments = args.as_object().cloned();
+        tokio::spawn(async move { peer.call_tool(params).await })
+    }
+
     pub fn session_id(&self) -> Option<String> {
         self.http.session_ids().last().cloned()
     }
