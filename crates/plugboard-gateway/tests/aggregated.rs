@@ -140,12 +140,7 @@ async fn progress_reaches_the_agent_with_its_own_token_while_the_call_runs() {
     world.agent("pba_agent", None);
     let pb = instance(&world, support::config()).await;
     let mut a = agent::connect(&pb.workspace_url(WORKSPACE), "pba_agent").await;
-    let peer = a.service.peer().clone();
-    let call = tokio::spawn(async move {
-        let mut p = rmcp::model::CallToolRequestParams::new("up__slow");
-        p.arguments = json!({"steps": 3}).as_object().cloned();
-        peer.call_tool(p).await
-    });
+    let call = a.spawn_call("up__slow", json!({"steps": 3}));
     within("the call starts", up.state.seen.wait_started(1)).await;
     let mut token = None;
     for step in 1..=3 {
@@ -392,12 +387,7 @@ async fn an_upstream_killed_mid_call_gives_the_agent_an_error_and_the_next_call_
     let pb = instance(&world, support::config()).await;
     let a = agent::connect(&pb.workspace_url(WORKSPACE), "pba_agent").await;
     assert!(a.tool_names().await.contains(&"up__slow".to_owned()));
-    let peer = a.service.peer().clone();
-    let call = tokio::spawn(async move {
-        let mut p = rmcp::model::CallToolRequestParams::new("up__slow");
-        p.arguments = json!({"steps": 5}).as_object().cloned();
-        peer.call_tool(p).await
-    });
+    let call = a.spawn_call("up__slow", json!({"steps": 5}));
     within("the call starts", up.state.seen.wait_started(1)).await;
     cut.kill();
     let err = within("the error after the kill", call)

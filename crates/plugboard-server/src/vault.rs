@@ -352,8 +352,8 @@ const ROTATION_LEASE_RENEW: Duration = Duration::from_secs(10);
 /// How often a waiting rotation asks whether the lease is free.
 const ROTATION_WAIT_POLL: Duration = Duration::from_millis(500);
 
-/// Who holds a lease (the rotation's, the sealing pass's), as other processes see it: host, process id and a random
-/// suffix.
+/// Who holds a lease (the rotation's, the sealing pass's, an instance's presence), as other processes see it: host,
+/// process id and a random suffix.
 pub(crate) fn lease_holder() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

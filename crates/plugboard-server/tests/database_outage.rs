@@ -306,11 +306,7 @@ async fn a_database_outage_cuts_no_gateway_stream_of_a_valid_token_and_a_revocat
         gateway_support::agent::connect(&pb.workspace(ws.id.as_str()), &token),
     )
     .await;
-    let peer = a.service.peer().clone();
-    let call = tokio::spawn(async move {
-        peer.call_tool(rmcp::model::CallToolRequestParams::new("docs__hang"))
-            .await
-    });
+    let call = a.spawn_call("docs__hang", serde_json::Value::Null);
     gateway_support::within("the call starts", up.state.seen.wait_started(1)).await;
 
     // The database goes away while the stream is open: the checks of its token cannot be answered, and decide nothing.

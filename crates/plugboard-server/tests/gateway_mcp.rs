@@ -477,12 +477,7 @@ async fn killed_upstream(db: Db) {
     let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &cut.url(), &s.secret).await;
     let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
     let a = within("connect", agent::connect(&s.pb.passthrough(&id), &token)).await;
-    let peer = a.service.peer().clone();
-    let call = tokio::spawn(async move {
-        let mut p = rmcp::model::CallToolRequestParams::new("hang");
-        p.arguments = json!({}).as_object().cloned();
-        peer.call_tool(p).await
-    });
+    let call = a.spawn_call("hang", json!({}));
     within("the call starts", s.up.state.seen.wait_started(1)).await;
     cut.kill();
     let err = within("the error after the kill", call)
@@ -612,11 +607,7 @@ async fn revoked_mid_stream(db: Db) {
         (s.pb.workspace(s.ws.id.as_str()), "docs__hang"),
     ] {
         let a = within("connect", agent::connect(&url, &token)).await;
-        let peer = a.service.peer().clone();
-        calls.push(tokio::spawn(async move {
-            peer.call_tool(rmcp::model::CallToolRequestParams::new(name))
-                .await
-        }));
+        calls.push(a.spawn_call(name, Value::Null));
         agents.push(a);
     }
     within("both calls start", s.up.state.seen.wait_started(2)).await;
@@ -731,11 +722,7 @@ async fn disabled_elsewhere_mid_stream(db: Db) {
     let id = custom_http(app, &s.owner, &s.ws, None, "Docs", &s.up.url(), &s.secret).await;
     let (_, token) = agent_token(app, &s.owner, &s.ws, None, None).await;
     let a = within("connect", agent::connect(&s.pb.passthrough(&id), &token)).await;
-    let peer = a.service.peer().clone();
-    let call = tokio::spawn(async move {
-        peer.call_tool(rmcp::model::CallToolRequestParams::new("hang"))
-            .await
-    });
+    let call = a.spawn_call("hang", Value::Null);
     within("the call starts", s.up.state.seen.wait_started(1)).await;
     // This instance made no change itself, so it finds out on its periodic access check (every 5 s).
     patch(&other.app, &s.owner, &id, json!({"enabled": false})).await;

@@ -131,7 +131,8 @@ impl Agent {
         self.service.call_tool(params).await
     }
 
-    /// [`Agent::call`] running in the background (for calls that wait upstream while the test goes on).
+    /// [`Agent::call`] running in the background (for calls that wait upstream while the test goes on). `args` that
+    /// are not an object (`Value::Null`) send no arguments.
     pub fn spawn_call(
         &self,
         name: &str,
