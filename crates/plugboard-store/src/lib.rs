@@ -386,6 +386,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_write_cancelled_while_waiting_for_sqlites_lock_does_not_leave_its_connection_inside_a_transaction(
+    ) {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        SqliteStore::connect(&url)
+            .await
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+        // One pooled connection, so the next write gets the one the cancelled write used; SQLite waits for its lock
+        // longer than the store waits for an answer, so the store's timeout cancels a `BEGIN` still under way.
+        let opts = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let store = SqliteStore {
+            pool: SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await
+                .unwrap(),
+            timeout: Duration::from_millis(200),
+            epoch: Default::default(),
+        };
+        let owner = store
+            .create_user("owner@example.com", "Owner")
+            .await
+            .unwrap();
+        let mut other = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let waited = store.create_workspace("first", &owner.id).await;
+        assert!(
+            matches!(waited, Err(StoreError::Unavailable(_))),
+            "{waited:?}"
+        );
+        // The lock is free again: a `BEGIN` of the cancelled write still under way would take it now.
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let second = store.create_workspace("second", &owner.id).await.unwrap();
+        assert_eq!(second.name, "second");
+        // Nobody keeps the write lock: another connection writes at once, and only the second workspace exists.
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let (names,): (String,) = sqlx::query_as("SELECT group_concat(name) FROM workspaces")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+        assert_eq!(names, "second");
+    }
+
+    #[tokio::test]
     async fn sqlite_commits_are_synced_fully_unless_the_operator_chooses_normal() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("a.db").display());

@@ -111,6 +111,11 @@ impl<DB: sqlx::Database> Tx<DB> {
         }
     }
 
+    /// `BEGIN` failed, so no transaction is open: the connection may go back to the pool.
+    pub(crate) fn not_begun(&mut self) {
+        self.open = false;
+    }
+
     /// `COMMIT` succeeded: the connection may go back to the pool.
     pub(crate) fn committed(&mut self) {
         self.open = false;
@@ -158,17 +163,27 @@ impl<DB: sqlx::Database> Drop for Tx<DB> {
 }
 
 /// Begins a [`Tx`] on a connection of `self.pool` (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL).
+///
+/// The connection is guarded before `BEGIN` is sent: a call cancelled while `BEGIN` is under way (the store's
+/// timeout, while SQLite waits for its write lock) drops the guard, which closes the connection. Returned to the
+/// pool instead, it would start its transaction after all and keep SQLite's write lock, failing every later write.
 macro_rules! begin {
-    ($self:ident) => {{
-        let mut conn = $self.pool.acquire().await?;
-        sqlx::query(Self::BEGIN).execute(&mut *conn).await?;
-        $crate::sql::Tx::new(conn, Some($self.epoch.clone()))
-    }};
+    ($self:ident) => {
+        begin!(@ $self, Some($self.epoch.clone()))
+    };
     // A transaction whose commit does not grow the write epoch.
-    ($self:ident, quiet) => {{
-        let mut conn = $self.pool.acquire().await?;
-        sqlx::query(Self::BEGIN).execute(&mut *conn).await?;
-        $crate::sql::Tx::new(conn, None)
+    ($self:ident, quiet) => {
+        begin!(@ $self, None)
+    };
+    (@ $self:ident, $epoch:expr) => {{
+        let conn = $self.pool.acquire().await?;
+        let mut tx = $crate::sql::Tx::new(conn, $epoch);
+        if let Err(e) = sqlx::query(Self::BEGIN).execute(&mut *tx).await {
+            // A `BEGIN` that failed started nothing: the connection may go back to the pool.
+            tx.not_begun();
+            return Err(e.into());
+        }
+        tx
     }};
 }
 
