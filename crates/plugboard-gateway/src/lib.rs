@@ -243,6 +243,13 @@ impl Gateway {
         }
     }
 
+    /// Waits, at most `within`, until the audit entry of every `tools/call` recorded so far is written (entries are
+    /// written in batches, up to a few tens of milliseconds after the call). For a graceful shutdown, once the last
+    /// request is over. Returns how many entries are still unwritten (0: all).
+    pub async fn flush_audit(&self, within: Duration) -> usize {
+        self.inner.recorder.flush(within).await
+    }
+
     /// Upstream clients the aggregated endpoints hold open on this instance (for tests and metrics).
     pub fn open_upstream_clients(&self) -> usize {
         self.inner.aggregate.pool_len()

@@ -232,6 +232,26 @@ fn start_background_work(state: &AppState) -> crate::gateway_wiring::Presence {
     presence
 }
 
+/// How long a graceful shutdown waits for the gateway's audit entries still queued to be written.
+const AUDIT_FLUSH: Duration = Duration::from_secs(10);
+
+/// After the last request: the gateway's audit entries still queued are written before the process exits, so every
+/// `tools/call` that was answered is in the audit log.
+async fn flush_gateway_audit(state: &AppState) {
+    let Some(gateway) = state.gateway.get() else {
+        return;
+    };
+    let left = gateway.flush_audit(AUDIT_FLUSH).await;
+    if left > 0 {
+        tracing::error!(
+            entries = left,
+            waited_ms = AUDIT_FLUSH.as_millis() as u64,
+            "gateway_call audit entries were still unwritten when the server stopped (the database did not take \
+             them in time); those calls are missing from the audit log"
+        );
+    }
+}
+
 /// A bound server: `port()` is known before `run`.
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -267,6 +287,7 @@ impl Application {
         let options = serve_options(&self.state.config);
         let state = self.state.clone();
         crate::serve::serve(self.listener, router(self.state), options, shutdown).await;
+        flush_gateway_audit(&state).await;
         presence.leave(&state).await;
         Ok(())
     }

@@ -36,6 +36,7 @@ test_on_both_backends! {
     an_aggregated_session_opened_on_one_instance_continues_on_another => session_elsewhere;
     instances_running_together_take_equal_shares_of_each_integrations_bound => shared_bound;
     a_served_instance_is_present_while_it_runs_and_leaves_when_it_stops => presence_while_served;
+    a_graceful_stop_writes_the_audit_entries_of_every_call_answered_before_it => audit_written_on_stop;
 }
 
 /// A served Plugboard, a workspace with its owner's token, and an upstream requiring `Bearer <secret>`.
@@ -836,4 +837,52 @@ async fn presence_while_served(db: Db) {
     let _ = stop.send(());
     within("the server stops", server).await.unwrap().unwrap();
     assert_eq!(present().await, 0, "a graceful stop ends the presence");
+}
+
+async fn audit_written_on_stop(db: Db) {
+    let app = plugboard_server::testing::TestApp::build(db, None, allow_loopback).await;
+    let (ws, owner) = app.workspace().await;
+    let secret = secret();
+    // Without sessions the agent holds no server stream open, which would keep the stop waiting for it.
+    let up = upstream::start_with(Mode::StatelessJson, Some(format!("Bearer {secret}"))).await;
+    let id = custom_http(&app, &owner, &ws, None, "Docs", &up.url(), &secret).await;
+    let (_, token) = agent_token(&app, &owner, &ws, None, None).await;
+    let application = plugboard_server::Application::bind(app.state.clone())
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/mcp/i/{id}", application.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let a = within("connect", agent::connect(&url, &token)).await;
+    a.call("echo", json!({"text": "before the stop"}))
+        .await
+        .unwrap();
+    // A call still running when the stop comes, answered only once the server has stopped taking requests and is
+    // waiting for the last ones (after its half-second linger): its entry is recorded moments before the process
+    // would exit.
+    let slow = a.spawn_call("slow", json!({"steps": 1}));
+    within("the slow call starts", up.state.seen.wait_started(1)).await;
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    up.state.release_steps(1);
+    within("the slow call", slow).await.unwrap().unwrap();
+    drop(a);
+    within("the server stops", server).await.unwrap().unwrap();
+    // Read at once, not eventually: the entries are written (batched, a little after each call) before the server
+    // has stopped.
+    let mut tools: Vec<String> = audit_entries(&app, &owner, ws.id.as_str())
+        .await
+        .iter()
+        .map(|e| {
+            let d: Value = match e["detail"].as_str() {
+                Some(text) => serde_json::from_str(text).unwrap(),
+                None => e["detail"].clone(),
+            };
+            d["tool"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    tools.sort();
+    assert_eq!(tools, ["echo", "slow"]);
 }
