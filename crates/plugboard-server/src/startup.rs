@@ -286,6 +286,11 @@ impl Application {
         // The peer address (ConnectInfo, inserted by `serve`) decides whether /metrics may be read without a token.
         let options = serve_options(&self.state.config);
         let state = self.state.clone();
+        let stopping = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.stopping.send_replace(true);
+        };
         crate::serve::serve(self.listener, router(self.state), options, shutdown).await;
         flush_gateway_audit(&state).await;
         presence.leave(&state).await;

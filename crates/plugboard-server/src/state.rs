@@ -40,6 +40,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The MCP gateway of this instance, made on first use (`gateway_wiring::gateway`).
     pub gateway: std::sync::OnceLock<plugboard_gateway::Gateway>,
+    /// Becomes `true` when a graceful stop begins: the gateway then ends the server streams it relays (they never
+    /// finish on their own), so the stop does not wait for them; the agents' clients open them again elsewhere.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 pub type AppState = Arc<App>;
@@ -256,6 +259,7 @@ impl App {
             verify_limits,
             metrics,
             gateway: std::sync::OnceLock::new(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 }

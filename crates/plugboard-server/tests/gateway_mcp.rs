@@ -37,6 +37,7 @@ test_on_both_backends! {
     instances_running_together_take_equal_shares_of_each_integrations_bound => shared_bound;
     a_served_instance_is_present_while_it_runs_and_leaves_when_it_stops => presence_while_served;
     a_graceful_stop_writes_the_audit_entries_of_every_call_answered_before_it => audit_written_on_stop;
+    a_graceful_stop_ends_the_server_streams_it_relays_instead_of_waiting_for_them => server_streams_end_on_stop;
 }
 
 /// A served Plugboard, a workspace with its owner's token, and an upstream requiring `Bearer <secret>`.
@@ -885,4 +886,44 @@ async fn audit_written_on_stop(db: Db) {
         .collect();
     tools.sort();
     assert_eq!(tools, ["echo", "slow"]);
+}
+
+async fn server_streams_end_on_stop(db: Db) {
+    // A drain deadline (probe timeout + 20 s) far beyond `within`'s 30 s: a stop that waited for the open server
+    // stream would hang past it.
+    let app = plugboard_server::testing::TestApp::build(db, None, |c| {
+        allow_loopback(c);
+        c.probe_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let (ws, owner) = app.workspace().await;
+    let secret = secret();
+    // With sessions, the agent's client keeps the server's stream (a GET) open through the gateway.
+    let up = upstream::start_with(Mode::Sessions, Some(format!("Bearer {secret}"))).await;
+    let id = custom_http(&app, &owner, &ws, None, "Docs", &up.url(), &secret).await;
+    let (_, token) = agent_token(&app, &owner, &ws, None, None).await;
+    let application = plugboard_server::Application::bind(app.state.clone())
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/mcp/i/{id}", application.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let a = within("connect", agent::connect(&url, &token)).await;
+    a.call("echo", json!({"text": "hello"})).await.unwrap();
+    eventually("the agent's server stream is open", || async {
+        // The GET: the request of the session without a body.
+        up.state
+            .seen
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h.contains_key("mcp-session-id") && !h.contains_key("content-type"))
+    })
+    .await;
+    let _ = stop.send(());
+    within("the server stops", server).await.unwrap().unwrap();
+    drop(a);
 }

@@ -12,6 +12,10 @@
 //! an answer not yet started into its 401, lost access (on `/mcp/i/…` the integration deleted or disabled; a person
 //! removed from the workspace, a crew token's crew gone) into the refusal a new request would get (404, 403, 409),
 //! and either cuts a stream, so revoking a token or someone's access also cuts what they are still reading.
+//!
+//! A graceful stop ends (cleanly) every server stream relayed to a `GET` as it begins ([`crate::state::App::stopping`]): those
+//! streams never finish on their own, and the stop would otherwise wait for them until its drain deadline. Answers
+//! to POSTs (also event streams) are left to finish within it.
 
 use std::time::Duration;
 
@@ -274,7 +278,14 @@ impl Watch {
 /// credential revoked or expired, the access to what it opened lost). Cut, not ended: the response stops without its
 /// end, as when a server goes away, so the agent's client fails what it was waiting for instead of waiting for it
 /// elsewhere.
-fn while_valid(watch: Watch, resp: Response) -> Response {
+///
+/// A server stream (the answer to a `GET`, `server_stream`) also ends, cleanly, when the server begins a graceful
+/// stop (`stopping`): it would never finish on its own, and the agent's client opens it again (on another instance).
+fn while_valid(
+    watch: Watch,
+    resp: Response,
+    server_stream: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Response {
     let streaming = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -288,18 +299,31 @@ fn while_valid(watch: Watch, resp: Response) -> Response {
         return resp;
     }
     let (parts, body) = resp.into_parts();
-    let watched = (body.into_data_stream(), watch);
+    let watched = (body.into_data_stream(), watch, server_stream);
     let stream = futures_util::stream::unfold(Some(watched), |watched| async move {
-        let (mut data, mut watch) = watched?;
+        let (mut data, mut watch, mut stopping) = watched?;
         tokio::select! {
-            chunk = data.next() => chunk.map(|c| (c, Some((data, watch)))),
+            chunk = data.next() => chunk.map(|c| (c, Some((data, watch, stopping)))),
             _ = watch.refused() => {
                 let cut = axum::Error::new("the credential that opened this stream is no longer valid");
                 Some((Err(cut), None))
             }
+            () = stop_begins(&mut stopping) => None,
         }
     });
     Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Resolves once a graceful stop has begun; never without a receiver (not a server stream), or when the sender is
+/// gone (the app itself is being dropped: nothing to stop for).
+async fn stop_begins(stopping: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    let begun = match stopping {
+        Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
+        None => false,
+    };
+    if !begun {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The caller an agent token stands for, when it is valid, unexpired and unrevoked.
@@ -353,6 +377,7 @@ async fn serve(app: &AppState, target: fn(String) -> Target, request: Request) -
     };
     let recheck = Recheck::of(&parts);
     let target = target(last_segment(&parts));
+    let server_stream = (parts.method == Method::GET).then(|| app.stopping.subscribe());
     let request = Request::from_parts(parts, body);
     let mut watch = Watch::new(app, recheck, caller.clone(), target.clone());
     let gw = gateway(app);
@@ -368,7 +393,7 @@ async fn serve(app: &AppState, target: fn(String) -> Target, request: Request) -
         resp = answer => resp,
         refused = watch.refused() => return refused.into_response(),
     };
-    while_valid(watch, resp)
+    while_valid(watch, resp, server_stream)
 }
 
 async fn passthrough(State(app): State<AppState>, request: Request) -> Response {
