@@ -840,12 +840,31 @@ async fn presence_while_served(db: Db) {
     assert_eq!(present().await, 0, "a graceful stop ends the presence");
 }
 
-async fn audit_written_on_stop(db: Db) {
-    let app = plugboard_server::testing::TestApp::build(db, None, allow_loopback).await;
+/// A Plugboard served by `Application::run_until` (as `plugboard serve` runs), with one passthrough integration of
+/// an upstream in `mode` and an agent connected to it through the gateway, so a test can stop it gracefully.
+struct Stoppable {
+    app: plugboard_server::testing::TestApp,
+    ws: plugboard_store::Workspace,
+    owner: String,
+    up: upstream::Upstream,
+    agent: agent::Agent,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn stoppable(
+    db: Db,
+    mode: Mode,
+    configure: impl FnOnce(&mut plugboard_server::Config),
+) -> Stoppable {
+    let app = plugboard_server::testing::TestApp::build(db, None, |c| {
+        allow_loopback(c);
+        configure(c);
+    })
+    .await;
     let (ws, owner) = app.workspace().await;
     let secret = secret();
-    // Without sessions the agent holds no server stream open, which would keep the stop waiting for it.
-    let up = upstream::start_with(Mode::StatelessJson, Some(format!("Bearer {secret}"))).await;
+    let up = upstream::start_with(mode, Some(format!("Bearer {secret}"))).await;
     let id = custom_http(&app, &owner, &ws, None, "Docs", &up.url(), &secret).await;
     let (_, token) = agent_token(&app, &owner, &ws, None, None).await;
     let application = plugboard_server::Application::bind(app.state.clone())
@@ -856,7 +875,29 @@ async fn audit_written_on_stop(db: Db) {
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    let a = within("connect", agent::connect(&url, &token)).await;
+    let agent = within("connect", agent::connect(&url, &token)).await;
+    Stoppable {
+        app,
+        ws,
+        owner,
+        up,
+        agent,
+        stop,
+        server,
+    }
+}
+
+async fn audit_written_on_stop(db: Db) {
+    // Without sessions the agent holds no server stream open, which would keep the stop waiting for it.
+    let Stoppable {
+        app,
+        ws,
+        owner,
+        up,
+        agent: a,
+        stop,
+        server,
+    } = stoppable(db, Mode::StatelessJson, |_| {}).await;
     a.call("echo", json!({"text": "before the stop"}))
         .await
         .unwrap();
@@ -889,28 +930,18 @@ async fn audit_written_on_stop(db: Db) {
 }
 
 async fn server_streams_end_on_stop(db: Db) {
-    // A drain deadline (probe timeout + 20 s) far beyond `within`'s 30 s: a stop that waited for the open server
-    // stream would hang past it.
-    let app = plugboard_server::testing::TestApp::build(db, None, |c| {
-        allow_loopback(c);
-        c.probe_timeout = Duration::from_secs(60);
+    // With sessions, the agent's client keeps the server's stream (a GET) open through the gateway. A drain deadline
+    // (probe timeout + 20 s) far beyond `within`'s 30 s: a stop that waited for that stream would hang past it.
+    let Stoppable {
+        up,
+        agent: a,
+        stop,
+        server,
+        ..
+    } = stoppable(db, Mode::Sessions, |c| {
+        c.probe_timeout = Duration::from_secs(60)
     })
     .await;
-    let (ws, owner) = app.workspace().await;
-    let secret = secret();
-    // With sessions, the agent's client keeps the server's stream (a GET) open through the gateway.
-    let up = upstream::start_with(Mode::Sessions, Some(format!("Bearer {secret}"))).await;
-    let id = custom_http(&app, &owner, &ws, None, "Docs", &up.url(), &secret).await;
-    let (_, token) = agent_token(&app, &owner, &ws, None, None).await;
-    let application = plugboard_server::Application::bind(app.state.clone())
-        .await
-        .unwrap();
-    let url = format!("http://127.0.0.1:{}/mcp/i/{id}", application.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until(async {
-        let _ = stopped.await;
-    }));
-    let a = within("connect", agent::connect(&url, &token)).await;
     a.call("echo", json!({"text": "hello"})).await.unwrap();
     eventually("the agent's server stream is open", || async {
         // The GET: the request of the session without a body.
