@@ -13,9 +13,9 @@
 //! removed from the workspace, a crew token's crew gone) into the refusal a new request would get (404, 403, 409),
 //! and either cuts a stream, so revoking a token or someone's access also cuts what they are still reading.
 //!
-//! A graceful stop ends (cleanly) every server stream relayed to a `GET` as it begins ([`crate::state::App::stopping`]): those
-//! streams never finish on their own, and the stop would otherwise wait for them until its drain deadline. Answers
-//! to POSTs (also event streams) are left to finish within it.
+//! A graceful stop ends (cleanly) every server stream relayed to a `GET` as it begins
+//! ([`crate::state::App::stopping`]): those streams never finish on their own, and the stop would otherwise wait for
+//! them until its drain deadline. Answers to POSTs (also event streams) are left to finish within it.
 
 use std::time::Duration;
 
