@@ -235,20 +235,40 @@ fn start_background_work(state: &AppState) -> crate::gateway_wiring::Presence {
 /// How long a graceful shutdown waits for the gateway's audit entries still queued to be written.
 const AUDIT_FLUSH: Duration = Duration::from_secs(10);
 
-/// After the last request: the gateway's audit entries still queued are written before the process exits, so every
-/// `tools/call` that was answered is in the audit log.
-async fn flush_gateway_audit(state: &AppState) {
-    let Some(gateway) = state.gateway.get() else {
-        return;
-    };
-    let left = gateway.flush_audit(AUDIT_FLUSH).await;
-    if left > 0 {
-        tracing::error!(
-            entries = left,
-            waited_ms = AUDIT_FLUSH.as_millis() as u64,
-            "gateway_call audit entries were still unwritten when the server stopped (the database did not take \
-             them in time); those calls are missing from the audit log"
-        );
+/// A serving instance's state and what runs beside its router ([`start_background_work`]), for its graceful stop;
+/// the same whether it served at once or after waiting for its database.
+#[derive(Clone)]
+struct Serving {
+    state: AppState,
+    presence: crate::gateway_wiring::Presence,
+}
+
+impl Serving {
+    fn start(state: AppState) -> Serving {
+        let presence = start_background_work(&state);
+        Serving { state, presence }
+    }
+
+    /// The stop begins: the gateway ends the server streams it relays (they never finish on their own).
+    fn stop_begins(&self) {
+        self.state.stopping.send_replace(true);
+    }
+
+    /// After the last request: the gateway's audit entries still queued are written, so every `tools/call` that
+    /// was answered is in the audit log, and the instance leaves (the others take its share of the shared bounds).
+    async fn stopped(&self) {
+        if let Some(gateway) = self.state.gateway.get() {
+            let left = gateway.flush_audit(AUDIT_FLUSH).await;
+            if left > 0 {
+                tracing::error!(
+                    entries = left,
+                    waited_ms = AUDIT_FLUSH.as_millis() as u64,
+                    "gateway_call audit entries were still unwritten when the server stopped (the database did not \
+                     take them in time); those calls are missing from the audit log"
+                );
+            }
+        }
+        self.presence.leave(&self.state).await;
     }
 }
 
@@ -282,18 +302,16 @@ impl Application {
         let addr = self.listener.local_addr()?;
         reload_catalog_on_hangup(&self.state)?;
         tracing::info!(%addr, "listening");
-        let presence = start_background_work(&self.state);
+        let serving = Serving::start(self.state.clone());
         // The peer address (ConnectInfo, inserted by `serve`) decides whether /metrics may be read without a token.
         let options = serve_options(&self.state.config);
-        let state = self.state.clone();
-        let stopping = self.state.clone();
+        let stopping = serving.clone();
         let shutdown = async move {
             shutdown.await;
-            stopping.stopping.send_replace(true);
+            stopping.stop_begins();
         };
         crate::serve::serve(self.listener, router(self.state), options, shutdown).await;
-        flush_gateway_audit(&state).await;
-        presence.leave(&state).await;
+        serving.stopped().await;
         Ok(())
     }
 }
@@ -336,23 +354,32 @@ pub async fn serve(
         .map_err(|e| StartupError(format!("cannot read the listening address: {e}")))?;
     tracing::info!(%addr, "listening");
     let slot: RouterSlot = Arc::new(std::sync::RwLock::new(None));
+    let serving: Arc<std::sync::OnceLock<Serving>> = Arc::default();
     let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<StartupError>();
     let waiting = tokio::spawn(wait_for_database(
         config.clone(),
         first_error,
         slot.clone(),
+        Arc::clone(&serving),
         fatal_tx,
     ));
     let options = serve_options(&config);
     let switch = Router::new().fallback(switch).with_state(slot);
+    let stopping = Arc::clone(&serving);
     crate::serve::serve(listener, switch, options, async move {
         tokio::select! {
             _ = shutdown => {},
             _ = async { if fatal_rx.await.is_err() { std::future::pending::<()>().await } } => {},
         }
+        if let Some(serving) = stopping.get() {
+            serving.stop_begins();
+        }
     })
     .await;
     waiting.abort();
+    if let Some(serving) = serving.get() {
+        serving.stopped().await;
+    }
     let fatal = match waiting.await {
         Ok(Some(e)) => Some(e),
         _ => None,
@@ -388,12 +415,13 @@ async fn bind(config: &Config) -> Result<tokio::net::TcpListener, StartupError> 
 }
 
 /// Retries opening the database (backing off from a quarter second to five seconds, logging each try) until it
-/// can migrate and load the vault, then puts the full router into `slot`. A failure that retrying cannot fix is sent
-/// on `fatal` (and returned).
+/// can migrate and load the vault, then puts the full router into `slot` (and what its graceful stop needs into
+/// `serving`). A failure that retrying cannot fix is sent on `fatal` (and returned).
 async fn wait_for_database(
     config: Config,
     first_error: String,
     slot: RouterSlot,
+    serving: Arc<std::sync::OnceLock<Serving>>,
     fatal: tokio::sync::oneshot::Sender<StartupError>,
 ) -> Option<StartupError> {
     let mut delay = Duration::from_millis(250);
@@ -427,8 +455,7 @@ async fn wait_for_database(
     match result {
         Ok(state) => {
             tracing::info!(attempt, "the database is reachable: serving");
-            // This path ends without a word to the presence: it lapses 30 s after the process stops.
-            let _presence = start_background_work(&state);
+            let _ = serving.set(Serving::start(state.clone()));
             if let Ok(mut s) = slot.write() {
                 *s = Some(router(state));
             }

@@ -115,7 +115,7 @@ async fn serve_started_while_postgres_is_down_waits_for_it_with_healthz_up_and_r
     let mut env = Env::sqlite();
     env.database_url = Some(url.to_string());
     env.master_key = Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into());
-    let (server, logs) = spawn_serve(&env, &[("PLUGBOARD_DB_TIMEOUT_MS", "500")]);
+    let (mut server, logs) = spawn_serve(&env, &[("PLUGBOARD_DB_TIMEOUT_MS", "500")]);
     let addr = server.base.trim_start_matches("http://").to_string();
     let (status, _) = raw_get(&addr, "/healthz");
     assert_eq!(status, 200);
@@ -143,6 +143,46 @@ async fn serve_started_while_postgres_is_down_waits_for_it_with_healthz_up_and_r
     wait_until_ready(&addr);
     let (status, body) = raw_get(&addr, "/api/v1/connectors");
     assert!(status == 200 || status == 401, "{body}");
+    // Served after waiting, it stops as one served at once does: it leaves (its presence for the gateway's shared
+    // bounds ends at once rather than lapsing).
+    let present = || async {
+        db.store
+            .count_leases("instance:", plugboard_store::now_ms())
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + GUARD;
+    while present().await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the instance never announced itself"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&server);
+    assert!(exit_status(&mut server).success());
+    assert_eq!(present().await, 0, "a graceful stop ends the presence");
+}
+
+fn sigterm(server: &Server) {
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Waits (guarded) for the process to exit.
+fn exit_status(server: &mut Server) -> std::process::ExitStatus {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the process did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[tokio::test]
@@ -217,24 +257,12 @@ fn sigterm_answers_every_request_already_received_then_exits() {
             .unwrap();
         conns.push(s);
     }
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&server);
     for mut s in conns {
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         assert!(out.starts_with("HTTP/1.1 200"), "{out:?}");
     }
-    let deadline = Instant::now() + GUARD;
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the process did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_status(&mut server);
     assert!(status.success(), "{status:?}");
 }
