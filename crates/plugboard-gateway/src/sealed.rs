@@ -122,13 +122,23 @@ pub fn aggregated_id_hash(id: &str) -> Option<String> {
     {
         return None;
     }
-    let digest = Sha256::digest(id.as_bytes());
-    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+    // One string, not one per byte: this runs on every request to an aggregated endpoint.
+    Some(hex::encode(Sha256::digest(id.as_bytes())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aggregated_id_is_keyed_by_the_lowercase_hex_of_its_sha256_as_stored_sessions_expect() {
+        let id = format!("{AGGREGATED_PREFIX}{}xyz", "Ab-_".repeat(10));
+        assert_eq!(
+            aggregated_id_hash(&id).as_deref(),
+            Some("b694bbe1d5b0ca165a4d90ea5b6a4d2878310424d19d304e5202b82f7aa2d1d4")
+        );
+        assert_eq!(aggregated_id_hash("pbg_short"), None);
+    }
 
     #[test]
     fn a_sealed_id_opens_only_for_its_token_and_integration() {
