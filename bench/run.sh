@@ -266,7 +266,8 @@ bench_installs() (
     for g in $GROWTH; do
         add=$((g - have))
         if [ $add -gt 0 ]; then
-            seq "$add" | xargs -P 8 -I{} curl -sf -o /dev/null -X POST -H "$H" -H "Content-Type: application/json" \
+            # a seed answered 503 (a write that waited past the store timeout on a slow disk) is retried
+            seq "$add" | xargs -P 8 -I{} curl -sf --retry 5 -o /dev/null -X POST -H "$H" -H "Content-Type: application/json" \
                 -d '{"name":"seed","fields":{"token":"ghp_benchmark_token_0123456789abcdef"}}' "$URL"
         fi
         have=$g
