@@ -120,7 +120,7 @@ impl Redactor {
                 variants.push(inner.replace('/', "\\/"));
                 variants.push(inner.to_owned());
             }
-            variants.push(secret.bytes().map(|b| format!("{b:02x}")).collect());
+            variants.push(hex::encode(secret));
             for v in variants {
                 push_unique(&mut plain, v.to_ascii_lowercase());
             }
@@ -369,6 +369,8 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(format!("ab:{TOKEN}")),
             base64::engine::general_purpose::URL_SAFE.encode(format!("x:{TOKEN}")),
             serde_json::to_string(TOKEN).unwrap(),
+            hex::encode(TOKEN),
+            hex::encode_upper(TOKEN),
         ];
         for form in forms {
             let out = r.redact(&format!("before {form} after"));

@@ -53,7 +53,7 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
         .iter()
         .map(|&(name, content_type, bytes)| {
             let digest = Sha256::digest(bytes);
-            let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+            let hash = hex::encode(digest.get(..5).unwrap_or_default());
             let hashed = match name.rsplit_once('.') {
                 Some((stem, ext)) => format!("{stem}.{hash}.{ext}"),
                 None => format!("{name}.{hash}"),
