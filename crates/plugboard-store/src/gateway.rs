@@ -98,26 +98,40 @@ pub fn default_tool_prefix(connector_id: Option<&str>, name: &str) -> String {
 }
 
 /// The first of `base`, `base-2`, `base-3` … (cut so that it stays within 48 bytes) that is not in `taken`.
-pub fn unique_tool_prefix(base: &str, taken: &[String]) -> String {
-    if !taken.iter().any(|t| t == base) {
+///
+/// In time linear in `taken`: it runs inside the install's write transaction, and a workspace may hold thousands of
+/// integrations made from one connector under one name (`seed`, `seed-2` … `seed-10000`), where looking each
+/// candidate up in the list took a quadratic number of comparisons (tens of milliseconds per install at 10,000,
+/// with SQLite's write lock held).
+pub fn unique_tool_prefix<'a>(base: &str, taken: impl IntoIterator<Item = &'a str>) -> String {
+    let taken: std::collections::HashSet<&str> = taken.into_iter().collect();
+    if !taken.contains(base) {
         return base.to_owned();
     }
     let mut n = 2u64;
     loop {
         let suffix = format!("-{n}");
-        let mut stem: String = base
-            .chars()
-            .take(MAX_TOOL_PREFIX_LEN - suffix.len())
-            .collect();
-        while stem.ends_with('-') || stem.ends_with('_') {
-            stem.pop();
-        }
-        let candidate = format!("{stem}{suffix}");
-        if !taken.contains(&candidate) {
+        let candidate = format!("{}{suffix}", stem_for(base, suffix.len()));
+        if !taken.contains(candidate.as_str()) {
             return candidate;
         }
         n += 1;
     }
+}
+
+/// `base` cut to leave room for a suffix of `suffix_len` bytes, without trailing `-` or `_`.
+fn stem_for(base: &str, suffix_len: usize) -> &str {
+    let end = base
+        .char_indices()
+        .nth(MAX_TOOL_PREFIX_LEN.saturating_sub(suffix_len))
+        .map_or(base.len(), |(i, _)| i);
+    base.get(..end).unwrap_or(base).trim_end_matches(['-', '_'])
+}
+
+/// A start that every candidate of [`unique_tool_prefix`] for `base` shares: `base` itself and each `base-N`
+/// begin with it (the stem of the longest suffix, `-` and 20 digits, is a start of every other stem).
+pub fn tool_prefix_stem(base: &str) -> &str {
+    stem_for(base, 1 + u64::MAX.to_string().len())
 }
 
 /// Agent tokens, aggregated sessions and tool prefixes.
@@ -184,12 +198,43 @@ mod tests {
 
     #[test]
     fn a_taken_prefix_gets_the_first_free_numeric_suffix() {
-        let taken = vec!["github".to_owned(), "github-2".to_owned()];
-        assert_eq!(unique_tool_prefix("github", &taken), "github-3");
-        assert_eq!(unique_tool_prefix("linear", &taken), "linear");
+        let taken = ["github", "github-2"];
+        assert_eq!(unique_tool_prefix("github", taken), "github-3");
+        assert_eq!(unique_tool_prefix("linear", taken), "linear");
         let long = "a".repeat(48);
-        let p = unique_tool_prefix(&long, std::slice::from_ref(&long));
+        let p = unique_tool_prefix(&long, [long.as_str()]);
         assert_eq!(p.len(), 48);
         assert!(p.ends_with("-2"));
+    }
+
+    #[test]
+    fn a_prefix_taken_thousands_of_times_gets_the_next_number() {
+        let mut taken = vec!["seed".to_owned()];
+        taken.extend((2..=20_000).map(|n| format!("seed-{n}")));
+        taken.push("seed-20002".to_owned());
+        assert_eq!(
+            unique_tool_prefix("seed", taken.iter().map(String::as_str)),
+            "seed-20001"
+        );
+    }
+
+    #[test]
+    fn every_candidate_prefix_starts_with_the_stem_that_selects_the_taken_ones() {
+        for base in [
+            "github".to_owned(),
+            "a".repeat(48),
+            format!("{}-{}", "a".repeat(26), "b".repeat(21)),
+            format!("{}__-x{}", "c".repeat(24), "d".repeat(20)),
+        ] {
+            let stem = tool_prefix_stem(&base);
+            let mut taken = vec![base.clone()];
+            for _ in 0..120 {
+                let next = unique_tool_prefix(&base, taken.iter().map(String::as_str));
+                assert!(next.len() <= MAX_TOOL_PREFIX_LEN, "{next}");
+                assert!(next.starts_with(stem), "{next} does not start with {stem}");
+                taken.push(next);
+            }
+            assert!(base.starts_with(stem));
+        }
     }
 }

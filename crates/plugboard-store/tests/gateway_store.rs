@@ -243,6 +243,13 @@ async fn default_prefixes(db: TestDb) {
         "unique per workspace only"
     );
     assert_eq!((a.tool_allow.as_str(), a.tool_deny.as_str()), ("[]", "[]"));
+    // A custom server whose own default is one of github's candidates takes it; the next github skips it.
+    let e = install(&db, &ws, &user, None, "GitHub 3").await;
+    let f = install(&db, &ws, &user, None, "GitHubby").await;
+    let g = install(&db, &ws, &user, Some("github"), "GitHub (again)").await;
+    assert_eq!(e.tool_prefix.as_deref(), Some("github-3"));
+    assert_eq!(f.tool_prefix.as_deref(), Some("githubby"));
+    assert_eq!(g.tool_prefix.as_deref(), Some("github-4"));
 }
 
 async fn patch_prefix_and_policy(db: TestDb) {
