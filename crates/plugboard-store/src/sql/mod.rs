@@ -27,6 +27,19 @@ pub struct PgStore {
 pub(crate) static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 pub(crate) static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
+/// The query of [`free_tool_prefix!`] with the backend's string aggregate (SQLite's `group_concat`, PostgreSQL's
+/// `string_agg`): one SQL text but for that name.
+macro_rules! taken_tool_prefixes {
+    ($aggregate:literal) => {
+        concat!(
+            "SELECT ",
+            $aggregate,
+            "(tool_prefix, ',') FROM integrations \
+             WHERE workspace_id = $1 AND tool_prefix IS NOT NULL AND substr(tool_prefix, 1, $2) = $3"
+        )
+    };
+}
+
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
     /// Transactions take SQLite's one write lock at their start (waiting up to the busy timeout for it), so that a
@@ -34,9 +47,7 @@ impl SqliteStore {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const MIGRATOR: &'static Migrator = &SQLITE_MIGRATOR;
     /// See [`free_tool_prefix!`].
-    const TAKEN_TOOL_PREFIXES: &'static str =
-        "SELECT group_concat(tool_prefix, ',') FROM integrations \
-         WHERE workspace_id = $1 AND tool_prefix IS NOT NULL AND substr(tool_prefix, 1, $2) = $3";
+    const TAKEN_TOOL_PREFIXES: &'static str = taken_tool_prefixes!("group_concat");
 }
 
 impl PgStore {
@@ -44,9 +55,7 @@ impl PgStore {
     const BEGIN: &'static str = "BEGIN";
     const MIGRATOR: &'static Migrator = &PG_MIGRATOR;
     /// See [`free_tool_prefix!`].
-    const TAKEN_TOOL_PREFIXES: &'static str =
-        "SELECT string_agg(tool_prefix, ',') FROM integrations \
-         WHERE workspace_id = $1 AND tool_prefix IS NOT NULL AND substr(tool_prefix, 1, $2) = $3";
+    const TAKEN_TOOL_PREFIXES: &'static str = taken_tool_prefixes!("string_agg");
 }
 
 /// Implements a trait for both backends from one body: `for_both_backends! { impl Trait { async fn … } }`. Inside,
